@@ -1,1 +1,4 @@
-export {};
+/**
+ * @refconv/detect: RetinaNet detectors with RefConv backbones, COCO/VOC data and COCO evaluation.
+ */
+export * from './ops/index.js';

@@ -1,0 +1,5 @@
+export * from './boxes.js';
+export * from './box-coder.js';
+export * from './matcher.js';
+export * from './anchors.js';
+export * from './losses.js';
