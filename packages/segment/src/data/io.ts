@@ -40,9 +40,12 @@ export function mapLabels(raw: Uint8Array, kind: MaskKind, source: string): Uint
   for (let i = 0; i < raw.length; i++) {
     const t = table[raw[i]!]!;
     if (t < 0) {
-      const valid = Array.from(table.keys()).filter((v) => table[v]! >= 0 && v !== IGNORE_INDEX);
+      const keys = Array.from(table.keys());
+      const classIds = keys.filter((v) => table[v]! >= 0 && table[v] !== IGNORE_INDEX);
+      const ignored = keys.filter((v) => table[v] === IGNORE_INDEX);
       throw new Error(
-        `${source}: pixel ${i} holds class id ${raw[i]}, outside the ${kind} range ${valid[0]}..${valid[valid.length - 1]} (and not the ignore label ${IGNORE_INDEX})`,
+        `${source}: pixel ${i} holds class id ${raw[i]}, outside the ${kind} range ${classIds[0]}..${classIds[classIds.length - 1]} ` +
+          `(values read as ignore: ${ignored.join(', ')})`,
       );
     }
     out[i] = t;
