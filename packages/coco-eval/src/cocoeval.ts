@@ -1,0 +1,673 @@
+/**
+ * COCOeval (pycocotools `cocoeval.py`) for bbox and segm, with the same matching rules, sort order
+ * and arithmetic, on flat typed arrays.
+ *
+ * Shapes (pycocotools' names): T = iouThrs, R = recThrs, K = categories (1 if !useCats),
+ * A = area ranges, M = maxDets, I = images.
+ * - evaluate(): per (category k, image i) group, detections sorted by score (stable) and cut to
+ *   maxDets[-1]; for every area range a and threshold t each detection gets a flag
+ *   (true positive / false positive / ignored), stored as `flags[(a * T + t) * Ndt + d]`.
+ * - accumulate(): `precision` [T,R,K,A,M], `recall` [T,K,A,M], `scores` [T,R,K,A,M] (C order,
+ *   -1 where a setting has no ground truth), exactly pycocotools' `eval` arrays.
+ * - summarize(): the 12 standard numbers and the printed table.
+ */
+import type { AnnotationTable } from './coco.js';
+import { COCO } from './coco.js';
+import { bbIou, rleIou, type Rle } from './mask.js';
+import { Params, type IouType } from './params.js';
+
+const EPS = 2.220446049250313e-16; // np.spacing(1)
+const FLAG_TP = 1;
+const FLAG_FP = 2;
+
+/** Per-image, per-category result as pycocotools' `evalImgs` entries. */
+export interface EvalImg {
+  image_id: number;
+  category_id: number;
+  aRng: [number, number];
+  maxDet: number;
+  /** [D] detection ids, best score first */
+  dtIds: number[];
+  /** [G] ground-truth ids, non-ignored first */
+  gtIds: number[];
+  /** [T][D] matched gt id or 0 */
+  dtMatches: number[][];
+  /** [T][G] matched dt id or 0 */
+  gtMatches: number[][];
+  dtScores: number[];
+  /** [G] 0/1 */
+  gtIgnore: number[];
+  /** [T][D] 0/1 */
+  dtIgnore: number[][];
+}
+
+/** pycocotools' `eval` dictionary. */
+export interface EvalResult {
+  params: Params;
+  /** [T, R, K, A, M] */
+  counts: [number, number, number, number, number];
+  date: string;
+  /** [T, R, K, A, M] C-order */
+  precision: Float64Array;
+  /** [T, K, A, M] C-order */
+  recall: Float64Array;
+  /** [T, R, K, A, M] C-order: score at each recall threshold */
+  scores: Float64Array;
+}
+
+/** AP/AR of one category (area 'all', last maxDets), as detectron2's per-category table computes them. */
+export interface CategoryResult {
+  catId: number;
+  name: string;
+  /** mean precision over IoU .50:.95 (-1 if the category has no ground truth) */
+  ap: number;
+  ap50: number;
+  ap75: number;
+  /** mean recall over IoU .50:.95 */
+  ar: number;
+}
+
+/** Options of {@link COCOeval.summarize}. */
+export interface SummarizeOptions {
+  /** where table lines go (default console.log); null prints nothing */
+  log?: ((line: string) => void) | null;
+}
+
+/** Internal: what evaluate() leaves for accumulate(). */
+interface EvalState {
+  params: Params;
+  /** ids of the evaluated categories, or [-1] */
+  catIds: number[];
+  K: number;
+  I: number;
+  A: number;
+  T: number;
+  /** [K*I] 1 when the group has gt or dt (pycocotools' evalImgs entry is not None) */
+  nonEmpty: Uint8Array;
+  /** [K*I + 1] start of each group's detections in the dt arrays */
+  dtStart: Int32Array;
+  /** [Ndt] scores, sorted descending within each group */
+  dtScore: Float64Array;
+  /** [A*T*Ndt] FLAG_TP / FLAG_FP / 0 (ignored) */
+  flags: Uint8Array;
+  /** [K*I*A] non-ignored gt count of each group and area */
+  npig: Int32Array;
+}
+
+/** Groups rows of an annotation table by (category, image), each group in file order. */
+interface Groups {
+  /** [groups + 1] */
+  start: Int32Array;
+  /** row indices */
+  rows: Int32Array;
+}
+
+/** Evaluation of detections against ground truth, pycocotools' COCOeval. */
+export class COCOeval {
+  readonly cocoGt: COCO;
+  readonly cocoDt: COCO;
+  params: Params;
+  /** accumulated arrays, set by accumulate() */
+  eval: EvalResult | null = null;
+  /** the 12 summary numbers, set by summarize() */
+  stats: number[] = [];
+  private state: EvalState | null = null;
+
+  constructor(cocoGt: COCO, cocoDt: COCO, iouType: IouType = 'segm') {
+    this.cocoGt = cocoGt;
+    this.cocoDt = cocoDt;
+    this.params = new Params(iouType);
+    this.params.imgIds = [...cocoGt.getImgIds()].sort((a, b) => a - b);
+    this.params.catIds = [...cocoGt.getCatIds()].sort((a, b) => a - b);
+  }
+
+  /** Per-image evaluation (pycocotools `evaluate`); returns the elapsed seconds. */
+  evaluate(): number {
+    const tic = performance.now();
+    const p = this.params;
+    p.imgIds = uniqueSorted(p.imgIds);
+    if (p.useCats) p.catIds = uniqueSorted(p.catIds);
+    p.maxDets = [...p.maxDets].sort((a, b) => a - b);
+    checkParams(p);
+    const catIds = p.useCats ? p.catIds : [-1];
+    const K = catIds.length;
+    const I = p.imgIds.length;
+    const A = p.areaRng.length;
+    const T = p.iouThrs.length;
+    const maxDet = p.maxDets[p.maxDets.length - 1]!;
+
+    const gtGroups = this.groupRows(this.cocoGt.table, p);
+    const dtGroups = this.groupRows(this.cocoDt.table, p);
+    const dtRows = sortAndCutDetections(dtGroups, this.cocoDt.table.score, maxDet, this.cocoDt.source, this.cocoDt.table.id);
+
+    const nonEmpty = new Uint8Array(K * I);
+    const dtStart = new Int32Array(K * I + 1);
+    for (let g = 0; g < K * I; g++) dtStart[g + 1] = dtStart[g]! + dtRows.count[g]!;
+    const ndt = dtStart[K * I]!;
+    const dtScore = new Float64Array(ndt);
+    const flags = new Uint8Array(A * T * ndt);
+    const npig = new Int32Array(K * I * A);
+
+    const gtT = this.cocoGt.table;
+    const dtT = this.cocoDt.table;
+    const scratch = new MatchScratch();
+    for (let g = 0; g < K * I; g++) {
+      const gs = gtGroups.start[g]!;
+      const G = gtGroups.start[g + 1]! - gs;
+      const Dall = dtGroups.start[g + 1]! - dtGroups.start[g]!;
+      if (G === 0 && Dall === 0) continue;
+      nonEmpty[g] = 1;
+      const gtRows = gtGroups.rows.subarray(gs, gs + G);
+      const dRows = dtRows.rows.subarray(dtRows.start[g]!, dtRows.start[g]! + dtRows.count[g]!);
+      const D = dRows.length;
+      for (let d = 0; d < D; d++) dtScore[dtStart[g]! + d] = dtT.score[dRows[d]!]!;
+      const ious = this.computeIoU(gtRows, dRows);
+      for (let a = 0; a < A; a++) {
+        const m = matchGroup(gtT, dtT, gtRows, dRows, ious, p.areaRng[a]!, p.iouThrs, scratch);
+        npig[g * A + a] = m.npig;
+        for (let t = 0; t < T; t++) {
+          const base = (a * T + t) * ndt + dtStart[g]!;
+          for (let d = 0; d < D; d++) flags[base + d] = m.flags[t * D + d]!;
+        }
+      }
+    }
+    this.state = { params: p.clone(), catIds, K, I, A, T, nonEmpty, dtStart, dtScore, flags, npig };
+    this.eval = null;
+    return (performance.now() - tic) / 1000;
+  }
+
+  /**
+   * One image/category/area result in pycocotools' `evalImgs` form (null where pycocotools has None).
+   * Computed on demand with the same code evaluate() uses, so the full list is never held in memory.
+   */
+  evaluateImg(imgId: number, catId: number, aRng: [number, number], maxDet: number): EvalImg | null {
+    const p = this.params;
+    const catIds = p.useCats ? [catId] : p.catIds;
+    const gtRows = this.rowsOf(this.cocoGt.table, imgId, catIds);
+    const dtAll = this.rowsOf(this.cocoDt.table, imgId, catIds);
+    if (gtRows.length === 0 && dtAll.length === 0) return null;
+    const score = this.cocoDt.table.score;
+    const order = stableScoreOrder(dtAll, score);
+    const dRows = order.subarray(0, Math.min(order.length, p.maxDets[p.maxDets.length - 1]!, maxDet));
+    // IoU rows of the first maxDet detections (pycocotools computes maxDets[-1] rows, then reads these)
+    const iousCut = this.computeIoU(gtRows, dRows);
+    const scratch = new MatchScratch();
+    const m = matchGroup(this.cocoGt.table, this.cocoDt.table, gtRows, dRows, iousCut, aRng, p.iouThrs, scratch, true);
+    const gtT = this.cocoGt.table;
+    const dtT = this.cocoDt.table;
+    const T = p.iouThrs.length;
+    const D = dRows.length;
+    const G = gtRows.length;
+    const gtSorted = Array.from(m.gtOrder.subarray(0, G), (j) => gtRows[j]!);
+    return {
+      image_id: imgId,
+      category_id: catId,
+      aRng,
+      maxDet,
+      dtIds: Array.from(dRows, (r) => dtT.id[r]!),
+      gtIds: gtSorted.map((r) => gtT.id[r]!),
+      dtMatches: range(T).map((t) => range(D).map((d) => (m.dtMatch[t * D + d]! >= 0 ? gtT.id[gtSorted[m.dtMatch[t * D + d]!]!]! : 0))),
+      gtMatches: range(T).map((t) => range(G).map((j) => m.gtm[t * G + j]!)),
+      dtScores: Array.from(dRows, (r) => score[r]!),
+      gtIgnore: Array.from(m.gtIg.subarray(0, G)),
+      dtIgnore: range(T).map((t) => range(D).map((d) => (m.flags[t * D + d] === 0 ? 1 : 0))),
+    };
+  }
+
+  /** Accumulates per-image results into precision/recall (pycocotools `accumulate`); returns seconds. */
+  accumulate(): number {
+    const tic = performance.now();
+    const s = this.state;
+    if (!s) throw new Error('COCOeval.accumulate: run evaluate() first');
+    const p = s.params;
+    const { K, I, A, T } = s;
+    const R = p.recThrs.length;
+    const M = p.maxDets.length;
+    const precision = new Float64Array(T * R * K * A * M).fill(-1);
+    const recall = new Float64Array(T * K * A * M).fill(-1);
+    const scores = new Float64Array(T * R * K * A * M).fill(-1);
+    const ndt = s.dtScore.length;
+    const maxN = maxGroupSpan(s, K, I);
+    const order = new Int32Array(maxN);
+    const conc = new Int32Array(maxN);
+    const rc = new Float64Array(maxN);
+    const pr = new Float64Array(maxN);
+    for (let k = 0; k < K; k++) {
+      for (let m = 0; m < M; m++) {
+        const maxDet = p.maxDets[m]!;
+        // concatenation of the images' first maxDet detections, in image order
+        let n = 0;
+        let anyE = false;
+        for (let i = 0; i < I; i++) {
+          const g = k * I + i;
+          if (!s.nonEmpty[g]) continue;
+          anyE = true;
+          const st = s.dtStart[g]!;
+          const len = Math.min(s.dtStart[g + 1]! - st, maxDet);
+          for (let d = 0; d < len; d++) conc[n++] = st + d;
+        }
+        if (!anyE) continue;
+        // np.argsort(-scores, kind='mergesort'): stable, best first
+        for (let j = 0; j < n; j++) order[j] = j;
+        const sc = s.dtScore;
+        const ord = order.subarray(0, n);
+        ord.sort((x, y) => sc[conc[y]!]! - sc[conc[x]!]! || x - y);
+        for (let a = 0; a < A; a++) {
+          let npig = 0;
+          for (let i = 0; i < I; i++) if (s.nonEmpty[k * I + i]) npig += s.npig[(k * I + i) * A + a]!;
+          if (npig === 0) continue;
+          for (let t = 0; t < T; t++) {
+            const fbase = (a * T + t) * ndt;
+            let tp = 0;
+            let fp = 0;
+            for (let j = 0; j < n; j++) {
+              const f = s.flags[fbase + conc[ord[j]!]!]!;
+              if (f === FLAG_TP) tp++;
+              else if (f === FLAG_FP) fp++;
+              rc[j] = tp / npig;
+              pr[j] = tp / (fp + tp + EPS);
+            }
+            const ri = ((t * K + k) * A + a) * M + m;
+            recall[ri] = n ? rc[n - 1]! : 0;
+            for (let j = n - 1; j > 0; j--) if (pr[j]! > pr[j - 1]!) pr[j - 1] = pr[j]!;
+            // pycocotools fills q (zeros) until the first recall threshold past the last recall
+            // (its IndexError ends the loop), so later entries are 0, not -1
+            let reached = true;
+            for (let r = 0; r < R; r++) {
+              const idx = (((t * R + r) * K + k) * A + a) * M + m;
+              const pi = reached ? searchLeft(rc, n, p.recThrs[r]!) : n;
+              if (pi >= n) reached = false;
+              precision[idx] = reached ? pr[pi]! : 0;
+              scores[idx] = reached ? sc[conc[ord[pi]!]!]! : 0;
+            }
+          }
+        }
+      }
+    }
+    this.eval = {
+      params: p,
+      counts: [T, R, K, A, M],
+      date: new Date().toISOString().replace('T', ' ').slice(0, 19),
+      precision,
+      recall,
+      scores,
+    };
+    return (performance.now() - tic) / 1000;
+  }
+
+  /**
+   * The 12 standard numbers (AP, AP50, AP75, AP S/M/L, AR1, AR10, AR100, AR S/M/L), printed as
+   * pycocotools prints them. Sets and returns `stats`.
+   */
+  summarize(opts: SummarizeOptions = {}): number[] {
+    const e = this.eval;
+    if (!e) throw new Error('COCOeval.summarize: run accumulate() first');
+    const log = opts.log === undefined ? (l: string) => console.log(l) : opts.log;
+    const md = this.params.maxDets;
+    const specs: [number, number | null, string, number][] = [
+      [1, null, 'all', 100],
+      [1, 0.5, 'all', md[2]!],
+      [1, 0.75, 'all', md[2]!],
+      [1, null, 'small', md[2]!],
+      [1, null, 'medium', md[2]!],
+      [1, null, 'large', md[2]!],
+      [0, null, 'all', md[0]!],
+      [0, null, 'all', md[1]!],
+      [0, null, 'all', md[2]!],
+      [0, null, 'small', md[2]!],
+      [0, null, 'medium', md[2]!],
+      [0, null, 'large', md[2]!],
+    ];
+    this.stats = specs.map(([ap, iouThr, areaRng, maxDets]) => {
+      const v = summarizeOne(e, ap === 1, iouThr, areaRng, maxDets);
+      if (log) log(formatLine(e.params, ap === 1, iouThr, areaRng, maxDets, v));
+      return v;
+    });
+    return this.stats;
+  }
+
+  /** Per-category AP/AR (area 'all', last maxDets), from the accumulated precision/recall. */
+  perCategory(): CategoryResult[] {
+    const e = this.eval;
+    if (!e || !this.state) throw new Error('COCOeval.perCategory: run accumulate() first');
+    const [T, R, K, A, M] = e.counts;
+    const p = e.params;
+    const a = p.areaRngLbl.indexOf('all');
+    const m = M - 1;
+    const t50 = p.iouThrs.indexOf(0.5);
+    const t75 = p.iouThrs.indexOf(0.75);
+    return this.state.catIds.map((catId, k) => {
+      const apAt = (ts: number[]) => {
+        const vals: number[] = [];
+        for (const t of ts) for (let r = 0; r < R; r++) vals.push(e.precision[(((t * R + r) * K + k) * A + a) * M + m]!);
+        return meanValid(vals);
+      };
+      const recVals: number[] = [];
+      for (let t = 0; t < T; t++) recVals.push(e.recall[((t * K + k) * A + a) * M + m]!);
+      return {
+        catId,
+        name: this.cocoGt.cats.get(catId)?.name ?? String(catId),
+        ap: apAt(range(T)),
+        ap50: t50 >= 0 ? apAt([t50]) : -1,
+        ap75: t75 >= 0 ? apAt([t75]) : -1,
+        ar: meanValid(recVals),
+      };
+    });
+  }
+
+  private groupRows(table: AnnotationTable, p: Params): Groups {
+    const imgIndex = new Map<number, number>();
+    p.imgIds.forEach((id, i) => imgIndex.set(id, i));
+    const catLists = new Map<number, number[]>();
+    p.catIds.forEach((id, k) => {
+      const l = catLists.get(id);
+      if (l) l.push(k);
+      else catLists.set(id, [k]);
+    });
+    const I = p.imgIds.length;
+    const K = p.useCats ? p.catIds.length : 1;
+    const key = new Int32Array(table.n).fill(-1);
+    const count = new Int32Array(K * I + 1);
+    for (let r = 0; r < table.n; r++) {
+      const i = imgIndex.get(table.imageId[r]!);
+      if (i === undefined) continue;
+      const ks = catLists.get(table.categoryId[r]!);
+      if (ks === undefined) continue;
+      // class-agnostic: one group per image, categories in p.catIds order (pycocotools' concatenation)
+      const k = p.useCats ? ks[0]! : 0;
+      key[r] = k * I + i;
+      count[key[r]! + 1]!++;
+    }
+    for (let g = 0; g < K * I; g++) count[g + 1]! += count[g]!;
+    const start = count;
+    const fill = start.slice(0, K * I);
+    const rows = new Int32Array(start[K * I]!);
+    if (p.useCats) {
+      for (let r = 0; r < table.n; r++) if (key[r]! >= 0) rows[fill[key[r]!]!++] = r;
+    } else {
+      // rows ordered by category position, then file order
+      const catOrder = new Map<number, number>();
+      p.catIds.forEach((id, k) => catOrder.has(id) || catOrder.set(id, k));
+      const idx = Array.from({ length: table.n }, (_, r) => r).filter((r) => key[r]! >= 0);
+      idx.sort((x, y) => catOrder.get(table.categoryId[x]!)! - catOrder.get(table.categoryId[y]!)! || x - y);
+      for (const r of idx) rows[fill[key[r]!]!++] = r;
+    }
+    return { start, rows };
+  }
+
+  private rowsOf(table: AnnotationTable, imgId: number, catIds: number[]): Int32Array {
+    const out: number[] = [];
+    for (const c of catIds) for (let r = 0; r < table.n; r++) if (table.imageId[r] === imgId && table.categoryId[r] === c) out.push(r);
+    return Int32Array.from(out);
+  }
+
+  /** IoU `[D, G]` of detections (sorted) against ground truth (file order), pycocotools computeIoU. */
+  private computeIoU(gtRows: Int32Array, dRows: Int32Array): Float64Array {
+    const G = gtRows.length;
+    const D = dRows.length;
+    // pycocotools reads every gt's iscrowd before it looks at the detections
+    const crowd = new Uint8Array(G);
+    for (let j = 0; j < G; j++) crowd[j] = requireCrowd(this.cocoGt, gtRows[j]!);
+    if (G === 0 || D === 0) return new Float64Array(0);
+    if (this.params.iouType === 'bbox') {
+      const gb = gatherBoxes(this.cocoGt, gtRows);
+      const db = gatherBoxes(this.cocoDt, dRows);
+      return bbIou(db, gb, crowd);
+    }
+    const g: Rle[] = Array.from(gtRows, (r) => this.cocoGt.rowToRle(r));
+    const d: Rle[] = Array.from(dRows, (r) => this.cocoDt.rowToRle(r));
+    return rleIou(d, g, crowd);
+  }
+}
+
+function requireCrowd(coco: COCO, r: number): number {
+  const c = coco.table.iscrowd[r]!;
+  if (Number.isNaN(c)) throw new Error(`${coco.source}: annotation ${coco.table.id[r]} has no 'iscrowd' field`);
+  return c !== 0 ? 1 : 0;
+}
+
+function gatherBoxes(coco: COCO, rows: Int32Array): Float64Array {
+  const out = new Float64Array(rows.length * 4);
+  for (let j = 0; j < rows.length; j++) {
+    const r = rows[j]!;
+    for (let c = 0; c < 4; c++) out[j * 4 + c] = coco.table.bbox[r * 4 + c]!;
+    if (Number.isNaN(out[j * 4]!)) throw new Error(`${coco.source}: annotation ${coco.table.id[r]} has no 'bbox' (needed for bbox evaluation)`);
+  }
+  return out;
+}
+
+/** Scratch buffers and outputs of {@link matchGroup}, reused across groups. */
+class MatchScratch {
+  flags = new Uint8Array(0);
+  dtMatch = new Int32Array(0);
+  gtm = new Float64Array(0);
+  gtOrder = new Int32Array(0);
+  gtIg = new Uint8Array(0);
+  gtCrowd = new Uint8Array(0);
+  gtIdS = new Float64Array(0);
+  npig = 0;
+  ensure(T: number, D: number, G: number): void {
+    if (this.flags.length < T * D) {
+      this.flags = new Uint8Array(T * D * 2);
+      this.dtMatch = new Int32Array(T * D * 2);
+    }
+    if (this.gtm.length < T * G) this.gtm = new Float64Array(T * G * 2);
+    if (this.gtOrder.length < G) {
+      this.gtOrder = new Int32Array(G * 2);
+      this.gtIg = new Uint8Array(G * 2);
+      this.gtCrowd = new Uint8Array(G * 2);
+      this.gtIdS = new Float64Array(G * 2);
+    }
+  }
+}
+
+/**
+ * pycocotools evaluateImg for one group and area range: gt sorted ignored-last (stable), each
+ * detection (best first) matched greedily at each threshold to the best-IoU available gt, crowd
+ * gts reusable, a match to a regular gt never displaced by an ignored one. Writes per (t, d) flags.
+ *
+ * @param ious `[D, G]` with gt in file order (the caller's `gtRows` order)
+ */
+function matchGroup(
+  gtT: AnnotationTable,
+  dtT: AnnotationTable,
+  gtRows: Int32Array,
+  dRows: Int32Array,
+  ious: Float64Array,
+  aRng: [number, number],
+  iouThrs: number[],
+  s: MatchScratch,
+  keepMatches = false,
+): MatchScratch {
+  const G = gtRows.length;
+  const D = dRows.length;
+  const T = iouThrs.length;
+  s.ensure(T, D, G);
+  // ignore flags and the stable ignored-last order
+  let pos = 0;
+  let npig = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    for (let j = 0; j < G; j++) {
+      const r = gtRows[j]!;
+      const area = gtT.area[r]!;
+      if (Number.isNaN(area)) throw new Error(`ground truth annotation ${gtT.id[r]} has no 'area' field`);
+      const ig = gtT.iscrowd[r]! !== 0 && !Number.isNaN(gtT.iscrowd[r]!) || area < aRng[0] || area > aRng[1] ? 1 : 0;
+      if (ig !== pass) continue;
+      s.gtOrder[pos] = j;
+      s.gtIg[pos] = ig;
+      s.gtCrowd[pos] = gtT.iscrowd[r]! !== 0 ? 1 : 0;
+      s.gtIdS[pos] = gtT.id[r]!;
+      pos++;
+      if (ig === 0) npig++;
+    }
+  }
+  s.npig = npig;
+  const gtm = s.gtm;
+  gtm.fill(0, 0, T * G);
+  const haveIous = G > 0 && D > 0;
+  for (let t = 0; t < T; t++) {
+    const thr = Math.min(iouThrs[t]!, 1 - 1e-10);
+    for (let d = 0; d < D; d++) {
+      let iou = thr;
+      let m = -1;
+      if (haveIous) {
+        const row = d * G;
+        for (let j = 0; j < G; j++) {
+          if (gtm[t * G + j]! > 0 && !s.gtCrowd[j]) continue;
+          if (m > -1 && s.gtIg[m] === 0 && s.gtIg[j] === 1) break;
+          const v = ious[row + s.gtOrder[j]!]!;
+          if (v < iou) continue;
+          iou = v;
+          m = j;
+        }
+      }
+      let matched = false;
+      let ignored = false;
+      if (m !== -1) {
+        ignored = s.gtIg[m] === 1;
+        matched = s.gtIdS[m] !== 0; // pycocotools stores the gt id: an id of 0 reads as "no match"
+        gtm[t * G + m] = dtT.id[dRows[d]!]!;
+      }
+      if (!matched && !ignored) {
+        const a = dtT.area[dRows[d]!]!;
+        if (a < aRng[0] || a > aRng[1]) ignored = true;
+      }
+      s.flags[t * D + d] = ignored ? 0 : matched ? FLAG_TP : FLAG_FP;
+      if (keepMatches) s.dtMatch[t * D + d] = m;
+    }
+  }
+  return s;
+}
+
+/** Detections of each group sorted by score (stable) and cut to maxDet, as row indices. */
+function sortAndCutDetections(groups: Groups, score: Float64Array, maxDet: number, source: string, ids: Float64Array) {
+  const nG = groups.start.length - 1;
+  const start = new Int32Array(nG);
+  const count = new Int32Array(nG);
+  const rows = new Int32Array(groups.rows.length);
+  for (let g = 0; g < nG; g++) {
+    const s = groups.start[g]!;
+    const e = groups.start[g + 1]!;
+    start[g] = s;
+    if (e === s) continue;
+    const seg = groups.rows.subarray(s, e);
+    for (let j = 0; j < seg.length; j++) {
+      if (!Number.isFinite(score[seg[j]!]!)) throw new Error(`${source}: detection ${ids[seg[j]!]} has no finite 'score'`);
+    }
+    rows.set(stableScoreOrder(seg, score), s);
+    count[g] = Math.min(e - s, maxDet);
+  }
+  return { start, count, rows };
+}
+
+/** Rows reordered best score first, ties in their given order (np.argsort(-score, kind='mergesort')). */
+function stableScoreOrder(rows: Int32Array, score: Float64Array): Int32Array {
+  if (rows.length < 2) return rows.slice();
+  const pos = new Int32Array(rows.length);
+  for (let j = 0; j < pos.length; j++) pos[j] = j;
+  pos.sort((x, y) => score[rows[y]!]! - score[rows[x]!]! || x - y);
+  return pos.map((j) => rows[j]!);
+}
+
+function maxGroupSpan(s: EvalState, K: number, I: number): number {
+  let best = 0;
+  for (let k = 0; k < K; k++) best = Math.max(best, s.dtStart[(k + 1) * I]! - s.dtStart[k * I]!);
+  return Math.max(best, 1);
+}
+
+/** First index with rc[i] >= v in a non-decreasing array (np.searchsorted side='left'). */
+function searchLeft(rc: Float64Array, n: number, v: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (rc[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function summarizeOne(e: EvalResult, ap: boolean, iouThr: number | null, areaRng: string, maxDets: number): number {
+  const p = e.params;
+  const [T, R, K, A, M] = e.counts;
+  const aind = p.areaRngLbl.flatMap((l, i) => (l === areaRng ? [i] : []));
+  const mind = p.maxDets.flatMap((m, i) => (m === maxDets ? [i] : []));
+  const tind = iouThr === null ? range(T) : p.iouThrs.flatMap((v, i) => (v === iouThr ? [i] : []));
+  const vals: number[] = [];
+  // numpy's s[:, :, :, aind, mind] pairs aind with mind (both length 1 for the default params)
+  const pairs = aind.length === mind.length ? aind.map((a, j) => [a, mind[j]!]) : aind.length === 1 ? mind.map((m) => [aind[0]!, m]) : mind.length === 1 ? aind.map((a) => [a, mind[0]!]) : [];
+  if (ap) {
+    for (const t of tind) for (let r = 0; r < R; r++) for (let k = 0; k < K; k++) for (const [a, m] of pairs) vals.push(e.precision[(((t * R + r) * K + k) * A + a!) * M + m!]!);
+  } else {
+    for (const t of tind) for (let k = 0; k < K; k++) for (const [a, m] of pairs) vals.push(e.recall[((t * K + k) * A + a!) * M + m!]!);
+  }
+  return meanValid(vals);
+}
+
+/** np.mean(v[v > -1]) with numpy's pairwise summation, or -1 when nothing is valid. */
+export function meanValid(vals: number[]): number {
+  const v = Float64Array.from(vals.filter((x) => x > -1));
+  if (v.length === 0) return -1;
+  return pairwiseSum(v, 0, v.length) / v.length;
+}
+
+/** numpy's pairwise_sum for float64 (blocks of 8, split above 128 elements). */
+export function pairwiseSum(a: Float64Array, off: number, n: number): number {
+  if (n < 8) {
+    let res = 0;
+    for (let i = 0; i < n; i++) res += a[off + i]!;
+    return res;
+  }
+  if (n <= 128) {
+    const r = new Float64Array(8);
+    for (let j = 0; j < 8; j++) r[j] = a[off + j]!;
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] += a[off + i + j]!;
+    let res = r[0]! + r[1]! + (r[2]! + r[3]!) + (r[4]! + r[5]! + (r[6]! + r[7]!));
+    for (; i < n; i++) res += a[off + i]!;
+    return res;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return pairwiseSum(a, off, n2) + pairwiseSum(a, off + n2, n - n2);
+}
+
+function formatLine(p: Params, ap: boolean, iouThr: number | null, areaRng: string, maxDets: number, v: number): string {
+  const title = (ap ? 'Average Precision' : 'Average Recall').padEnd(18);
+  const type = ap ? '(AP)' : '(AR)';
+  const iouStr = iouThr === null ? `${pyFixed(p.iouThrs[0]!, 2)}:${pyFixed(p.iouThrs[p.iouThrs.length - 1]!, 2)}` : pyFixed(iouThr, 2);
+  return ` ${title} ${type} @[ IoU=${iouStr.padEnd(9)} | area=${areaRng.padStart(6)} | maxDets=${String(maxDets).padStart(3)} ] = ${pyFixed(v, 3)}`;
+}
+
+/**
+ * Python's `'{:0.Nf}'.format(v)`: correctly rounded, exact ties to even (JS toFixed breaks exact
+ * ties upward, e.g. 0.0625 -> '0.063' where Python prints '0.062').
+ */
+export function pyFixed(v: number, digits: number): string {
+  const s = v.toFixed(digits);
+  const exact = Math.abs(v).toFixed(Math.min(100, digits + 60));
+  const dot = exact.indexOf('.');
+  const tail = exact.slice(dot + 1 + digits);
+  if (!/^50*$/.test(tail)) return s;
+  // exact tie: toFixed rounded away from zero; step back if that made the last digit odd
+  const lastDigit = Number(s[s.length - 1]);
+  if (lastDigit % 2 === 0) return s;
+  const down = (Math.abs(v) * 10 ** digits - 0.5) / 10 ** digits;
+  return (v < 0 ? '-' : '') + down.toFixed(digits);
+}
+
+function uniqueSorted(v: number[]): number[] {
+  return [...new Set(v)].sort((a, b) => a - b);
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function checkParams(p: Params): void {
+  if (p.maxDets.length === 0) throw new Error('Params.maxDets must not be empty');
+  if (p.areaRng.length !== p.areaRngLbl.length) {
+    throw new Error(`Params.areaRng has ${p.areaRng.length} ranges but areaRngLbl has ${p.areaRngLbl.length} labels`);
+  }
+  for (const id of [...p.imgIds, ...p.catIds]) if (!Number.isFinite(id)) throw new Error(`Params ids must be numbers, got ${id}`);
+}
