@@ -1,0 +1,70 @@
+/**
+ * Parameter and FLOP counts in the conventions PyTorch users know: parameters exclude buffers
+ * (BatchNorm running statistics and the frozen RefConv basis, which the official code registers
+ * as a buffer), FLOPs are multiply-accumulates of conv and dense layers (torchvision's "GFLOPS").
+ */
+import * as tf from '@tensorflow/tfjs';
+import { leafLayers } from './model-config.js';
+import { RefConv2D } from './refconv-layer.js';
+
+/** Weight names that PyTorch would hold as buffers rather than parameters. */
+const BUFFER_SUFFIXES = ['/moving_mean', '/moving_variance', '/basis'];
+
+function isBuffer(variableName: string): boolean {
+  const base = variableName.replace(/_\d+$/, '');
+  return BUFFER_SUFFIXES.some((s) => base.endsWith(s));
+}
+
+/** Options of {@link countParams}. */
+export interface CountParamsOptions {
+  /** Count only weights that currently train. Default false. */
+  trainableOnly?: boolean;
+  /** Also count buffers (BN running stats, RefConv bases). Default false. */
+  includeBuffers?: boolean;
+}
+
+/** Number of parameters of a model, PyTorch-style (buffers excluded unless asked). */
+export function countParams(model: tf.LayersModel, options: CountParamsOptions = {}): number {
+  const weights = options.trainableOnly ? model.trainableWeights : model.weights;
+  let n = 0;
+  for (const w of weights) {
+    if (!options.includeBuffers && isBuffer(w.originalName ?? w.name)) continue;
+    n += w.shape.reduce((a: number, b) => a * (b as number), 1);
+  }
+  return n;
+}
+
+function spatialSize(shape: tf.Shape | tf.Shape[]): number {
+  const s = (Array.isArray(shape[0]) ? shape[0] : shape) as tf.Shape;
+  let n = 1;
+  for (let i = 1; i < s.length - 1; i++) {
+    if (s[i] === null) throw new Error('countFlops: the model needs a fixed input size (spatial dims are unknown)');
+    n *= s[i] as number;
+  }
+  return n;
+}
+
+/** FLOPs (multiply-accumulates) of one layer for one input image, 0 for layers without a kernel. */
+export function layerFlops(layer: tf.layers.Layer): number {
+  const cls = layer.getClassName();
+  if (!['Conv2D', 'DepthwiseConv2D', 'RefConv2D', 'Dense', 'Conv1D', 'SeparableConv2D'].includes(cls)) return 0;
+  const kernels = layer.getWeights().filter((_w, i) => (cls === 'SeparableConv2D' ? i < 2 : i === 0));
+  const out = spatialSize(layer.outputShape);
+  if (cls === 'SeparableConv2D') {
+    const [dw, pw] = kernels;
+    return out * (dw.size + pw.size);
+  }
+  // For RefConv2D the kernel that convolves is the basis-shaped W_t.
+  if (layer instanceof RefConv2D) return out * layer.getBasis().size;
+  return out * kernels[0].size;
+}
+
+/**
+ * Multiply-accumulates of all conv / dense layers of a model for one input at the model's
+ * built input size (ResNet-50 at 224x224: ~4.1e9).
+ */
+export function countFlops(model: tf.LayersModel): number {
+  let total = 0;
+  for (const layer of leafLayers(model).values()) total += layerFlops(layer);
+  return total;
+}
