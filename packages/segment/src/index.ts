@@ -3,3 +3,7 @@ export * from './data/png.js';
 export * from './data/datasets.js';
 export * from './data/io.js';
 export * from './data/transforms.js';
+export * from './loss.js';
+export * from './model/layers.js';
+export * from './model/deeplab.js';
+export * from './ops/dilated-grad.js';
