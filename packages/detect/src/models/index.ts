@@ -1,0 +1,3 @@
+export * from './backbone.js';
+export * from './fpn.js';
+export * from './retinanet.js';
