@@ -1,11 +1,14 @@
 /**
- * Runs before every test file: selects the backend once. With REFCONV_REQUIRE_NATIVE=1
- * (set by .ci/run) a missing native backend fails the tests instead of silently
- * running them on the pure-JS backend.
+ * Runs before every test file: selects the backend once. Tests are meant to run on the native
+ * TensorFlow backend; when it is missing they fail with instructions instead of silently
+ * running ~1000x slower on pure JS. Set REFCONV_BACKEND=cpu to run them on pure JS on purpose.
  */
 import { initBackend } from '@refconv/core';
 
 const info = await initBackend();
-if (process.env.REFCONV_REQUIRE_NATIVE === '1' && info.backend !== 'tensorflow') {
-  throw new Error(`REFCONV_REQUIRE_NATIVE=1 but tests run on '${info.backend}': ${info.notes.join('; ')}`);
+if (info.backend !== 'tensorflow' && !process.env.REFCONV_BACKEND) {
+  throw new Error(
+    `tests expect the native TensorFlow backend but got '${info.backend}' (${info.notes.join('; ')}). ` +
+      'Run `npm rebuild @refconv/core` to provision it, or set REFCONV_BACKEND=cpu to test on pure JS.',
+  );
 }
