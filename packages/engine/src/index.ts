@@ -14,4 +14,5 @@ export * from './worker-pool.js';
 export * from './prefetch.js';
 export * from './plot.js';
 export * from './train-step.js';
+export * from './reseed.js';
 export * from './cli.js';

@@ -45,3 +45,22 @@ describe('sgdStep', () => {
     expect(Array.from(params[0]!.variable.dataSync())).toEqual(Array.from(before));
   });
 });
+
+describe('reseedWeights', () => {
+  it('gives equal weights for equal seeds, keeps constants and the init scale', async () => {
+    const { reseedWeights } = await import('../src/reseed.js');
+    const build = () => tf.sequential({ layers: [tf.layers.dense({ name: 'd', units: 64, inputShape: [64], kernelInitializer: 'heNormal' }), tf.layers.batchNormalization({ name: 'bn' })] });
+    const a = build();
+    const b = build();
+    expect(reseedWeights(a, 3)).toEqual({ reseeded: ['d/kernel'], skipped: [] });
+    reseedWeights(b, 3);
+    expect(Array.from(a.getWeights()[0]!.dataSync())).toEqual(Array.from(b.getWeights()[0]!.dataSync()));
+    const k = a.getWeights()[0]!.dataSync();
+    const std = Math.sqrt(k.reduce((s, v) => s + v * v, 0) / k.length);
+    expect(std).toBeGreaterThan(Math.sqrt(2 / 64) * 0.8); // heNormal: truncated normal with sigma sqrt(2 / fanIn) (tfjs does not rescale: ~0.88 sigma)
+    expect(std).toBeLessThan(Math.sqrt(2 / 64) * 1.1);
+    expect(Array.from(a.getWeights()[2]!.dataSync())).toEqual(new Array(64).fill(1)); // bn gamma untouched
+    reseedWeights(b, 4);
+    expect(Array.from(b.getWeights()[0]!.dataSync())).not.toEqual(Array.from(k));
+  });
+});
