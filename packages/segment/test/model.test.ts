@@ -6,9 +6,10 @@ import { asppRates, buildSegmenter } from '../src/model/deeplab.js';
 import { enableDilatedConvGradients } from '../src/ops/dilated-grad.js';
 import { tinyBackbone } from './tiny-backbone.js';
 
-const fixture = (name: string) => readSafetensors(new URL(`./fixtures/${name}`, import.meta.url).pathname);
-const nchwToNhwc = (t: { shape: number[]; data: ArrayLike<number> }) => tf.transpose(tf.tensor4d(Array.from(t.data), t.shape as [number, number, number, number]), [0, 2, 3, 1]);
-const oihwToHwio = (t: { shape: number[]; data: ArrayLike<number> }) => tf.transpose(tf.tensor4d(Array.from(t.data), t.shape as [number, number, number, number]), [2, 3, 1, 0]);
+type Arr = { shape: number[]; data: ArrayLike<number> };
+const fixture = (name: string) => readSafetensors(new URL(`./fixtures/${name}`, import.meta.url).pathname) as unknown as Map<string, Arr>;
+const nchwToNhwc = (t: Arr) => tf.transpose(tf.tensor4d(Array.from(t.data), t.shape as [number, number, number, number]), [0, 2, 3, 1]);
+const oihwToHwio = (t: Arr) => tf.transpose(tf.tensor4d(Array.from(t.data), t.shape as [number, number, number, number]), [2, 3, 1, 0]);
 
 describe('DeepLabV3 head vs torchvision (tools/ref_deeplab.py)', () => {
   it('ASPP + head logits match torchvision in eval mode', () => {
