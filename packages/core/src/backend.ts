@@ -9,6 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import { enableFastKernels } from './fast-kernels.js';
 
 const require = createRequire(import.meta.url);
 
@@ -29,6 +30,8 @@ export interface BackendInfo {
   gpu: boolean;
   /** Why the choice was made (fallback reasons). */
   notes: string[];
+  /** Whether the fused native training kernels are active (see fast-kernels.ts). */
+  fastKernels: boolean;
 }
 
 let current: BackendInfo | undefined;
@@ -82,6 +85,7 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
           tensorflowVersion: r.version,
           gpu: pkg.endsWith('-gpu'),
           notes,
+          fastKernels: enableFastKernels(),
         };
         return current;
       }
@@ -114,7 +118,7 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
     }
   }
   await tf.ready();
-  current = { backend: tf.getBackend(), package: '@tensorflow/tfjs', tfjsVersion: tf.version_core, gpu: false, notes };
+  current = { backend: tf.getBackend(), package: '@tensorflow/tfjs', tfjsVersion: tf.version_core, gpu: false, notes, fastKernels: false };
   return current;
 }
 
@@ -123,7 +127,8 @@ export function describeBackend(info: BackendInfo = current as BackendInfo): str
   if (!info) return 'backend: not initialised';
   const tfv = info.tensorflowVersion ? `, TensorFlow ${info.tensorflowVersion}` : '';
   const dev = info.backend === 'tensorflow' ? (info.gpu ? ' (GPU)' : ' (CPU)') : '';
-  return `backend: ${info.backend}${dev} via ${info.package} (tfjs ${info.tfjsVersion}${tfv})`;
+  const fused = info.fastKernels ? ', fused BN/ReLU kernels' : '';
+  return `backend: ${info.backend}${dev} via ${info.package} (tfjs ${info.tfjsVersion}${tfv}${fused})`;
 }
 
 export { tf };

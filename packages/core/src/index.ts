@@ -9,4 +9,5 @@ export * from './refconv-layer.js';
 export * from './refocus.js';
 export * from './fuse.js';
 export * from './stats.js';
+export * from './fast-kernels.js';
 export * from './safetensors.js';

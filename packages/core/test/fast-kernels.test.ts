@@ -1,0 +1,65 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { disableFastKernels, enableFastKernels } from '../src/fast-kernels.js';
+import { maxRelErr, randomArray } from './naive.js';
+
+/** Runs one training-mode forward/backward of conv -> BN -> ReLU -> ReLU6 and returns everything observable. */
+function trainStep(seed: number) {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [7, 7, 3], filters: 5, kernelSize: 3, padding: 'same', useBias: false, name: 'conv' }),
+      tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: 'bn' }),
+      tf.layers.reLU({ name: 'relu' }),
+      tf.layers.conv2d({ filters: 4, kernelSize: 1, name: 'pw' }),
+      tf.layers.reLU({ maxValue: 6, name: 'relu6' }),
+    ],
+  });
+  model.setWeights(model.getWeights().map((w, i) => tf.tensor(randomArray(w.size, seed + i).map((v) => (i === 4 ? 1.5 + v : i === 1 ? 1 + 0.3 * v : 2 * v)), w.shape)));
+  const x = tf.tensor4d(randomArray(4 * 7 * 7 * 3, seed + 50).map((v) => 3 * v + 0.5), [4, 7, 7, 3]);
+  const r = tf.tensor4d(randomArray(4 * 7 * 7 * 4, seed + 60), [4, 7, 7, 4]);
+  const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.apply(x, { training: true }) as tf.Tensor, r)) as tf.Scalar, vars);
+  const bn = model.getLayer('bn');
+  return {
+    loss: value.dataSync()[0],
+    grads: vars.map((v) => grads[v.name].dataSync()),
+    moving: bn.getWeights().slice(2).map((w) => w.dataSync()),
+  };
+}
+
+describe('fused native kernels (BatchNorm training, ReLU/ReLU6 gradients)', () => {
+  afterAll(() => enableFastKernels());
+
+  it("give tfjs' own results for loss, every gradient and the BN moving statistics", () => {
+    disableFastKernels();
+    const reference = trainStep(3);
+    expect(enableFastKernels()).toBe(true);
+    const backend = tf.backend() as unknown as { executeMultipleOutputs: (name: string, ...rest: unknown[]) => unknown };
+    const calls: string[] = [];
+    const orig = backend.executeMultipleOutputs;
+    backend.executeMultipleOutputs = function (name: string, ...rest: unknown[]) {
+      calls.push(name);
+      return orig.call(this, name, ...rest);
+    };
+    const fast = trainStep(3);
+    backend.executeMultipleOutputs = orig;
+    expect(calls).toEqual(['FusedBatchNormV3', 'FusedBatchNormGradV3']);
+    expect(Math.abs(fast.loss - reference.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(reference.loss)));
+    reference.grads.forEach((g, i) => expect(maxRelErr(fast.grads[i], g)).toBeLessThan(1e-4));
+    reference.moving.forEach((m, i) => expect(maxRelErr(fast.moving[i], m)).toBeLessThan(1e-5));
+  });
+
+  it('does not leak tensors over repeated steps', () => {
+    enableFastKernels();
+    trainStep(5);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) trainStep(5);
+    // each trainStep builds a new model: its weights stay alive, nothing else may
+    const perStep = (tf.memory().numTensors - before) / 3;
+    disableFastKernels();
+    trainStep(5);
+    const before2 = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) trainStep(5);
+    expect(perStep).toBe((tf.memory().numTensors - before2) / 3);
+  });
+});
