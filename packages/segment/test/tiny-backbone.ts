@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-export function tinyBackbone(outputStride: 8 | 16 = 16, width = 4, name = 'backbone'): tf.LayersModel {
-  const x = tf.input({ shape: [null, null, 3] });
+export function tinyBackbone(outputStride: 8 | 16 = 16, width = 4, name = 'backbone', inputSize: [number | null, number | null] = [null, null]): tf.LayersModel {
+  const x = tf.input({ shape: [inputSize[0], inputSize[1], 3] });
   let y = x;
   const feats: tf.SymbolicTensor[] = [];
   // [stride, dilation] of stem, C2, C3, C4, C5
