@@ -1,0 +1,38 @@
+/**
+ * `nx run classify:train` (one seed by default) and `nx run classify:experiment` (3 seeds):
+ * the whole RefConv protocol, then the report. Run with `--help` for every option.
+ */
+import { describeBackend, initBackend, type BackendName } from '@refconv/core';
+import { createCli } from '@refconv/engine';
+import { BatchLoader } from '../data/loader.js';
+import { prepareData, runSeed, type SeedResult } from '../protocol.js';
+import { writeReport } from '../report.js';
+import { protocolOptions, toRunConfig } from './args.js';
+
+/** Runs the protocol CLI; `defaultSeeds` is 1 for `train` and 3 for `experiment`. */
+export async function main(argv: string[], scriptName: string, defaultSeeds: number): Promise<void> {
+  const args = await protocolOptions(createCli(argv, scriptName), defaultSeeds, defaultSeeds === 1 ? 'runs/classify' : 'runs/classify-experiment').parseAsync();
+  const cfg = toRunConfig(args);
+  const info = await initBackend(args.backend as BackendName);
+  console.log(describeBackend(info));
+  const p = prepareData(cfg);
+  const dataDescription = `${p.data.name} (${p.data.root}): ${p.train.size} train / ${p.val.size} val images, ${p.data.classNames.length} classes`;
+  console.log(dataDescription);
+  const loader = new BatchLoader({ batchSize: cfg.pretrain.batchSize, workers: cfg.workers, prefetch: cfg.prefetch, skipBad: cfg.skipBadImages });
+  const results: SeedResult[] = [];
+  try {
+    for (const seed of cfg.seeds) results.push(await runSeed(cfg, seed, p, loader));
+  } finally {
+    await loader.close();
+  }
+  const command = `nx run classify:${defaultSeeds === 1 ? 'train' : 'experiment'}${argv.length ? ' -- ' + argv.join(' ') : ''}`;
+  const report = await writeReport(cfg, results, command, dataDescription);
+  console.log(`report: ${report}`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2), 'classify:train', 1).catch((e: Error) => {
+    console.error(`classify:train failed: ${e.message}`);
+    process.exit(1);
+  });
+}
