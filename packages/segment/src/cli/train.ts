@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     .option('weight-decay', { type: 'number', default: 1e-4 })
     .option('warmup-epochs', { type: 'number', default: 1 })
     .option('eval-every', { type: 'number', default: 5, describe: 'evaluate on the val split every N epochs (and at the end)' })
-    .option('out', { type: 'string', describe: 'run folder (default runs/<format>-<arch>[-refconv])' })
+    .option('out', { type: 'string', describe: 'run folder (default runs/<format>-<arch>[-refconv|-finetune])' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue from <out>/last.safetensors' })
     .option('seed', { type: 'number', default: 0 })
     .option('init', { type: 'string', describe: 'initialise from a trained plain checkpoint' })
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
 
   console.log(describeBackend(await initBackend(argv.backend as BackendName)));
   const format = argv.format as DatasetFormat;
-  const outDir = argv.out ?? join(DEFAULT_RUNS, `${format}-${argv.arch}${argv.refconv ? '-refconv' : ''}`);
+  const outDir = argv.out ?? join(DEFAULT_RUNS, `${format}-${argv.arch}${argv.refconv ? '-refconv' : argv.init ? '-finetune' : ''}`);
   const result = await train({
     data: argv.data,
     format,
