@@ -6,7 +6,7 @@
  * A = area ranges, M = maxDets, I = images.
  * - evaluate(): per (category k, image i) group, detections sorted by score (stable) and cut to
  *   maxDets[-1]; for every area range a and threshold t each detection gets a flag
- *   (true positive / false positive / ignored), stored as `flags[(a * T + t) * Ndt + d]`.
+ *   (true positive / false positive / ignored), stored detection-major as `flags[(d * A + a) * T + t]`.
  * - accumulate(): `precision` [T,R,K,A,M], `recall` [T,K,A,M], `scores` [T,R,K,A,M] (C order,
  *   -1 where a setting has no ground truth), exactly pycocotools' `eval` arrays.
  * - summarize(): the 12 standard numbers and the printed table.
@@ -88,7 +88,9 @@ interface EvalState {
   dtStart: Int32Array;
   /** [Ndt] scores, sorted descending within each group */
   dtScore: Float64Array;
-  /** [A*T*Ndt] FLAG_TP / FLAG_FP / 0 (ignored) */
+  /** [Ndt] rank of each detection within its group (0 = best) */
+  dtRank: Int32Array;
+  /** [Ndt*A*T] FLAG_TP / FLAG_FP / 0 (ignored), `flags[(d * A + a) * T + t]` */
   flags: Uint8Array;
   /** [K*I*A] non-ignored gt count of each group and area */
   npig: Int32Array;
@@ -145,12 +147,14 @@ export class COCOeval {
     for (let g = 0; g < K * I; g++) dtStart[g + 1] = dtStart[g]! + dtRows.count[g]!;
     const ndt = dtStart[K * I]!;
     const dtScore = new Float64Array(ndt);
-    const flags = new Uint8Array(A * T * ndt);
+    const dtRank = new Int32Array(ndt);
+    const flags = new Uint8Array(ndt * A * T);
     const npig = new Int32Array(K * I * A);
 
     const gtT = this.cocoGt.table;
     const dtT = this.cocoDt.table;
     const scratch = new MatchScratch();
+    const AT = A * T;
     for (let g = 0; g < K * I; g++) {
       const gs = gtGroups.start[g]!;
       const G = gtGroups.start[g + 1]! - gs;
@@ -158,20 +162,20 @@ export class COCOeval {
       if (G === 0 && Dall === 0) continue;
       nonEmpty[g] = 1;
       const gtRows = gtGroups.rows.subarray(gs, gs + G);
+      const d0 = dtStart[g]!;
       const dRows = dtRows.rows.subarray(dtRows.start[g]!, dtRows.start[g]! + dtRows.count[g]!);
       const D = dRows.length;
-      for (let d = 0; d < D; d++) dtScore[dtStart[g]! + d] = dtT.score[dRows[d]!]!;
-      const ious = this.computeIoU(gtRows, dRows);
+      for (let d = 0; d < D; d++) {
+        dtScore[d0 + d] = dtT.score[dRows[d]!]!;
+        dtRank[d0 + d] = d;
+      }
+      const ious = this.computeIoU(gtRows, dRows, scratch);
       for (let a = 0; a < A; a++) {
-        const m = matchGroup(gtT, dtT, gtRows, dRows, ious, p.areaRng[a]!, p.iouThrs, scratch);
-        npig[g * A + a] = m.npig;
-        for (let t = 0; t < T; t++) {
-          const base = (a * T + t) * ndt + dtStart[g]!;
-          for (let d = 0; d < D; d++) flags[base + d] = m.flags[t * D + d]!;
-        }
+        // this group's detections start at flags[d0 * A * T]; area a's block is at offset a * T
+        npig[g * A + a] = matchGroup(gtT, dtT, gtRows, dRows, ious, p.areaRng[a]!, p.iouThrs, scratch, flags, d0 * AT + a * T, AT);
       }
     }
-    this.state = { params: p.clone(), catIds, K, I, A, T, nonEmpty, dtStart, dtScore, flags, npig };
+    this.state = { params: p.clone(), catIds, K, I, A, T, nonEmpty, dtStart, dtScore, dtRank, flags, npig };
     this.eval = null;
     return (performance.now() - tic) / 1000;
   }
@@ -190,9 +194,12 @@ export class COCOeval {
     const order = stableScoreOrder(dtAll, score);
     const dRows = order.subarray(0, Math.min(order.length, p.maxDets[p.maxDets.length - 1]!, maxDet));
     // IoU rows of the first maxDet detections (pycocotools computes maxDets[-1] rows, then reads these)
-    const iousCut = this.computeIoU(gtRows, dRows);
     const scratch = new MatchScratch();
-    const m = matchGroup(this.cocoGt.table, this.cocoDt.table, gtRows, dRows, iousCut, aRng, p.iouThrs, scratch, true);
+    const iousCut = this.computeIoU(gtRows, dRows, scratch).slice();
+    const T0 = p.iouThrs.length;
+    const flags = new Uint8Array(dRows.length * T0);
+    matchGroup(this.cocoGt.table, this.cocoDt.table, gtRows, dRows, iousCut, aRng, p.iouThrs, scratch, flags, 0, T0, true);
+    const m = scratch;
     const gtT = this.cocoGt.table;
     const dtT = this.cocoDt.table;
     const T = p.iouThrs.length;
@@ -210,7 +217,7 @@ export class COCOeval {
       gtMatches: range(T).map((t) => range(G).map((j) => m.gtm[t * G + j]!)),
       dtScores: Array.from(dRows, (r) => score[r]!),
       gtIgnore: Array.from(m.gtIg.subarray(0, G)),
-      dtIgnore: range(T).map((t) => range(D).map((d) => (m.flags[t * D + d] === 0 ? 1 : 0))),
+      dtIgnore: range(T).map((t) => range(D).map((d) => (flags[d * T + t] === 0 ? 1 : 0))),
     };
   }
 
@@ -226,60 +233,56 @@ export class COCOeval {
     const precision = new Float64Array(T * R * K * A * M).fill(-1);
     const recall = new Float64Array(T * K * A * M).fill(-1);
     const scores = new Float64Array(T * R * K * A * M).fill(-1);
-    const ndt = s.dtScore.length;
+    const AT = A * T;
     const maxN = maxGroupSpan(s, K, I);
-    const order = new Int32Array(maxN);
     const conc = new Int32Array(maxN);
-    const rc = new Float64Array(maxN);
-    const pr = new Float64Array(maxN);
+    const sorted = new Int32Array(maxN);
+    const tmp = new Int32Array(maxN);
+    const runStarts = new Int32Array(I + 1);
+    // true positives can only be non-ignored gts matched once each: at most npig per (k, a, t)
+    const npigKA = new Int32Array(K * A);
+    let tpStride = 1;
+    for (let k = 0; k < K; k++)
+      for (let i = 0; i < I; i++)
+        if (s.nonEmpty[k * I + i])
+          for (let a = 0; a < A; a++) tpStride = Math.max(tpStride, (npigKA[k * A + a] += s.npig[(k * I + i) * A + a]!));
+    const cnt = new Counts(M * AT, tpStride);
+    const maxDets = Int32Array.from(p.maxDets);
+    const thrsAscending = p.recThrs.every((v, r) => r === 0 || v >= p.recThrs[r - 1]!);
+    const sc = s.dtScore;
     for (let k = 0; k < K; k++) {
+      let anyE = false;
+      for (let i = 0; i < I && !anyE; i++) anyE = s.nonEmpty[k * I + i] === 1;
+      if (!anyE) continue;
+      // concatenation of the images' detections (each block best-first, cut to maxDets[-1])
+      let n = 0;
+      let runs = 0;
+      for (let i = 0; i < I; i++) {
+        const g = k * I + i;
+        if (!s.nonEmpty[g]) continue;
+        const st = s.dtStart[g]!;
+        const len = s.dtStart[g + 1]! - st;
+        if (len === 0) continue;
+        runStarts[runs++] = n;
+        for (let d = 0; d < len; d++) conc[n++] = st + d;
+      }
+      runStarts[runs] = n;
+      // np.argsort(-scores, kind='mergesort') == a stable merge of the sorted per-image blocks;
+      // the order for a smaller maxDet is the subsequence of detections ranked below it
+      mergeSortedRuns(conc, sorted, tmp, runStarts, runs, sc);
+      countFlags(s.flags, s.dtRank, sc, sorted, n, maxDets, AT, cnt);
       for (let m = 0; m < M; m++) {
-        const maxDet = p.maxDets[m]!;
-        // concatenation of the images' first maxDet detections, in image order
-        let n = 0;
-        let anyE = false;
-        for (let i = 0; i < I; i++) {
-          const g = k * I + i;
-          if (!s.nonEmpty[g]) continue;
-          anyE = true;
-          const st = s.dtStart[g]!;
-          const len = Math.min(s.dtStart[g + 1]! - st, maxDet);
-          for (let d = 0; d < len; d++) conc[n++] = st + d;
-        }
-        if (!anyE) continue;
-        // np.argsort(-scores, kind='mergesort'): stable, best first
-        for (let j = 0; j < n; j++) order[j] = j;
-        const sc = s.dtScore;
-        const ord = order.subarray(0, n);
-        ord.sort((x, y) => sc[conc[y]!]! - sc[conc[x]!]! || x - y);
+        const nm = cnt.n[m]!;
         for (let a = 0; a < A; a++) {
-          let npig = 0;
-          for (let i = 0; i < I; i++) if (s.nonEmpty[k * I + i]) npig += s.npig[(k * I + i) * A + a]!;
+          const npig = npigKA[k * A + a]!;
           if (npig === 0) continue;
           for (let t = 0; t < T; t++) {
-            const fbase = (a * T + t) * ndt;
-            let tp = 0;
-            let fp = 0;
-            for (let j = 0; j < n; j++) {
-              const f = s.flags[fbase + conc[ord[j]!]!]!;
-              if (f === FLAG_TP) tp++;
-              else if (f === FLAG_FP) fp++;
-              rc[j] = tp / npig;
-              pr[j] = tp / (fp + tp + EPS);
-            }
-            const ri = ((t * K + k) * A + a) * M + m;
-            recall[ri] = n ? rc[n - 1]! : 0;
-            for (let j = n - 1; j > 0; j--) if (pr[j]! > pr[j - 1]!) pr[j - 1] = pr[j]!;
-            // pycocotools fills q (zeros) until the first recall threshold past the last recall
-            // (its IndexError ends the loop), so later entries are 0, not -1
-            let reached = true;
-            for (let r = 0; r < R; r++) {
-              const idx = (((t * R + r) * K + k) * A + a) * M + m;
-              const pi = reached ? searchLeft(rc, n, p.recThrs[r]!) : n;
-              if (pi >= n) reached = false;
-              precision[idx] = reached ? pr[pi]! : 0;
-              scores[idx] = reached ? sc[conc[ord[pi]!]!]! : 0;
-            }
+            const q = m * AT + a * T + t;
+            const ntp = cnt.tp[q]!;
+            recall[((t * K + k) * A + a) * M + m] = nm ? ntp / npig : 0;
+            const firstIsTp = nm > 0 && s.flags[sorted[0]! * AT + a * T + t] === FLAG_TP;
+            const base = (((t * R) * K + k) * A + a) * M + m;
+            fillPrecision(precision, scores, base, K * A * M, p.recThrs, thrsAscending, cnt, q, nm, npig, sc[sorted[0]!]!, firstIsTp);
           }
         }
       }
@@ -401,18 +404,25 @@ export class COCOeval {
     return Int32Array.from(out);
   }
 
-  /** IoU `[D, G]` of detections (sorted) against ground truth (file order), pycocotools computeIoU. */
-  private computeIoU(gtRows: Int32Array, dRows: Int32Array): Float64Array {
+  /**
+   * IoU `[D, G]` of detections (sorted) against ground truth (file order), pycocotools computeIoU.
+   * The result may live in `scratch` and is valid until the next call.
+   */
+  private computeIoU(gtRows: Int32Array, dRows: Int32Array, scratch: MatchScratch): Float64Array {
     const G = gtRows.length;
     const D = dRows.length;
     // pycocotools reads every gt's iscrowd before it looks at the detections
-    const crowd = new Uint8Array(G);
+    if (scratch.crowd.length < G) scratch.crowd = new Uint8Array(G * 2);
+    const crowd = scratch.crowd.subarray(0, G);
     for (let j = 0; j < G; j++) crowd[j] = requireCrowd(this.cocoGt, gtRows[j]!);
     if (G === 0 || D === 0) return new Float64Array(0);
     if (this.params.iouType === 'bbox') {
-      const gb = gatherBoxes(this.cocoGt, gtRows);
-      const db = gatherBoxes(this.cocoDt, dRows);
-      return bbIou(db, gb, crowd);
+      if (scratch.gtBoxes.length < G * 4) scratch.gtBoxes = new Float64Array(G * 8);
+      if (scratch.dtBoxes.length < D * 4) scratch.dtBoxes = new Float64Array(D * 8);
+      if (scratch.ious.length < G * D) scratch.ious = new Float64Array(G * D * 2);
+      const gb = gatherBoxes(this.cocoGt, gtRows, scratch.gtBoxes.subarray(0, G * 4));
+      const db = gatherBoxes(this.cocoDt, dRows, scratch.dtBoxes.subarray(0, D * 4));
+      return bbIou(db, gb, crowd, scratch.ious.subarray(0, G * D));
     }
     const g: Rle[] = Array.from(gtRows, (r) => this.cocoGt.rowToRle(r));
     const d: Rle[] = Array.from(dRows, (r) => this.cocoDt.rowToRle(r));
@@ -426,8 +436,7 @@ function requireCrowd(coco: COCO, r: number): number {
   return c !== 0 ? 1 : 0;
 }
 
-function gatherBoxes(coco: COCO, rows: Int32Array): Float64Array {
-  const out = new Float64Array(rows.length * 4);
+function gatherBoxes(coco: COCO, rows: Int32Array, out: Float64Array): Float64Array {
   for (let j = 0; j < rows.length; j++) {
     const r = rows[j]!;
     for (let c = 0; c < 4; c++) out[j * 4 + c] = coco.table.bbox[r * 4 + c]!;
@@ -438,7 +447,11 @@ function gatherBoxes(coco: COCO, rows: Int32Array): Float64Array {
 
 /** Scratch buffers and outputs of {@link matchGroup}, reused across groups. */
 class MatchScratch {
-  flags = new Uint8Array(0);
+  gtBoxes = new Float64Array(64);
+  bestIou = new Float64Array(64);
+  dtBoxes = new Float64Array(64);
+  crowd = new Uint8Array(16);
+  ious = new Float64Array(256);
   dtMatch = new Int32Array(0);
   gtm = new Float64Array(0);
   gtOrder = new Int32Array(0);
@@ -447,10 +460,7 @@ class MatchScratch {
   gtIdS = new Float64Array(0);
   npig = 0;
   ensure(T: number, D: number, G: number): void {
-    if (this.flags.length < T * D) {
-      this.flags = new Uint8Array(T * D * 2);
-      this.dtMatch = new Int32Array(T * D * 2);
-    }
+    if (this.dtMatch.length < T * D) this.dtMatch = new Int32Array(T * D * 2);
     if (this.gtm.length < T * G) this.gtm = new Float64Array(T * G * 2);
     if (this.gtOrder.length < G) {
       this.gtOrder = new Int32Array(G * 2);
@@ -477,45 +487,62 @@ function matchGroup(
   aRng: [number, number],
   iouThrs: number[],
   s: MatchScratch,
+  out: Uint8Array,
+  outBase: number,
+  outStride: number,
   keepMatches = false,
-): MatchScratch {
+): number {
   const G = gtRows.length;
   const D = dRows.length;
   const T = iouThrs.length;
   s.ensure(T, D, G);
-  // ignore flags and the stable ignored-last order
+  const gtOrder = s.gtOrder;
+  const gtIg = s.gtIg;
+  const gtCrowd = s.gtCrowd;
+  const gtIdS = s.gtIdS;
+  // ignore flags and the stable ignored-last order (np.argsort(_ignore, kind='mergesort'))
   let pos = 0;
   let npig = 0;
   for (let pass = 0; pass < 2; pass++) {
     for (let j = 0; j < G; j++) {
       const r = gtRows[j]!;
       const area = gtT.area[r]!;
-      if (Number.isNaN(area)) throw new Error(`ground truth annotation ${gtT.id[r]} has no 'area' field`);
-      const ig = gtT.iscrowd[r]! !== 0 && !Number.isNaN(gtT.iscrowd[r]!) || area < aRng[0] || area > aRng[1] ? 1 : 0;
+      if (Number.isNaN(area)) throw new Error(`ground-truth annotation ${gtT.id[r]} has no 'area' field`);
+      const crowd = gtT.iscrowd[r]!;
+      const ig = (crowd !== 0 && !Number.isNaN(crowd)) || area < aRng[0] || area > aRng[1] ? 1 : 0;
       if (ig !== pass) continue;
-      s.gtOrder[pos] = j;
-      s.gtIg[pos] = ig;
-      s.gtCrowd[pos] = gtT.iscrowd[r]! !== 0 ? 1 : 0;
-      s.gtIdS[pos] = gtT.id[r]!;
+      gtOrder[pos] = j;
+      gtIg[pos] = ig;
+      gtCrowd[pos] = crowd !== 0 ? 1 : 0;
+      gtIdS[pos] = gtT.id[r]!;
       pos++;
       if (ig === 0) npig++;
     }
   }
-  s.npig = npig;
   const gtm = s.gtm;
   gtm.fill(0, 0, T * G);
   const haveIous = G > 0 && D > 0;
+  // best IoU of each detection over all gts: below a threshold, the scan cannot match anything
+  if (s.bestIou.length < D) s.bestIou = new Float64Array(D * 2);
+  const bestIou = s.bestIou;
+  for (let d = 0; d < D; d++) {
+    let b = -Infinity;
+    if (haveIous) for (let j = 0; j < G; j++) b = Math.max(b, ious[d * G + j]!);
+    bestIou[d] = b;
+  }
   for (let t = 0; t < T; t++) {
     const thr = Math.min(iouThrs[t]!, 1 - 1e-10);
+    const gtmRow = t * G;
     for (let d = 0; d < D; d++) {
       let iou = thr;
       let m = -1;
-      if (haveIous) {
+      if (haveIous && bestIou[d]! >= iou) {
         const row = d * G;
         for (let j = 0; j < G; j++) {
-          if (gtm[t * G + j]! > 0 && !s.gtCrowd[j]) continue;
-          if (m > -1 && s.gtIg[m] === 0 && s.gtIg[j] === 1) break;
-          const v = ious[row + s.gtOrder[j]!]!;
+          // gtm holds the matching detection's id: pycocotools tests `> 0`
+          if (gtm[gtmRow + j]! > 0 && !gtCrowd[j]) continue;
+          if (m > -1 && gtIg[m] === 0 && gtIg[j] === 1) break;
+          const v = ious[row + gtOrder[j]!]!;
           if (v < iou) continue;
           iou = v;
           m = j;
@@ -524,19 +551,20 @@ function matchGroup(
       let matched = false;
       let ignored = false;
       if (m !== -1) {
-        ignored = s.gtIg[m] === 1;
-        matched = s.gtIdS[m] !== 0; // pycocotools stores the gt id: an id of 0 reads as "no match"
-        gtm[t * G + m] = dtT.id[dRows[d]!]!;
+        ignored = gtIg[m] === 1;
+        matched = gtIdS[m] !== 0; // pycocotools stores the gt id: an id of 0 reads as "no match"
+        gtm[gtmRow + m] = dtT.id[dRows[d]!]!;
       }
       if (!matched && !ignored) {
         const a = dtT.area[dRows[d]!]!;
         if (a < aRng[0] || a > aRng[1]) ignored = true;
       }
-      s.flags[t * D + d] = ignored ? 0 : matched ? FLAG_TP : FLAG_FP;
+      out[outBase + d * outStride + t] = ignored ? 0 : matched ? FLAG_TP : FLAG_FP;
       if (keepMatches) s.dtMatch[t * D + d] = m;
     }
   }
-  return s;
+  s.npig = npig;
+  return npig;
 }
 
 /** Detections of each group sorted by score (stable) and cut to maxDet, as row indices. */
@@ -562,7 +590,9 @@ function sortAndCutDetections(groups: Groups, score: Float64Array, maxDet: numbe
 
 /** Rows reordered best score first, ties in their given order (np.argsort(-score, kind='mergesort')). */
 function stableScoreOrder(rows: Int32Array, score: Float64Array): Int32Array {
-  if (rows.length < 2) return rows.slice();
+  let ordered = true;
+  for (let j = 1; j < rows.length && ordered; j++) ordered = score[rows[j]!]! <= score[rows[j - 1]!]!;
+  if (ordered) return rows.slice();
   const pos = new Int32Array(rows.length);
   for (let j = 0; j < pos.length; j++) pos[j] = j;
   pos.sort((x, y) => score[rows[y]!]! - score[rows[x]!]! || x - y);
@@ -575,16 +605,165 @@ function maxGroupSpan(s: EvalState, K: number, I: number): number {
   return Math.max(best, 1);
 }
 
-/** First index with rc[i] >= v in a non-decreasing array (np.searchsorted side='left'). */
-function searchLeft(rc: Float64Array, n: number, v: number): number {
-  let lo = 0;
-  let hi = n;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (rc[mid]! < v) lo = mid + 1;
-    else hi = mid;
+/**
+ * Stable merge of runs that are each sorted best score first: the order numpy's stable argsort of
+ * -score gives for their concatenation (equal scores keep concatenation order).
+ */
+function mergeSortedRuns(
+  src: Int32Array,
+  dst: Int32Array,
+  tmp: Int32Array,
+  runStarts: Int32Array,
+  runs: number,
+  score: Float64Array,
+): void {
+  const n = runStarts[runs]!;
+  if (runs <= 1) {
+    dst.set(src.subarray(0, n));
+    return;
   }
-  return lo;
+  let a = dst;
+  let b = tmp;
+  a.set(src.subarray(0, n));
+  // run boundaries as a list; merge neighbours pairwise until one run is left
+  let bounds = Array.from(runStarts.subarray(0, runs + 1));
+  while (bounds.length > 2) {
+    const next: number[] = [0];
+    for (let r = 0; r + 1 < bounds.length; r += 2) {
+      const lo = bounds[r]!;
+      const mid = bounds[r + 1]!;
+      const hi = r + 2 < bounds.length ? bounds[r + 2]! : mid;
+      let i = lo;
+      let j = mid;
+      let o = lo;
+      while (i < mid && j < hi) {
+        // take from the right run only when strictly better: ties keep the left (earlier) one
+        if (score[a[j]!]! > score[a[i]!]!) b[o++] = a[j++]!;
+        else b[o++] = a[i++]!;
+      }
+      while (i < mid) b[o++] = a[i++]!;
+      while (j < hi) b[o++] = a[j++]!;
+      next.push(hi);
+    }
+    bounds = next;
+    const t = a;
+    a = b;
+    b = t;
+  }
+  if (a !== dst) dst.set(a.subarray(0, n));
+}
+
+/** Per (maxDet, area, threshold) counts of one category's pass, and each true positive's precision and score. */
+class Counts {
+  /** [Q] detections counted for each maxDet (only the first M entries are used) */
+  readonly n: Int32Array;
+  readonly tp: Int32Array;
+  readonly fp: Int32Array;
+  /** [Q * stride] precision at the c-th true positive */
+  readonly tpPr: Float64Array;
+  /** [Q * stride] score of the c-th true positive */
+  readonly tpScore: Float64Array;
+  constructor(
+    readonly Q: number,
+    readonly stride: number,
+  ) {
+    this.n = new Int32Array(Q);
+    this.tp = new Int32Array(Q);
+    this.fp = new Int32Array(Q);
+    this.tpPr = new Float64Array(Q * stride);
+    this.tpScore = new Float64Array(Q * stride);
+  }
+}
+
+/**
+ * One pass over a category's detections in score order: cumulative true/false positive counts for
+ * every (maxDet, area, threshold) at once; a detection counts for maxDet m when its rank in its
+ * image is below maxDets[m].
+ */
+function countFlags(
+  flags: Uint8Array,
+  rank: Int32Array,
+  score: Float64Array,
+  sorted: Int32Array,
+  n: number,
+  maxDets: Int32Array,
+  AT: number,
+  cnt: Counts,
+): void {
+  const M = maxDets.length;
+  cnt.n.fill(0);
+  cnt.tp.fill(0);
+  cnt.fp.fill(0);
+  const { tp, fp, tpPr, tpScore, stride } = cnt;
+  for (let j = 0; j < n; j++) {
+    const d = sorted[j]!;
+    const r = rank[d]!;
+    const base = d * AT;
+    for (let m = 0; m < M; m++) {
+      if (r >= maxDets[m]!) continue;
+      cnt.n[m]!++;
+      const qm = m * AT;
+      for (let q = 0; q < AT; q++) {
+        const f = flags[base + q]!;
+        if (f === FLAG_TP) {
+          const c = tp[qm + q]!++;
+          const at = (qm + q) * stride + c;
+          // pycocotools: tp / (fp + tp + eps) on the cumulative sums
+          tpPr[at] = (c + 1) / (fp[qm + q]! + (c + 1) + EPS);
+          tpScore[at] = score[d]!;
+        } else if (f === FLAG_FP) fp[qm + q]!++;
+      }
+    }
+  }
+}
+
+/**
+ * pycocotools' precision/score at each recall threshold for one (t, k, a, m), from the true
+ * positives alone: recall only rises at a true positive, and the precision envelope (running max
+ * from the right) only takes values reached at true positives, so the answer equals pycocotools'
+ * loop over all detections. Entries past the last reachable recall are 0 (its IndexError path).
+ *
+ * @param base index of r = 0 in precision/scores; `rStep` the stride of r
+ * @param firstScore score of the best detection (pycocotools' value when index 0 already reaches the recall)
+ */
+function fillPrecision(
+  precision: Float64Array,
+  scores: Float64Array,
+  base: number,
+  rStep: number,
+  recThrs: number[],
+  thrsAscending: boolean,
+  cnt: Counts,
+  q: number,
+  n: number,
+  npig: number,
+  firstScore: number,
+  firstIsTp: boolean,
+): void {
+  const ntp = cnt.tp[q]!;
+  const off = q * cnt.stride;
+  const pr = cnt.tpPr;
+  for (let c = ntp - 1; c > 0; c--) if (pr[off + c]! > pr[off + c - 1]!) pr[off + c - 1] = pr[off + c]!;
+  const rc0 = firstIsTp ? 1 / npig : 0;
+  let reached = n > 0;
+  let c = 0;
+  for (let r = 0; r < recThrs.length; r++) {
+    const idx = base + r * rStep;
+    const thr = recThrs[r]!;
+    if (reached && thr <= rc0) {
+      // index 0 already reaches this recall: the envelope there is the max over everything
+      precision[idx] = ntp > 0 ? pr[off]! : 0;
+      scores[idx] = firstScore;
+      continue;
+    }
+    if (reached) {
+      if (!thrsAscending) c = 0;
+      while (c < ntp && (c + 1) / npig < thr) c++;
+      if (c >= ntp) reached = false;
+    }
+    precision[idx] = reached ? pr[off + c]! : 0;
+    scores[idx] = reached ? cnt.tpScore[off + c]! : 0;
+  }
 }
 
 function summarizeOne(e: EvalResult, ap: boolean, iouThr: number | null, areaRng: string, maxDets: number): number {
@@ -593,15 +772,26 @@ function summarizeOne(e: EvalResult, ap: boolean, iouThr: number | null, areaRng
   const aind = p.areaRngLbl.flatMap((l, i) => (l === areaRng ? [i] : []));
   const mind = p.maxDets.flatMap((m, i) => (m === maxDets ? [i] : []));
   const tind = iouThr === null ? range(T) : p.iouThrs.flatMap((v, i) => (v === iouThr ? [i] : []));
-  const vals: number[] = [];
-  // numpy's s[:, :, :, aind, mind] pairs aind with mind (both length 1 for the default params)
-  const pairs = aind.length === mind.length ? aind.map((a, j) => [a, mind[j]!]) : aind.length === 1 ? mind.map((m) => [aind[0]!, m]) : mind.length === 1 ? aind.map((a) => [a, mind[0]!]) : [];
-  if (ap) {
-    for (const t of tind) for (let r = 0; r < R; r++) for (let k = 0; k < K; k++) for (const [a, m] of pairs) vals.push(e.precision[(((t * R + r) * K + k) * A + a!) * M + m!]!);
-  } else {
-    for (const t of tind) for (let k = 0; k < K; k++) for (const [a, m] of pairs) vals.push(e.recall[((t * K + k) * A + a!) * M + m!]!);
-  }
-  return meanValid(vals);
+  // numpy's s[..., aind, mind] pairs aind with mind elementwise (broadcasting a length-1 list)
+  const pairs =
+    aind.length === mind.length
+      ? aind.map((a, j) => [a, mind[j]!] as const)
+      : aind.length === 1
+        ? mind.map((m) => [aind[0]!, m] as const)
+        : mind.length === 1
+          ? aind.map((a) => [a, mind[0]!] as const)
+          : [];
+  const rows = ap ? R : 1;
+  const vals = new Float64Array(tind.length * rows * K * pairs.length);
+  let n = 0;
+  for (const t of tind)
+    for (let r = 0; r < rows; r++)
+      for (let k = 0; k < K; k++)
+        for (const [a, m] of pairs) {
+          const v = ap ? e.precision[(((t * R + r) * K + k) * A + a) * M + m]! : e.recall[((t * K + k) * A + a) * M + m]!;
+          if (v > -1) vals[n++] = v;
+        }
+  return n === 0 ? -1 : pairwiseSum(vals, 0, n) / n;
 }
 
 /** np.mean(v[v > -1]) with numpy's pairwise summation, or -1 when nothing is valid. */
