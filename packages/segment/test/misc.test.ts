@@ -60,7 +60,7 @@ describe('dilated Conv2D layer (fused path) gradient values', () => {
   it('equal those of tf.conv2d with the explicit zero-inserted kernel plus bias', () => {
     enableDilatedConvGradients();
     const layer = tf.layers.conv2d({ filters: 2, kernelSize: 3, dilationRate: 2, padding: 'same', useBias: true, kernelInitializer: 'glorotNormal' });
-    const x = tf.randomNormal([1, 9, 8, 3], 0, 1, 'float32', 3);
+    const x = tf.randomNormal([1, 9, 8, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
     layer.apply(x);
     const [kernel, bias] = layer.getWeights() as [tf.Tensor4D, tf.Tensor1D];
     const up = tf.randomNormal([1, 9, 8, 2], 0, 1, 'float32', 4);
