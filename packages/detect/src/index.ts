@@ -4,3 +4,4 @@
 export * from './ops/index.js';
 export * from './data/index.js';
 export * from './models/index.js';
+export * from './pipeline/index.js';

@@ -11,6 +11,7 @@ import {
   boxArea,
   boxConvert,
   boxIou,
+  boxIouHost,
   cellAnchors,
   clipBoxesToImage,
   generalizedBoxIou,
@@ -87,6 +88,7 @@ describe('box ops vs torchvision fixtures', () => {
   const b = t2(fx.boxes_b);
   it('iou, giou, area, convert, clip', () => {
     expectClose(boxIou(a, b).dataSync(), fx.box_iou, 1e-5);
+    expectClose(boxIouHost(fx.boxes_a, fx.boxes_b), fx.box_iou, 1e-5);
     expectClose(generalizedBoxIou(a, b).dataSync(), fx.generalized_box_iou, 1e-5);
     expectClose(boxArea(a).dataSync(), fx.box_area, 1e-3);
     expectClose(boxConvert(a, 'xyxy', 'cxcywh').dataSync(), fx.xyxy_to_cxcywh);

@@ -12,6 +12,8 @@ export interface BackboneOptions {
   arch: string;
   /** Channels of the four stages of the `tiny` backbone (C2..C5). Default [16, 32, 64, 128]. */
   tinyWidths?: [number, number, number, number];
+  /** Width multiplier passed to `@refconv/backbones` (e.g. 0.25 for a CPU-sized ResNet-18). */
+  width?: number;
   /** Fixed input `[H, W]` (needed for FLOP counts); default dynamic. */
   inputSize?: [number, number];
 }
@@ -38,18 +40,16 @@ export function tinyBackbone(widths: [number, number, number, number] = [16, 32,
   return tf.model({ inputs: input, outputs: features, name: 'tiny_backbone' });
 }
 
-type CreateModel = (arch: string, opts: Record<string, unknown>) => tf.LayersModel;
-
-/** Builds a backbone by name; errors say what is missing. */
+/**
+ * Builds a backbone by name. `@refconv/backbones` models are built at a nominal input size;
+ * the detector applies them to its own (dynamic-size) input, which works because they are
+ * fully convolutional.
+ */
 export function createBackbone(opts: BackboneOptions): tf.LayersModel {
   if (opts.arch === 'tiny') return tinyBackbone(opts.tinyWidths, opts.inputSize);
-  const createModel = (backbones as unknown as { createModel?: CreateModel }).createModel;
-  if (typeof createModel !== 'function') {
-    throw new Error(`backbone '${opts.arch}': @refconv/backbones does not export createModel yet; use --backbone tiny`);
-  }
-  const model = createModel(opts.arch, { features: true, ...(opts.inputSize ? { inputSize: opts.inputSize } : {}) });
+  const model = backbones.createModel(opts.arch, { features: true, inputSize: opts.inputSize ?? 224, ...(opts.width !== undefined ? { width: opts.width } : {}) });
   if (model.outputs.length !== 4) {
-    throw new Error(`backbone '${opts.arch}': expected 4 feature outputs (C2..C5), got ${model.outputs.length}`);
+    throw new Error(`backbone '${opts.arch}': expected 4 feature outputs (C2..C5), got ${model.outputs.length}; use an ImageNet-style architecture`);
   }
   return model;
 }

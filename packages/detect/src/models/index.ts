@@ -1,3 +1,4 @@
 export * from './backbone.js';
 export * from './fpn.js';
 export * from './retinanet.js';
+export * from './flops.js';

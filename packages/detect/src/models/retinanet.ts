@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { AnchorGenerator, DEFAULT_ASPECT_RATIOS, RETINANET_ANCHOR_SIZES, type GridSize } from '../ops/anchors.js';
 import { BoxCoder } from '../ops/box-coder.js';
-import { batchedNms, boxIou } from '../ops/boxes.js';
+import { batchedNms, boxIouHost } from '../ops/boxes.js';
 import { generalizedBoxIouLoss, l1Loss, sigmoidFocalLoss, smoothL1Loss } from '../ops/losses.js';
 import { BETWEEN_THRESHOLDS, Matcher } from '../ops/matcher.js';
 import { createBackbone, type BackboneOptions } from './backbone.js';
@@ -228,7 +228,7 @@ export class RetinaNet {
       const clsLosses: tf.Tensor[] = [];
       const boxLosses: tf.Tensor[] = [];
       targets.forEach((t, b) => {
-        const a = this.assign(t, anchors, anchorT);
+        const a = this.assign(t, anchors);
         const norm = Math.max(1, a.foreground.length);
         const clsTarget = new Float32Array(T * K);
         a.foreground.forEach((p, j) => (clsTarget[p * K + t.labels[a.matchedGt[j]!]!] = 1));
@@ -267,12 +267,12 @@ export class RetinaNet {
    * Anchor assignment of one image: foreground anchors with their ground truth, and the
    * `valid` mask (1 = counts in the classification loss, 0 = between thresholds).
    */
-  assign(t: ImageTargets, anchors: Float32Array, anchorT: tf.Tensor2D): { foreground: number[]; matchedGt: number[]; valid: Float32Array } {
+  assign(t: ImageTargets, anchors: Float32Array): { foreground: number[]; matchedGt: number[]; valid: Float32Array } {
     const T = anchors.length / 4;
     const G = t.labels.length;
     const valid = new Float32Array(T).fill(1);
     if (G === 0) return { foreground: [], matchedGt: [], valid };
-    const quality = tf.tidy(() => boxIou(tf.tensor2d(t.boxes, [G, 4]), anchorT).dataSync());
+    const quality = boxIouHost(t.boxes, anchors);
     const matches = this.matcher.match(quality, G, T);
     const foreground: number[] = [];
     const matchedGt: number[] = [];

@@ -89,6 +89,33 @@ export function clipBoxesToImage(boxes: tf.Tensor2D, size: readonly [number, num
   });
 }
 
+/**
+ * Pairwise IoU on host arrays, row-major `[N, M]`, same definition as {@link boxIou}. Used for
+ * anchor matching, where no gradient is needed and a tight loop beats broadcasting tensor ops.
+ * @param a flat `[N * 4]` xyxy
+ * @param b flat `[M * 4]` xyxy
+ */
+export function boxIouHost(a: ArrayLike<number>, b: ArrayLike<number>): Float32Array {
+  const n = a.length / 4;
+  const m = b.length / 4;
+  const out = new Float32Array(n * m);
+  const areaB = new Float32Array(m);
+  for (let j = 0; j < m; j++) areaB[j] = (b[4 * j + 2]! - b[4 * j]!) * (b[4 * j + 3]! - b[4 * j + 1]!);
+  for (let i = 0; i < n; i++) {
+    const [x1, y1, x2, y2] = [a[4 * i]!, a[4 * i + 1]!, a[4 * i + 2]!, a[4 * i + 3]!];
+    const areaA = (x2 - x1) * (y2 - y1);
+    for (let j = 0; j < m; j++) {
+      const w = Math.min(x2, b[4 * j + 2]!) - Math.max(x1, b[4 * j]!);
+      if (w <= 0) continue;
+      const h = Math.min(y2, b[4 * j + 3]!) - Math.max(y1, b[4 * j + 1]!);
+      if (h <= 0) continue;
+      const inter = w * h;
+      out[i * m + j] = inter / (areaA + areaB[j]! - inter);
+    }
+  }
+  return out;
+}
+
 /** Indices of `[N, 4]` xyxy boxes (flat array) whose sides are both >= `minSize`. */
 export function removeSmallBoxes(boxes: ArrayLike<number>, minSize: number): number[] {
   const keep: number[] = [];

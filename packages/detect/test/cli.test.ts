@@ -1,0 +1,43 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { readJsonl } from '@refconv/engine';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const pkg = new URL('..', import.meta.url).pathname;
+const cli = (script: string, args: string[]) =>
+  run('node', ['--conditions=@refconv/source', '--import', 'tsx', `src/cli/${script}.ts`, ...args], { cwd: pkg, env: { ...process.env, FORCE_COLOR: '0' } });
+
+const small = ['--backbone', 'tiny', '--fpn-channels', '8', '--head-convs', '1', '--min-size', '96', '--max-size', '128', '--batch-size', '2', '--max-train-images', '2', '--max-test-images', '2', '--warmup-steps', '1'];
+
+describe('train and eval CLIs (BCCD, tiny)', () => {
+  it('trains, checkpoints, resumes, evaluates (COCO JSON + PNGs) and reports bad input', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'detect-cli-'));
+    const first = await cli('train', [...small, '--epochs', '1', '--out', out, '--visualize', '1']);
+    expect(first.stdout).toMatch(/Average Precision {2}\(AP\) @\[ IoU=0.50:0.95 \| area= {3}all \| maxDets=100 \]/);
+    expect(first.stderr).toMatch(/BloodImage_00343\.xml object 4 \(RBC\): degenerate box/);
+    expect(fs.existsSync(path.join(out, 'final.safetensors'))).toBe(true);
+    expect(fs.readdirSync(path.join(out, 'test_vis'))).toHaveLength(1);
+
+    const second = await cli('train', [...small, '--epochs', '2', '--out', out, '--resume', '--visualize', '0']);
+    expect(second.stderr).toMatch(/resumed from .*last\.safetensors after epoch 1/);
+    expect(readJsonl<{ epoch: number }>(path.join(out, 'metrics.jsonl')).map((r) => r.epoch)).toEqual([1, 2]);
+
+    const ev = await cli('eval', ['--checkpoint', path.join(out, 'final.safetensors'), '--max-images', '2', '--json', '--visualize', '2']);
+    const report = JSON.parse(ev.stdout.trim()) as { stats: Record<string, number>; results: string; images: number };
+    expect(Object.keys(report.stats)).toEqual(['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl']);
+    expect(report.images).toBe(2);
+    const results = JSON.parse(fs.readFileSync(report.results, 'utf8')) as { image_id: number; category_id: number; bbox: number[]; score: number }[];
+    for (const r of results.slice(0, 5)) {
+      expect([1, 2, 3]).toContain(r.category_id);
+      expect(r.bbox).toHaveLength(4);
+    }
+    expect(fs.readdirSync(path.join(out, 'eval_bccd_test_vis'))).toHaveLength(2);
+
+    await expect(cli('eval', ['--checkpoint', path.join(out, 'missing.safetensors')])).rejects.toMatchObject({ stderr: expect.stringMatching(/missing\.safetensors does not exist/) });
+    await expect(cli('train', ['--no-such-option'])).rejects.toMatchObject({ code: 2 });
+  }, 300_000);
+});
