@@ -107,3 +107,32 @@ describe('transforms', () => {
     expect(Array.from(out)).toEqual([expect.closeTo(1, 6), expect.closeTo(-2, 6), expect.closeTo(0, 6)]);
   });
 });
+
+describe('cropResizeBilinear (in-memory fast path)', () => {
+  it('matches hand-computed bilinear values (align_corners=False)', async () => {
+    const { cropResizeBilinear } = await import('../src/image.js');
+    // 2x1 grey image [0, 100] upscaled to 4x1: source x = (i + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25 -> clamp
+    const img = { data: new Uint8Array([0, 100]), width: 2, height: 1, channels: 1 };
+    expect(Array.from(cropResizeBilinear(img, { left: 0, top: 0, width: 2, height: 1 }, 4, 1, false).data)).toEqual([0, 25, 75, 100]);
+    expect(Array.from(cropResizeBilinear(img, { left: 0, top: 0, width: 2, height: 1 }, 4, 1, true).data)).toEqual([100, 75, 25, 0]);
+    // a crop at the native size is a plain copy
+    const p = { data: pattern(5, 4), width: 5, height: 4, channels: 3 };
+    const c = cropResizeBilinear(p, { left: 1, top: 2, width: 3, height: 2 }, 3, 2, false);
+    expect(Array.from(c.data)).toEqual([1, 2, 3, 2, 2, 4, 3, 2, 5, 1, 3, 4, 2, 3, 5, 3, 3, 6]);
+    expect(() => cropResizeBilinear(p, { left: 3, top: 0, width: 3, height: 1 }, 3, 1, false)).toThrow(/outside the 5x4 image/);
+  });
+
+  it('raw-source train transform agrees with the sharp path to within rounding', async () => {
+    const w = 24;
+    const raw = { data: pattern(w, w), width: w, height: w, channels: 3 };
+    const file = await writePng('same.png', w, w);
+    const opts = { size: 16, scale: [0.5, 1] as const, ...ident };
+    for (let seed = 0; seed < 3; seed++) {
+      const a = await trainTransform(raw, new Rng(seed), opts);
+      const b = await trainTransform(file, new Rng(seed), opts);
+      let maxDiff = 0;
+      for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+      expect(maxDiff).toBeLessThanOrEqual(3); // both bilinear on a smooth ramp; sharp rounds its own way
+    }
+  });
+});

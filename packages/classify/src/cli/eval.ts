@@ -1,0 +1,80 @@
+/**
+ * `nx run classify:eval -- --checkpoint C --data D [--json]`: top-1, top-5, per-class accuracy
+ * and the confusion matrix of a baseline, RefConv or fused checkpoint on a dataset's val split.
+ */
+import { describeBackend, initBackend, type BackendName } from '@refconv/core';
+import { createCli } from '@refconv/engine';
+import { BatchLoader } from '../data/loader.js';
+import { evaluate, type EvalResult } from '../evaluate.js';
+import { modelKind, loadClassifier } from '../model.js';
+import { prepareData } from '../protocol.js';
+import { defaultConfig } from '../config.js';
+
+function confusionTable(r: EvalResult, names: string[]): string {
+  const w = Math.max(5, ...r.confusion.flat().map((v) => String(v).length)) + 1;
+  const head = ' '.repeat(14) + names.map((_, j) => String(j).padStart(w)).join('');
+  const rows = r.confusion.map((row, i) => `${String(i).padStart(2)} ${names[i]!.slice(0, 10).padEnd(11)}` + row.map((v) => String(v).padStart(w)).join(''));
+  return [head, ...rows].join('\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const a = await createCli(argv, 'classify:eval')
+    .option('checkpoint', { type: 'string', demandOption: true, describe: 'classify checkpoint (.safetensors): baseline, RefConv or fused' })
+    .option('data', { type: 'string', default: 'fashion-mnist', describe: "dataset folder or 'fashion-mnist'" })
+    .option('format', { choices: ['auto', 'fashion-mnist', 'imagefolder'] as const, default: 'auto' as const })
+    .option('val-labels', { type: 'string' })
+    .option('eval-resize', { type: 'number', describe: 'Resize shorter side (default input/0.875, = input for Fashion-MNIST)' })
+    .option('limit', { type: 'number', describe: 'evaluate a fixed subset of this many images' })
+    .option('batch-size', { type: 'number', default: 64 })
+    .option('workers', { type: 'number', default: 1 })
+    .option('skip-bad-images', { type: 'boolean', default: false })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout' })
+    .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
+    .parseAsync();
+  const info = await initBackend(a.backend as BackendName);
+  if (!a.json) console.log(describeBackend(info));
+  const { model, spec, checkpoint } = loadClassifier(a.checkpoint);
+  const cfg = { ...defaultConfig(), data: a.data, format: a.format, valLabels: a.valLabels, inputSize: spec.inputSize, evalResize: a.evalResize, trainLimit: undefined, valLimit: a.limit };
+  const p = prepareData(cfg);
+  const ckNames = checkpoint.state.classNames;
+  if (ckNames && JSON.stringify(ckNames) !== JSON.stringify(p.data.classNames)) {
+    throw new Error(`${a.checkpoint} was trained on classes [${ckNames.join(', ')}] but ${a.data} has [${p.data.classNames.join(', ')}]`);
+  }
+  if (spec.inChannels !== p.data.channels) throw new Error(`${a.checkpoint} expects ${spec.inChannels}-channel input but ${a.data} has ${p.data.channels}-channel images`);
+  const loader = new BatchLoader({ batchSize: a.batchSize, workers: a.workers, skipBad: a.skipBadImages });
+  try {
+    const r = await evaluate(model, p.val, loader, p.evalTransform, { classNames: p.data.classNames, progress: !a.json, label: 'eval' });
+    const summary = {
+      checkpoint: a.checkpoint,
+      kind: modelKind(spec),
+      arch: spec.arch,
+      data: p.data.root,
+      images: r.images,
+      top1: r.top1,
+      top5: r.top5,
+      loss: r.loss,
+      perClass: r.perClass,
+      confusion: r.confusion,
+      skippedImages: loader.badImages,
+    };
+    if (a.json) {
+      process.stdout.write(JSON.stringify(summary) + '\n');
+      return;
+    }
+    console.log(`${a.checkpoint} (${summary.kind} ${spec.arch}) on ${p.data.name}, ${r.images} images`);
+    console.log(`top-1 ${r.top1.toFixed(2)}%  top-5 ${r.top5.toFixed(2)}%  loss ${r.loss.toFixed(4)}`);
+    console.log('\nper-class accuracy:');
+    for (const c of r.perClass) console.log(`  ${c.name.padEnd(16)} ${c.accuracy.toFixed(2).padStart(6)}%  (${c.correct}/${c.total})`);
+    console.log('\nconfusion matrix (rows: true class, columns: predicted):');
+    console.log(confusionTable(r, p.data.classNames));
+    if (loader.badImages.length) console.log(`\nskipped ${loader.badImages.length} unreadable image(s): ${loader.badImages.map((b) => b.file).join(', ')}`);
+  } finally {
+    await loader.close();
+    model.dispose();
+  }
+}
+
+main(process.argv.slice(2)).catch((e: Error) => {
+  console.error(`classify:eval failed: ${e.message}`);
+  process.exit(1);
+});
