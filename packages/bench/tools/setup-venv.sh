@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Creates the reference Python environment used by benchmarks and fixture tools (never by the
+# product): torch + torchvision (CPU) from the machine's configured pip index.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../../.." && pwd)"
+venv="$root/.venv-ref"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import torch, torchvision" 2>/dev/null; then
+  "$venv/bin/pip" install --disable-pip-version-check -q torch torchvision numpy safetensors pycocotools
+fi
+echo "$venv/bin/python"

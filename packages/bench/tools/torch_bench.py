@@ -1,0 +1,122 @@
+"""PyTorch side of `nx run bench:train`: torchvision models, plain and RefConv training steps,
+fused inference, in images/s. RefConv is written here for the benchmark in the official
+formulation (frozen basis buffer + grouped `convmap` conv over the kernel, G = Cin*Cout/g^2).
+
+Prints one JSON object: {"torch": version, "threads": n, "rows": [...]}.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "tools", "pyref"))
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from tv_compat import import_torchvision  # noqa: E402
+
+tv = import_torchvision()
+
+
+class RefConv(nn.Module):
+    """W_t = W_b + convmap(W_b), W_b a frozen buffer (official RefConv code's formulation)."""
+
+    def __init__(self, conv: nn.Conv2d, map_k: int = 3):
+        super().__init__()
+        out_c, in_g, k, _ = conv.weight.shape
+        self.register_buffer("weight", conv.weight.detach().clone())
+        self.n = out_c * in_g
+        groups = conv.in_channels * conv.out_channels // (conv.groups ** 2)
+        self.convmap = nn.Conv2d(self.n, self.n, map_k, 1, map_k // 2, groups=groups, bias=False)
+        self.bias = conv.bias
+        self.k = k
+        self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
+
+    def refocused(self):
+        w = self.weight.view(1, self.n, self.k, self.k)
+        return self.weight + self.convmap(w).view_as(self.weight)
+
+    def forward(self, x):
+        return F.conv2d(x, self.refocused(), self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def refocus(module: nn.Module, map_k: int = 3) -> nn.Module:
+    for name, child in module.named_children():
+        if isinstance(child, nn.Conv2d) and child.kernel_size[0] >= map_k and child.kernel_size[0] % 2 == 1:
+            setattr(module, name, RefConv(child, map_k))
+        else:
+            refocus(child, map_k)
+    return module
+
+
+def fuse(module: nn.Module) -> nn.Module:
+    for name, child in module.named_children():
+        if isinstance(child, RefConv):
+            conv = nn.Conv2d(child.weight.shape[1] * child.groups, child.weight.shape[0], child.k, child.stride,
+                             child.padding, child.dilation, child.groups, bias=child.bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(child.refocused())
+                if child.bias is not None:
+                    conv.bias.copy_(child.bias)
+            setattr(module, name, conv)
+        else:
+            fuse(child)
+    return module
+
+
+def build(arch: str) -> nn.Module:
+    return getattr(tv.models, arch)(num_classes=1000)
+
+
+def train_rate(model, size, batch, steps):
+    model.train()
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, size, size).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def infer_rate(model, size, batch, steps):
+    model.eval()
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, size, size).to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        model(x)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            model(x)
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", required=True)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    row = {"arch": a.arch, "size": a.size, "batch": a.batch}
+    row["trainPlain"] = train_rate(build(a.arch), a.size, a.batch, a.steps)
+    row["trainRefconv"] = train_rate(refocus(build(a.arch)), a.size, a.batch, a.steps)
+    row["inferPlain"] = infer_rate(build(a.arch), a.size, a.batch, a.steps)
+    row["inferFused"] = infer_rate(fuse(refocus(build(a.arch))), a.size, a.batch, a.steps)
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "row": row}))
+
+
+if __name__ == "__main__":
+    main()
