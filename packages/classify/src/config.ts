@@ -27,6 +27,8 @@ export interface RunConfig {
   scale: [number, number];
   ratio: [number, number];
   flipProb: number;
+  /** Decode every image once, resized to this shorter side, and keep it in memory (small file datasets). */
+  cacheResize?: number;
   /** Use only this many training images (a fixed seeded subset, the same for every seed). */
   trainLimit?: number;
   /** Use only this many validation images (fixed seeded subset). */

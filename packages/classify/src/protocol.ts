@@ -17,6 +17,7 @@ import { IMAGENET_MEAN, IMAGENET_STD } from '@refconv/engine';
 import type { RunConfig, Stage } from './config.js';
 import { subsetSplit, type ClassificationData, type Split } from './data/dataset.js';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from './data/fashion-mnist.js';
+import { cacheSplit } from './data/cache.js';
 import { BatchLoader, type BadImage } from './data/loader.js';
 import { openDataset } from './data/open.js';
 import type { EvalTransformSpec, TrainTransformSpec } from './data/transforms.js';
@@ -68,17 +69,27 @@ function fixedSubset(split: Split, limit: number | undefined, salt: number): Spl
   return subsetSplit(split, idx);
 }
 
-/** Opens the dataset and builds the transforms a config describes. */
-export function prepareData(cfg: RunConfig): PreparedData {
+/**
+ * Opens the dataset and builds the transforms a config describes; with `cacheResize`, decodes
+ * every image once into memory (see data/cache.ts).
+ */
+export async function prepareData(cfg: RunConfig, bad: BadImage[] = []): Promise<PreparedData> {
   const data = openDataset(cfg.data, cfg.format, { valLabels: cfg.valLabels });
   const grey = data.channels === 1;
   const mean = grey ? FASHION_MNIST_MEAN : [...IMAGENET_MEAN];
   const std = grey ? FASHION_MNIST_STD : [...IMAGENET_STD];
   const evalResize = cfg.evalResize ?? (data.nativeSize === cfg.inputSize ? cfg.inputSize : Math.round(cfg.inputSize / 0.875));
+  let train = fixedSubset(data.train, cfg.trainLimit, 0);
+  let val = fixedSubset(data.val, cfg.valLimit, 1);
+  if (cfg.cacheResize) {
+    process.stderr.write(`caching ${train.size + val.size} images at shorter side ${cfg.cacheResize}...\n`);
+    train = await cacheSplit(train, cfg.cacheResize, data.channels, { skipBad: cfg.skipBadImages, bad });
+    val = await cacheSplit(val, cfg.cacheResize, data.channels, { skipBad: cfg.skipBadImages, bad });
+  }
   return {
     data,
-    train: fixedSubset(data.train, cfg.trainLimit, 0),
-    val: fixedSubset(data.val, cfg.valLimit, 1),
+    train,
+    val,
     trainTransform: { kind: 'train', size: cfg.inputSize, scale: cfg.scale, ratio: cfg.ratio, flipProb: cfg.flipProb, channels: data.channels, mean, std },
     evalTransform: { kind: 'eval', resize: evalResize, crop: cfg.inputSize, channels: data.channels, mean, std },
   };

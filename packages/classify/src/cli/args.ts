@@ -17,6 +17,7 @@ export function protocolOptions(y: Argv, defaultSeeds: number, defaultOut = defa
     .option('scale', { type: 'number', array: true, default: d.scale, describe: 'RandomResizedCrop area range (two numbers)' })
     .option('ratio', { type: 'number', array: true, default: d.ratio, describe: 'RandomResizedCrop aspect range (two numbers)' })
     .option('flip-prob', { type: 'number', default: d.flipProb })
+    .option('cache-resize', { type: 'number', describe: 'decode each image once at this shorter side and keep it in memory (small datasets)' })
     .option('train-limit', { type: 'number', default: d.trainLimit, describe: 'use a fixed subset of this many training images (0 = all)' })
     .option('val-limit', { type: 'number', describe: 'use a fixed subset of this many val images' })
     .option('seeds', { type: 'number', array: true, describe: 'explicit seeds (overrides --num-seeds)' })
@@ -74,6 +75,7 @@ export function toRunConfig(a: Parsed): RunConfig {
     width: a.width,
     inputSize: positiveInt(a.inputSize, 'input-size'),
     evalResize: a.evalResize,
+    cacheResize: a.cacheResize ? positiveInt(a.cacheResize, 'cache-resize') : undefined,
     scale: pair(a.scale, 'scale'),
     ratio: pair(a.ratio, 'ratio'),
     flipProb: a.flipProb,

@@ -19,7 +19,7 @@ async function main(argv: string[]): Promise<void> {
     .option('prefetch', { type: 'number', default: 3 })
     .option('split', { choices: ['train', 'val'] as const, default: 'train' as const, describe: 'train = RandomResizedCrop+flip, val = Resize+CenterCrop' })
     .parseAsync();
-  const p = prepareData({ ...d, data: a.data, inputSize: a.inputSize, trainLimit: undefined });
+  const p = await prepareData({ ...d, data: a.data, inputSize: a.inputSize, trainLimit: undefined });
   const split = a.split === 'train' ? p.train : p.val;
   const spec = a.split === 'train' ? p.trainTransform : p.evalTransform;
   const n = Math.min(a.images, split.size);

@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<void> {
   if (!a.json) console.log(describeBackend(info));
   const { model, spec, checkpoint } = loadClassifier(a.checkpoint);
   const cfg = { ...defaultConfig(), data: a.data, format: a.format, valLabels: a.valLabels, inputSize: spec.inputSize, evalResize: a.evalResize, trainLimit: undefined, valLimit: a.limit };
-  const p = prepareData(cfg);
+  const p = await prepareData(cfg);
   const ckNames = checkpoint.state.classNames;
   if (ckNames && JSON.stringify(ckNames) !== JSON.stringify(p.data.classNames)) {
     throw new Error(`${a.checkpoint} was trained on classes [${ckNames.join(', ')}] but ${a.data} has [${p.data.classNames.join(', ')}]`);

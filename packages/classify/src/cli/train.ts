@@ -4,7 +4,7 @@
  */
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli } from '@refconv/engine';
-import { BatchLoader } from '../data/loader.js';
+import { BatchLoader, type BadImage } from '../data/loader.js';
 import { prepareData, runSeed, type SeedResult } from '../protocol.js';
 import { writeReport } from '../report.js';
 import { protocolOptions, toRunConfig } from './args.js';
@@ -15,10 +15,12 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
   const cfg = toRunConfig(args);
   const info = await initBackend(args.backend as BackendName);
   console.log(describeBackend(info));
-  const p = prepareData(cfg);
+  const badWhileCaching: BadImage[] = [];
+  const p = await prepareData(cfg, badWhileCaching);
   const dataDescription = `${p.data.name} (${p.data.root}): ${p.train.size} train / ${p.val.size} val images, ${p.data.classNames.length} classes`;
   console.log(dataDescription);
   const loader = new BatchLoader({ batchSize: cfg.pretrain.batchSize, workers: cfg.workers, prefetch: cfg.prefetch, skipBad: cfg.skipBadImages });
+  loader.badImages.push(...badWhileCaching);
   const results: SeedResult[] = [];
   try {
     for (const seed of cfg.seeds) results.push(await runSeed(cfg, seed, p, loader));

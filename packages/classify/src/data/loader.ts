@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prefetch, WorkerPool } from '@refconv/engine';
+import { prefetch, WorkerPool, type ImageSource } from '@refconv/engine';
 import type { Split } from './dataset.js';
 import { outputSize, type TransformSpec } from './transforms.js';
 import { loadBatch, type BatchItem, type LoadedBatch } from './worker-tasks.js';
@@ -39,6 +39,14 @@ export interface BadImage {
   error: string;
 }
 
+/**
+ * In-memory images are views into one large buffer (all of Fashion-MNIST); posting a view to
+ * a worker would structured-clone that whole buffer, so send a copy of just the pixels.
+ */
+function detach(src: ImageSource): ImageSource {
+  return typeof src === 'string' ? src : { ...src, data: src.data.slice() };
+}
+
 /** Loads batches of a split in a given order. */
 export class BatchLoader {
   private pool: WorkerPool | undefined;
@@ -62,7 +70,7 @@ export class BatchLoader {
     const per = outputSize(spec) ** 2 * spec.channels;
     const load = async (b: number): Promise<Batch> => {
       const idx = order.slice(b * bs, (b + 1) * bs);
-      const items: BatchItem[] = idx.map((i, k) => ({ src: split.source(i), seed: seedOf(b * bs + k) }));
+      const items: BatchItem[] = idx.map((i, k) => ({ src: this.pool ? detach(split.source(i)) : split.source(i), seed: seedOf(b * bs + k) }));
       const r: LoadedBatch = this.pool ? await this.pool.call<LoadedBatch>('loadBatch', items, spec) : await loadBatch(items, spec);
       for (const f of r.failed) {
         const file = split.describe(idx[f.pos]!);

@@ -1,0 +1,51 @@
+/**
+ * A training run killed with SIGKILL after its first epoch checkpoint and resumed with
+ * --resume must end with exactly the weights and metrics of an uninterrupted run.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadCheckpoint } from '@refconv/engine';
+import { describe, expect, it } from 'vitest';
+import { tmpDir, writeTinyFashionMnist } from './helpers.js';
+
+const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const data = tmpDir('cls-resume-data-');
+writeTinyFashionMnist(data, 64, 16);
+const args = (out: string) => [
+  '--conditions=@refconv/source', '--import', 'tsx', 'src/cli/train.ts',
+  '--data', data, '--arch', 'cifar_resnet20', '--width', '0.25', '--train-limit', '48', '--batch-size', '8',
+  '--epochs', '3', '--stages', 'pretrain', '--workers', '0', '--out', out,
+];
+
+describe('kill and resume', () => {
+  it('a killed-and-resumed run equals an uninterrupted run with the same seed', async () => {
+    const root = tmpDir('cls-resume-');
+    const full = path.join(root, 'full');
+    const killed = path.join(root, 'killed');
+    const r = spawnSync(process.execPath, args(full), { cwd: pkg, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+
+    const child = spawn(process.execPath, args(killed), { cwd: pkg, stdio: 'ignore' });
+    const last = path.join(killed, 'seed-0', 'pretrain', 'last.safetensors');
+    while (!fs.existsSync(last)) await new Promise((res) => setTimeout(res, 20));
+    child.kill('SIGKILL');
+    await new Promise((res) => child.once('exit', res));
+    const interrupted = loadCheckpoint(last).state.epoch;
+    expect(interrupted, 'the run finished before it could be killed').toBeLessThan(3);
+    expect(fs.existsSync(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'))).toBe(false);
+
+    const resumed = spawnSync(process.execPath, [...args(killed), '--resume'], { cwd: pkg, encoding: 'utf8' });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(new RegExp(`resuming from .*epoch ${interrupted}/3`));
+
+    const a = loadCheckpoint(path.join(full, 'seed-0', 'pretrain', 'final.safetensors'));
+    const b = loadCheckpoint(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'));
+    expect(b.state.step).toBe(a.state.step);
+    expect([...b.weights.keys()]).toEqual([...a.weights.keys()]);
+    for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), name).toEqual(Array.from(t.data as Float32Array));
+    const hist = (c: typeof a) => (c.state.extra!.history as Array<{ trainLoss: number; valTop1: number }>).map((h) => [h.trainLoss, h.valTop1]);
+    expect(hist(b)).toEqual(hist(a));
+  }, 240_000);
+});
