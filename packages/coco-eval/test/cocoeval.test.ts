@@ -38,6 +38,20 @@ describe('COCOeval against pycocotools on synthetic data', () => {
   });
 });
 
+describe('COCOeval against pycocotools on hand-made corner cases', () => {
+  // crowd-only image, a category without gt, IoU exactly .5 and .75, areas exactly 32² and 96²,
+  // score ties within and across images, duplicate gts and detections
+  const edge = fixture<Record<string, RefEval>>('edge_evals.json');
+  const egt = new COCO(FIX + 'edge_gt.json');
+  for (const name of Object.keys(edge)) {
+    it(`${name}: stats, table, recall, precision, per-category, evalImgs`, () => {
+      const ref = edge[name]!;
+      const { E, lines } = runEval(egt, 'edge_dt.json', ref);
+      expectMatchesReference(E, lines, ref);
+    });
+  }
+});
+
 describe('Params', () => {
   it('thresholds are bit-identical to numpy.linspace as pycocotools builds them', () => {
     const meta = fixture('meta.json');

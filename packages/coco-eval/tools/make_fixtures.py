@@ -291,6 +291,47 @@ def mask_fixtures(rng):
     return out
 
 
+def edge_cases():
+    """Hand-made corner cases: crowd-only images, a category without gt, exact IoU and area boundaries, score ties."""
+    def box_ann(aid, img, cat, bb, crowd=0, area=None):
+        x, y, w, h = bb
+        seg = [[x, y, x, y + h, x + w, y + h, x + w, y]]
+        if crowd:
+            m = np.zeros((100, 100), dtype=np.uint8, order='F')
+            m[int(y):int(y + h), int(x):int(x + w)] = 1
+            seg = {'size': [100, 100], 'counts': rle_counts_list(m)}
+        return {'id': aid, 'image_id': img, 'category_id': cat, 'bbox': bb, 'iscrowd': crowd,
+                'area': float(w * h) if area is None else area, 'segmentation': seg}
+    gt = {
+        'images': [{'id': i, 'height': 100, 'width': 100} for i in (1, 2, 3, 4, 5)],
+        'categories': [{'id': 1, 'name': 'a'}, {'id': 2, 'name': 'b'}, {'id': 3, 'name': 'c'}],
+        'annotations': [
+            box_ann(1, 1, 1, [10, 10, 40, 40], crowd=1),                   # image 1: crowd only
+            box_ann(2, 3, 1, [0, 0, 10, 20]),                               # IoU exactly .5 with [0,0,10,10]
+            box_ann(3, 3, 1, [50, 50, 20, 20]),
+            box_ann(4, 4, 1, [0, 0, 32, 32]),                               # area exactly 32**2
+            box_ann(5, 4, 1, [40, 40, 96, 60], area=96.0 ** 2),             # area exactly 96**2
+            box_ann(6, 5, 3, [5, 5, 30, 30]),
+            box_ann(7, 5, 3, [5, 5, 30, 30]),                               # duplicate gt
+        ],
+    }
+    dts = [
+        {'image_id': 1, 'category_id': 1, 'bbox': [12, 12, 10, 10], 'score': 0.9},   # inside crowd: ignored
+        {'image_id': 1, 'category_id': 1, 'bbox': [20, 20, 10, 10], 'score': 0.8},   # inside crowd again
+        {'image_id': 1, 'category_id': 1, 'bbox': [70, 70, 10, 10], 'score': 0.8},   # false positive
+        {'image_id': 2, 'category_id': 2, 'bbox': [0, 0, 10, 10], 'score': 0.7},     # category without gt
+        {'image_id': 3, 'category_id': 1, 'bbox': [0, 0, 10, 10], 'score': 0.6},     # IoU .5
+        {'image_id': 3, 'category_id': 1, 'bbox': [50, 50, 20, 15], 'score': 0.6},   # IoU .75, tie
+        {'image_id': 3, 'category_id': 1, 'bbox': [50, 50, 20, 20], 'score': 0.6},   # perfect, tie
+        {'image_id': 4, 'category_id': 1, 'bbox': [0, 0, 32, 32], 'score': 0.6},     # tie across images
+        {'image_id': 4, 'category_id': 1, 'bbox': [40, 40, 96, 60], 'score': 0.5},
+        {'image_id': 5, 'category_id': 3, 'bbox': [5, 5, 30, 30], 'score': 0.4},
+        {'image_id': 5, 'category_id': 3, 'bbox': [5, 5, 30, 30], 'score': 0.4},
+        {'image_id': 5, 'category_id': 3, 'bbox': [5, 5, 30, 30], 'score': 0.4},
+    ]
+    return gt, dts
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(20261128)
@@ -329,6 +370,17 @@ def main():
         'segm_as_bbox': run_eval(gt, dt_segm, 'bbox'),
     }
     write('synthetic_evals.json', evals)
+
+    egt, edt = edge_cases()
+    write('edge_gt.json', egt)
+    write('edge_dt.json', edt)
+    write('edge_evals.json', {
+        'bbox': run_eval(egt, edt, 'bbox'),
+        'segm_of_boxes': run_eval(egt, edt, 'segm'),
+        'bbox_thresholds': run_eval(egt, edt, 'bbox', {'iouThrs': np.array([0.5, 0.75, 0.8]), 'recThrs': np.array([0.0, 0.33, 0.5, 0.9, 1.0]),
+                                                        'maxDets': [1, 2, 100]}),
+        'bbox_agnostic': run_eval(egt, edt, 'bbox', {'useCats': 0}),
+    })
 
     # real COCO ground truth (coco128): perturbed boxes and masks
     with open(COCO128) as f:
