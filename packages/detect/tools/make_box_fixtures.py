@@ -139,3 +139,24 @@ os.makedirs(os.path.dirname(OUT), exist_ok=True)
 with open(OUT, "w") as f:
     json.dump({"torch": torch.__version__, "torchvision": tv.__version__, **fx}, f)
 print("wrote", os.path.normpath(OUT))
+
+# ---- RoIAlign (torchvision's pure-python _roi_align; boxes kept inside the map, where it
+# agrees with the compiled kernel) and the FPN level mapper -> test/fixtures/roi_align.json
+from torchvision.ops.roi_align import _roi_align  # noqa: E402
+from torchvision.ops.poolers import LevelMapper  # noqa: E402
+
+feat = torch.randn(2, 3, 9, 11)
+rois = torch.tensor([[0, 1.0, 2.0, 30.0, 20.0], [1, 0.0, 0.0, 43.0, 35.0], [0, 10.5, 6.2, 14.0, 9.0], [1, 20.0, 3.0, 21.0, 4.0]])
+fr = feat.clone().requires_grad_(True)
+outs = {}
+for aligned in (False, True):
+    o = _roi_align(fr, rois, 0.25, 3, 2, 2, aligned)
+    weights = torch.linspace(-1, 1, o.numel()).reshape(o.shape)
+    (g,) = torch.autograd.grad((o * weights).sum(), fr)
+    outs[str(aligned)] = {"out_nhwc": t(o.permute(0, 2, 3, 1)), "out_shape": list(o.permute(0, 2, 3, 1).shape),
+                          "loss_weights_nhwc": t(weights.permute(0, 2, 3, 1)), "grad_nhwc": t(g.permute(0, 2, 3, 1))}
+lm_boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 112, 112], [0, 0, 224, 224], [0, 0, 447, 447], [0, 0, 448, 448], [0, 0, 2000, 900.0]])
+with open(os.path.join(os.path.dirname(OUT), "roi_align.json"), "w") as f:
+    json.dump({"feature_nhwc": t(feat.permute(0, 2, 3, 1)), "feature_shape": [2, 9, 11, 3], "rois": t(rois), **outs,
+               "level_boxes": t(lm_boxes), "levels_2_5": t(LevelMapper(2, 5)([lm_boxes]) + 2)}, f)
+print("wrote roi_align.json")

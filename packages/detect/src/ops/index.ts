@@ -3,3 +3,4 @@ export * from './box-coder.js';
 export * from './matcher.js';
 export * from './anchors.js';
 export * from './losses.js';
+export * from './roi-align.js';
