@@ -9,6 +9,8 @@
  * - the gradients of Relu and Relu6 to the native grad kernels, and
  * - tf.layers BatchNormalization in training mode (4-D, channels-last) to one fused native forward
  *   op with a custom gradient that is one fused native backward op,
+ * - tf.layers ReLU with maxValue 6 (relu then clipByValue, whose gradient is five ops) to the
+ *   native Relu6 op,
  * keeping tfjs' semantics (biased batch variance for normalisation, moving averages updated with
  * the layer's momentum). Everything else is untouched. `REFCONV_FAST_KERNELS=0` disables it.
  */
@@ -25,6 +27,23 @@ let enabled = false;
 let originalBnCall: ((inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor) | null = null;
 let originalReluGrad: tf.GradConfig | undefined;
 let originalRelu6Grad: tf.GradConfig | undefined;
+let originalReluLayerCall: ((inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor) | null = null;
+
+function reluLayerProto(): { call: typeof originalReluLayerCall } {
+  return Object.getPrototypeOf(tf.layers.reLU({})) as { call: typeof originalReluLayerCall };
+}
+
+function patchReluLayer(): void {
+  if (originalReluLayerCall) return;
+  const proto = reluLayerProto();
+  originalReluLayerCall = proto.call;
+  const original = originalReluLayerCall as NonNullable<typeof originalReluLayerCall>;
+  proto.call = function patchedReluCall(this: { maxValue?: number | null }, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) {
+    if (this.maxValue !== 6) return original.call(this as never, inputs, kwargs);
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor;
+    return tf.relu6(x);
+  };
+}
 
 function native(): NativeBackend {
   return tf.backend() as unknown as NativeBackend;
@@ -147,6 +166,7 @@ export function enableFastKernels(): boolean {
   tf.registerGradient(nativeActivationGrad('ReluGrad', 'Relu'));
   tf.registerGradient(nativeActivationGrad('Relu6Grad', 'Relu6'));
   patchBatchNormalization();
+  patchReluLayer();
   enabled = true;
   return true;
 }
@@ -160,6 +180,10 @@ export function disableFastKernels(): void {
     const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: typeof originalBnCall };
     proto.call = originalBnCall;
     originalBnCall = null;
+  }
+  if (originalReluLayerCall) {
+    reluLayerProto().call = originalReluLayerCall;
+    originalReluLayerCall = null;
   }
   enabled = false;
 }
