@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     .option('name', { type: 'string', describe: 'run name (default bccd-retinanet, -finetune or -refconv)' })
     .option('backbone', { type: 'string', default: 'resnet18', describe: "backbone: 'tiny' or a @refconv/backbones architecture" })
     .option('backbone-width', { type: 'number', default: 0.25, describe: 'width multiplier of the backbone' })
+    .option('backbone-weights', { type: 'string', describe: 'ImageNet backbone weights (safetensors, torchvision names); implies --freeze-bn' })
     .option('fpn-channels', { type: 'number', default: 64 })
     .option('head-convs', { type: 'number', default: 2, describe: 'conv+ReLU blocks per head (torchvision: 4)' })
     .option('anchor-base', { type: 'number', default: 16, describe: 'P3 anchor size; levels double it (torchvision: 32)' })
@@ -75,12 +76,12 @@ async function main(): Promise<void> {
     const train0 = openDataset(args.data, { split: args.trainSplit, images: args.images });
     const options: RetinaNetOptions = {
       numClasses: train0.categories.names.length,
-      backbone: { arch: args.backbone, width: args.backboneWidth },
+      backbone: { arch: args.backbone, width: args.backboneWidth, ...(args.backboneWeights ? { weights: path.resolve(args.backboneWeights) } : {}) },
       fpnChannels: args.fpnChannels,
       headConvs: args.headConvs,
       anchorSizes: [0, 1, 2, 3, 4].map((l) => [0, 1 / 3, 2 / 3].map((e) => Math.trunc(args.anchorBase * 2 ** l * 2 ** e))),
       boxLoss: args.boxLoss,
-      freezeBatchNorm: args.freezeBn,
+      freezeBatchNorm: args.freezeBn || Boolean(args.backboneWeights),
       seed: args.seed,
     };
     det = RetinaNet.create(options);

@@ -14,6 +14,11 @@ export interface BackboneOptions {
   tinyWidths?: [number, number, number, number];
   /** Width multiplier passed to `@refconv/backbones` (e.g. 0.25 for a CPU-sized ResNet-18). */
   width?: number;
+  /**
+   * ImageNet-style weights for a `@refconv/backbones` architecture: a safetensors file in
+   * torchvision state-dict naming (e.g. converted `resnet18-f37072fd.pth`); the classifier is skipped.
+   */
+  weights?: string;
   /** Fixed input `[H, W]` (needed for FLOP counts); default dynamic. */
   inputSize?: [number, number];
 }
@@ -46,10 +51,18 @@ export function tinyBackbone(widths: [number, number, number, number] = [16, 32,
  * fully convolutional.
  */
 export function createBackbone(opts: BackboneOptions): tf.LayersModel {
-  if (opts.arch === 'tiny') return tinyBackbone(opts.tinyWidths, opts.inputSize);
+  if (opts.arch === 'tiny') {
+    if (opts.weights) throw new Error(`backbone 'tiny' has no pretrained weights format; --backbone-weights needs a @refconv/backbones architecture`);
+    return tinyBackbone(opts.tinyWidths, opts.inputSize);
+  }
   const model = backbones.createModel(opts.arch, { features: true, inputSize: opts.inputSize ?? 224, ...(opts.width !== undefined ? { width: opts.width } : {}) });
   if (model.outputs.length !== 4) {
     throw new Error(`backbone '${opts.arch}': expected 4 feature outputs (C2..C5), got ${model.outputs.length}; use an ImageNet-style architecture`);
+  }
+  if (opts.weights) {
+    const r = backbones.loadTorchWeights(model, opts.weights, { skip: (k) => k.startsWith('fc.') || k.startsWith('classifier.') });
+    if (r.refocused) throw new Error(`backbone weights ${opts.weights} are a RefConv checkpoint; train the plain detector first, then use --refconv`);
+    process.stderr.write(`backbone '${opts.arch}': loaded ${r.loaded.length} tensors from ${opts.weights}\n`);
   }
   return model;
 }

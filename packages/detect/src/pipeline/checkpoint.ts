@@ -62,7 +62,9 @@ export function refocusDetector(model: tf.LayersModel, spec: RefocusSpec): tf.La
 /** Builds the network a description describes (refocused if it says so), with fresh weights. */
 export function buildDetector(desc: DetectorDescription): RetinaNet {
   if (desc.kind !== 'retinanet') throw new Error(`unsupported detector kind '${String(desc.kind)}' (this version builds retinanet)`);
-  const det = RetinaNet.create(desc.options);
+  // Backbone init weights are irrelevant here (the checkpoint overwrites them) and may have moved.
+  const { weights: _initWeights, ...backbone } = desc.options.backbone;
+  const det = RetinaNet.create({ ...desc.options, backbone });
   return desc.refocus ? det.withModel(refocusDetector(det.model, desc.refocus)) : det;
 }
 
