@@ -1,10 +1,10 @@
 /**
  * coco-eval CLI: pycocotools' evaluation of a results file against a ground-truth file.
  *
- *   coco-eval --gt instances_val2017.json --dt results.json --iou-type bbox [--json]
+ *   coco-eval --gt instances_val2017.json --dt results.json --iou-type bbox|segm|keypoints [--json]
  *
  * Prints pycocotools' 12-line table (or, with --json, one JSON object whose `stats` are the 12
- * numbers). Errors go to stderr with exit code 1. This tool does not use TensorFlow, so it does not
+ * numbers, 10 for keypoints). Errors go to stderr with exit code 1. This tool does not use TensorFlow, so it does not
  * initialise a tfjs backend.
  */
 import yargs from 'yargs';
@@ -14,8 +14,10 @@ import { COCOeval } from './cocoeval.js';
 import { pyFixed } from './cocoeval.js';
 import type { IouType } from './params.js';
 
-/** Names of the 12 summary numbers, in `stats` order. */
+/** Names of the 12 summary numbers (bbox/segm), in `stats` order. */
 export const STAT_NAMES = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'];
+/** Names of the 10 keypoint summary numbers. */
+export const KEYPOINT_STAT_NAMES = ['AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl'];
 
 /** Parsed options of the CLI. */
 export interface CliOptions {
@@ -54,7 +56,7 @@ export function runCli(o: CliOptions, out: (s: string) => void, log: (s: string)
       gt: o.gt,
       dt: o.dt,
       stats,
-      statNames: STAT_NAMES,
+      statNames: o.iouType === 'keypoints' ? KEYPOINT_STAT_NAMES : STAT_NAMES,
       seconds: { load: loadS, evaluate: evalS, accumulate: accS },
     };
     if (o.perCategory) result.perCategory = E.perCategory();
@@ -77,10 +79,10 @@ export function runCli(o: CliOptions, out: (s: string) => void, log: (s: string)
 export async function parseArgs(argv: string[]): Promise<CliOptions> {
   const a = await yargs(argv)
     .scriptName('coco-eval')
-    .usage('$0 --gt GT.json --dt RESULTS.json --iou-type bbox|segm [--json]')
+    .usage('$0 --gt GT.json --dt RESULTS.json --iou-type bbox|segm|keypoints [--json]')
     .option('gt', { type: 'string', demandOption: true, describe: 'ground-truth instances JSON' })
     .option('dt', { type: 'string', demandOption: true, describe: 'results JSON (list of detections)' })
-    .option('iou-type', { choices: ['bbox', 'segm'] as const, demandOption: true, describe: 'compare boxes or masks' })
+    .option('iou-type', { choices: ['bbox', 'segm', 'keypoints'] as const, demandOption: true, describe: 'compare boxes, masks or keypoints (OKS)' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (stats = the 12 numbers)' })
     .option('per-category', { type: 'boolean', default: false, describe: 'add per-category AP/AR' })
     .option('allow-empty', { type: 'boolean', default: false, describe: 'evaluate an empty result list as no detections' })
@@ -106,7 +108,7 @@ export async function parseArgs(argv: string[]): Promise<CliOptions> {
 async function main(): Promise<void> {
   const argv = hideBin(process.argv);
   if (argv.includes('--help') || argv.includes('-h')) {
-    await yargs(argv).scriptName('coco-eval').usage('$0 --gt GT.json --dt RESULTS.json --iou-type bbox|segm [--json] [--per-category] [--allow-empty] [--no-use-cats]').parseAsync();
+    await yargs(argv).scriptName('coco-eval').usage('$0 --gt GT.json --dt RESULTS.json --iou-type bbox|segm|keypoints [--json] [--per-category] [--allow-empty] [--no-use-cats]').parseAsync();
     return;
   }
   try {

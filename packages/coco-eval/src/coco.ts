@@ -45,6 +45,9 @@ export interface CocoAnnotation {
   iscrowd?: number;
   segmentation?: Segmentation;
   score?: number;
+  /** `[x1, y1, v1, ...]` (person keypoints files) */
+  keypoints?: number[];
+  num_keypoints?: number;
   [key: string]: unknown;
 }
 
@@ -66,6 +69,8 @@ export interface DetectionResult {
   bbox?: number[];
   /** compressed RLE; required for segm results without bbox */
   segmentation?: CompressedRle;
+  /** `[x1, y1, v1, ...]`; required for keypoint results */
+  keypoints?: number[];
   [key: string]: unknown;
 }
 
@@ -92,6 +97,10 @@ export interface AnnotationTable {
   score: Float64Array;
   /** [n] segmentation objects by reference (undefined when absent) */
   segm: (unknown | undefined)[];
+  /** [n] keypoints `[x1, y1, v1, ...]` by reference (undefined when absent) */
+  keypoints: (number[] | undefined)[];
+  /** [n] `num_keypoints` field (NaN when absent) */
+  numKeypoints: Float64Array;
 }
 
 /** Filters of {@link COCO.getAnnIds}; an empty or missing filter is skipped, as in pycocotools. */
@@ -286,6 +295,10 @@ export class COCO {
     const t = this.table;
     const bbox = Array.from(t.bbox.subarray(i * 4, i * 4 + 4));
     const segm = t.segm[i] ?? boxPolygon(bbox);
+    const kp = t.keypoints[i];
+    if (kp) {
+      return { id: t.id[i]!, image_id: t.imageId[i]!, category_id: t.categoryId[i]!, keypoints: kp, score: t.score[i]!, area: t.area[i]!, bbox };
+    }
     return {
       id: t.id[i]!,
       image_id: t.imageId[i]!,
@@ -427,6 +440,8 @@ function newTable(n: number): AnnotationTable {
     bbox: new Float64Array(n * 4).fill(NaN),
     score: new Float64Array(n).fill(NaN),
     segm: new Array(n),
+    keypoints: new Array(n),
+    numKeypoints: new Float64Array(n).fill(NaN),
   };
 }
 
@@ -456,8 +471,20 @@ function tableFromAnnotations(anns: CocoAnnotation[], source: string): Annotatio
     }
     if (a.score !== undefined) t.score[i] = a.score;
     t.segm[i] = a.segmentation;
+    if (a.keypoints !== undefined) t.keypoints[i] = checkKeypoints(a.keypoints, `${where()} (id ${a.id})`);
+    if (a.num_keypoints !== undefined) {
+      if (!isNum(a.num_keypoints)) throw new Error(`${where()} (id ${a.id}): 'num_keypoints' must be a number`);
+      t.numKeypoints[i] = a.num_keypoints;
+    }
   });
   return t;
+}
+
+function checkKeypoints(kp: unknown, where: string): number[] {
+  if (!Array.isArray(kp) || kp.length % 3 !== 0 || !kp.every(isNum)) {
+    throw new Error(`${where}: 'keypoints' must be [x1, y1, v1, x2, y2, v2, ...] finite numbers`);
+  }
+  return kp;
 }
 
 function checkBox(bb: unknown, where: string): asserts bb is number[] {
@@ -470,8 +497,18 @@ function tableFromResults(anns: DetectionResult[], source: string, gt: COCO): An
   const t = newTable(anns.length);
   const first = anns[0] as Record<string, unknown> | undefined;
   if (first !== undefined && (first === null || typeof first !== 'object')) throw new Error(`${source}: results[0] is not an object`);
-  const kind = first === undefined ? 'bbox' : Array.isArray(first.bbox) && first.bbox.length > 0 ? 'bbox' : 'segmentation' in first ? 'segm' : null;
-  if (kind === null) throw new Error(`${source}: results[0] has neither a non-empty 'bbox' nor a 'segmentation' (keypoint/caption results are not supported)`);
+  // pycocotools decides the kind from the first result only
+  const kind =
+    first === undefined
+      ? 'bbox'
+      : Array.isArray(first.bbox) && first.bbox.length > 0
+        ? 'bbox'
+        : 'segmentation' in first
+          ? 'segm'
+          : 'keypoints' in first
+            ? 'keypoints'
+            : null;
+  if (kind === null) throw new Error(`${source}: results[0] has none of a non-empty 'bbox', 'segmentation' or 'keypoints' (caption results are not supported)`);
   anns.forEach((r, i) => {
     const where = `${source}: results[${i}]`;
     if (r === null || typeof r !== 'object') throw new Error(`${where} is not an object`);
@@ -491,6 +528,23 @@ function tableFromResults(anns: DetectionResult[], source: string, gt: COCO): An
       t.bbox.set(r.bbox, i * 4);
       t.area[i] = r.bbox[2]! * r.bbox[3]!;
       t.segm[i] = r.segmentation;
+    } else if (kind === 'keypoints') {
+      const kp = checkKeypoints(r.keypoints, where);
+      if (kp.length === 0) throw new Error(`${where}: 'keypoints' is empty`);
+      let x0 = Infinity;
+      let x1 = -Infinity;
+      let y0 = Infinity;
+      let y1 = -Infinity;
+      for (let j = 0; j < kp.length; j += 3) {
+        x0 = Math.min(x0, kp[j]!);
+        x1 = Math.max(x1, kp[j]!);
+        y0 = Math.min(y0, kp[j + 1]!);
+        y1 = Math.max(y1, kp[j + 1]!);
+      }
+      t.area[i] = (x1 - x0) * (y1 - y0);
+      t.bbox.set([x0, y0, x1 - x0, y1 - y0], i * 4);
+      t.keypoints[i] = kp;
+      t.iscrowd[i] = NaN; // pycocotools does not set iscrowd on keypoint results
     } else {
       const s = r.segmentation as unknown;
       if (s === null || typeof s !== 'object' || Array.isArray(s) || typeof (s as CompressedRle).counts !== 'string') {

@@ -155,6 +155,7 @@ export class COCOeval {
     const dtT = this.cocoDt.table;
     const scratch = new MatchScratch();
     const AT = A * T;
+    const kp = p.iouType === 'keypoints';
     for (let g = 0; g < K * I; g++) {
       const gs = gtGroups.start[g]!;
       const G = gtGroups.start[g + 1]! - gs;
@@ -172,7 +173,7 @@ export class COCOeval {
       const ious = this.computeIoU(gtRows, dRows, scratch);
       for (let a = 0; a < A; a++) {
         // this group's detections start at flags[d0 * A * T]; area a's block is at offset a * T
-        npig[g * A + a] = matchGroup(gtT, dtT, gtRows, dRows, ious, p.areaRng[a]!, p.iouThrs, scratch, flags, d0 * AT + a * T, AT);
+        npig[g * A + a] = matchGroup(gtT, dtT, gtRows, dRows, ious, p.areaRng[a]!, p.iouThrs, scratch, flags, d0 * AT + a * T, AT, false, kp);
       }
     }
     this.state = { params: p.clone(), catIds, K, I, A, T, nonEmpty, dtStart, dtScore, dtRank, flags, npig };
@@ -198,7 +199,7 @@ export class COCOeval {
     const iousCut = this.computeIoU(gtRows, dRows, scratch).slice();
     const T0 = p.iouThrs.length;
     const flags = new Uint8Array(dRows.length * T0);
-    matchGroup(this.cocoGt.table, this.cocoDt.table, gtRows, dRows, iousCut, aRng, p.iouThrs, scratch, flags, 0, T0, true);
+    matchGroup(this.cocoGt.table, this.cocoDt.table, gtRows, dRows, iousCut, aRng, p.iouThrs, scratch, flags, 0, T0, true, p.iouType === 'keypoints');
     const m = scratch;
     const gtT = this.cocoGt.table;
     const dtT = this.cocoDt.table;
@@ -299,7 +300,8 @@ export class COCOeval {
   }
 
   /**
-   * The 12 standard numbers (AP, AP50, AP75, AP S/M/L, AR1, AR10, AR100, AR S/M/L), printed as
+   * The 12 standard numbers (AP, AP50, AP75, AP S/M/L, AR1, AR10, AR100, AR S/M/L; for keypoints
+   * the 10 of pycocotools: AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl), printed as
    * pycocotools prints them. Sets and returns `stats`.
    */
   summarize(opts: SummarizeOptions = {}): number[] {
@@ -307,7 +309,18 @@ export class COCOeval {
     if (!e) throw new Error('COCOeval.summarize: run accumulate() first');
     const log = opts.log === undefined ? (l: string) => console.log(l) : opts.log;
     const md = this.params.maxDets;
-    const specs: [number, number | null, string, number][] = [
+    const specs: [number, number | null, string, number][] = this.params.iouType === 'keypoints' ? [
+      [1, null, 'all', 20],
+      [1, 0.5, 'all', 20],
+      [1, 0.75, 'all', 20],
+      [1, null, 'medium', 20],
+      [1, null, 'large', 20],
+      [0, null, 'all', 20],
+      [0, 0.5, 'all', 20],
+      [0, 0.75, 'all', 20],
+      [0, null, 'medium', 20],
+      [0, null, 'large', 20],
+    ] : [
       [1, null, 'all', 100],
       [1, 0.5, 'all', md[2]!],
       [1, 0.75, 'all', md[2]!],
@@ -416,6 +429,12 @@ export class COCOeval {
     const crowd = scratch.crowd.subarray(0, G);
     for (let j = 0; j < G; j++) crowd[j] = requireCrowd(this.cocoGt, gtRows[j]!);
     if (G === 0 || D === 0) return new Float64Array(0);
+    if (this.params.iouType === 'keypoints') {
+      // pycocotools' computeOks looks up _gts[imgId, catId]; class-agnostic runs pass catId -1,
+      // find nothing and therefore match nothing. Kept for identical numbers.
+      if (!this.params.useCats) return new Float64Array(0);
+      return computeOks(this.cocoGt, gtRows, this.cocoDt, dRows, this.params.kptOksSigmas);
+    }
     if (this.params.iouType === 'bbox') {
       if (scratch.gtBoxes.length < G * 4) scratch.gtBoxes = new Float64Array(G * 8);
       if (scratch.dtBoxes.length < D * 4) scratch.dtBoxes = new Float64Array(D * 8);
@@ -428,6 +447,56 @@ export class COCOeval {
     const d: Rle[] = Array.from(dRows, (r) => this.cocoDt.rowToRle(r));
     return rleIou(d, g, crowd);
   }
+}
+
+/**
+ * Object keypoint similarity `[D, G]`, pycocotools computeOks: per visible gt keypoint
+ * exp(-d² / (2 s² (2σ)²)) averaged; a gt without visible keypoints measures the distance to its
+ * box enlarged by its size on each side, over all keypoints.
+ */
+function computeOks(gtC: COCO, gtRows: Int32Array, dtC: COCO, dRows: Int32Array, sigmas: number[]): Float64Array {
+  const G = gtRows.length;
+  const D = dRows.length;
+  const k = sigmas.length;
+  const vars = sigmas.map((s) => (s * 2) * (s * 2)); // np.square: a product, not pow
+  const out = new Float64Array(D * G);
+  const e = new Float64Array(k);
+  for (let j = 0; j < G; j++) {
+    const r = gtRows[j]!;
+    const g = gtC.table.keypoints[r];
+    if (!g) throw new Error(`${gtC.source}: annotation ${gtC.table.id[r]} has no 'keypoints' (needed for keypoint evaluation)`);
+    if (g.length !== 3 * k) throw new Error(`${gtC.source}: annotation ${gtC.table.id[r]} has ${g.length / 3} keypoints, the sigmas ${k}`);
+    let k1 = 0;
+    for (let q = 0; q < k; q++) if (g[3 * q + 2]! > 0) k1++;
+    const bb = gtC.table.bbox.subarray(r * 4, r * 4 + 4);
+    const x0 = bb[0]! - bb[2]!;
+    const x1 = bb[0]! + bb[2]! * 2;
+    const y0 = bb[1]! - bb[3]!;
+    const y1 = bb[1]! + bb[3]! * 2;
+    const area = gtC.table.area[r]! + EPS;
+    for (let i = 0; i < D; i++) {
+      const d = dtC.table.keypoints[dRows[i]!];
+      if (!d || d.length !== 3 * k) throw new Error(`${dtC.source}: detection ${dtC.table.id[dRows[i]!]} needs ${k} keypoints`);
+      let n = 0;
+      for (let q = 0; q < k; q++) {
+        const xd = d[3 * q]!;
+        const yd = d[3 * q + 1]!;
+        let dx: number;
+        let dy: number;
+        if (k1 > 0) {
+          if (!(g[3 * q + 2]! > 0)) continue;
+          dx = xd - g[3 * q]!;
+          dy = yd - g[3 * q + 1]!;
+        } else {
+          dx = Math.max(0, x0 - xd) + Math.max(0, xd - x1);
+          dy = Math.max(0, y0 - yd) + Math.max(0, yd - y1);
+        }
+        e[n++] = Math.exp(-((dx * dx + dy * dy) / vars[q]! / area / 2));
+      }
+      out[i * G + j] = pairwiseSum(e, 0, n) / n;
+    }
+  }
+  return out;
 }
 
 function requireCrowd(coco: COCO, r: number): number {
@@ -491,6 +560,7 @@ function matchGroup(
   outBase: number,
   outStride: number,
   keepMatches = false,
+  keypoints = false,
 ): number {
   const G = gtRows.length;
   const D = dRows.length;
@@ -509,7 +579,12 @@ function matchGroup(
       const area = gtT.area[r]!;
       if (Number.isNaN(area)) throw new Error(`ground-truth annotation ${gtT.id[r]} has no 'area' field`);
       const crowd = gtT.iscrowd[r]!;
-      const ig = (crowd !== 0 && !Number.isNaN(crowd)) || area < aRng[0] || area > aRng[1] ? 1 : 0;
+      let ig = (crowd !== 0 && !Number.isNaN(crowd)) || area < aRng[0] || area > aRng[1] ? 1 : 0;
+      if (keypoints) {
+        const nk = gtT.numKeypoints[r]!;
+        if (Number.isNaN(nk)) throw new Error(`ground-truth annotation ${gtT.id[r]} has no 'num_keypoints' field`);
+        if (nk === 0) ig = 1;
+      }
       if (ig !== pass) continue;
       gtOrder[pos] = j;
       gtIg[pos] = ig;
@@ -521,7 +596,7 @@ function matchGroup(
   }
   const gtm = s.gtm;
   gtm.fill(0, 0, T * G);
-  const haveIous = G > 0 && D > 0;
+  const haveIous = G > 0 && D > 0 && ious.length > 0;
   // best IoU of each detection over all gts: below a threshold, the scan cannot match anything
   if (s.bestIou.length < D) s.bestIou = new Float64Array(D * 2);
   const bestIou = s.bestIou;

@@ -1,7 +1,12 @@
 /** Evaluation parameters, pycocotools `Params` (detection settings). */
 
-/** What is compared: boxes or masks. */
-export type IouType = 'bbox' | 'segm';
+/** What is compared: boxes, masks, or keypoints (OKS). */
+export type IouType = 'bbox' | 'segm' | 'keypoints';
+
+/** COCO's per-keypoint OKS sigmas for the 17 person keypoints (pycocotools' `kpt_oks_sigmas`). */
+export const COCO_KEYPOINT_SIGMAS: number[] = [
+  0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89,
+].map((v) => v / 10.0);
 
 /**
  * numpy.linspace(start, stop, num) value by value: `i * step + start` with `step = (stop - start) / (num - 1)`
@@ -15,7 +20,10 @@ export function linspace(start: number, stop: number, num: number): number[] {
   return out;
 }
 
-/** Parameters driving {@link COCOeval}; defaults are pycocotools' detection defaults. */
+/**
+ * Parameters driving {@link COCOeval}; defaults are pycocotools' (detection: maxDets 1/10/100 and
+ * four area ranges; keypoints: maxDets 20, areas all/medium/large and the COCO OKS sigmas).
+ */
 export class Params {
   /** images to evaluate (default: all ground-truth images, sorted) */
   imgIds: number[] = [];
@@ -38,14 +46,26 @@ export class Params {
   areaRngLbl: string[] = ['all', 'small', 'medium', 'large'];
   /** evaluate per category (true) or class-agnostic (false) */
   useCats: boolean = true;
-  /** box or mask IoU */
+  /** per-keypoint OKS sigmas (keypoints only) */
+  kptOksSigmas: number[] = [];
+  /** box IoU, mask IoU or OKS */
   iouType: IouType;
 
   constructor(iouType: IouType = 'segm') {
-    if (iouType !== 'bbox' && iouType !== 'segm') {
-      throw new Error(`iouType must be 'bbox' or 'segm' (keypoints are not supported), got '${String(iouType)}'`);
+    if (iouType !== 'bbox' && iouType !== 'segm' && iouType !== 'keypoints') {
+      throw new Error(`iouType must be 'bbox', 'segm' or 'keypoints', got '${String(iouType)}'`);
     }
     this.iouType = iouType;
+    if (iouType === 'keypoints') {
+      this.maxDets = [20];
+      this.areaRng = [
+        [0 ** 2, 1e5 ** 2],
+        [32 ** 2, 96 ** 2],
+        [96 ** 2, 1e5 ** 2],
+      ];
+      this.areaRngLbl = ['all', 'medium', 'large'];
+      this.kptOksSigmas = [...COCO_KEYPOINT_SIGMAS];
+    }
   }
 
   /** A deep copy. */
@@ -59,6 +79,7 @@ export class Params {
     p.areaRng = this.areaRng.map((r) => [r[0], r[1]] as [number, number]);
     p.areaRngLbl = [...this.areaRngLbl];
     p.useCats = this.useCats;
+    p.kptOksSigmas = [...this.kptOksSigmas];
     return p;
   }
 }

@@ -85,7 +85,7 @@ describe('loadRes', () => {
       ]),
     ).toThrow(/results\[1\]: 'bbox' must be/);
     expect(() => coco.loadRes([{ image_id: 10, category_id: '1', bbox: [0, 0, 1, 1], score: 1 } as any])).toThrow(/category_id/);
-    expect(() => coco.loadRes([{ image_id: 10, category_id: 1, score: 1 } as any])).toThrow(/neither/);
+    expect(() => coco.loadRes([{ image_id: 10, category_id: 1, score: 1 } as any])).toThrow(/none of a non-empty 'bbox', 'segmentation' or 'keypoints'/);
     expect(() => coco.loadRes({} as any)).toThrow(/JSON array/);
     expect(() => coco.loadRes([{ image_id: 10, category_id: 1, score: 1, segmentation: [[1, 2, 3, 4, 5, 6]] } as any])).toThrow(
       /compressed RLE/,

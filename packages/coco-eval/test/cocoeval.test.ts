@@ -52,6 +52,19 @@ describe('COCOeval against pycocotools on hand-made corner cases', () => {
   }
 });
 
+describe('keypoint evaluation (OKS) against pycocotools', () => {
+  // 17 person keypoints, gts without visible keypoints (box-distance rule), num_keypoints 0, crowd
+  const kev = fixture<Record<string, RefEval>>('keypoints_evals.json');
+  const kgt = new COCO(FIX + 'keypoints_gt.json');
+  for (const name of Object.keys(kev)) {
+    it(`${name}: the 10 stats, table, recall, precision, evalImgs`, () => {
+      const ref = kev[name]!;
+      const { E, lines } = runEval(kgt, 'keypoints_dt.json', ref);
+      expectMatchesReference(E, lines, ref);
+    });
+  }
+});
+
 describe('Params', () => {
   it('thresholds are bit-identical to numpy.linspace as pycocotools builds them', () => {
     const meta = fixture('meta.json');
@@ -61,7 +74,7 @@ describe('Params', () => {
     expect(p.iouThrs.indexOf(0.75)).toBe(5);
   });
   it('rejects unknown iou types', () => {
-    expect(() => new Params('keypoints' as any)).toThrow(/iouType/);
+    expect(() => new Params('oks' as any)).toThrow(/iouType/);
   });
 });
 

@@ -332,6 +332,45 @@ def edge_cases():
     return gt, dts
 
 
+def keypoint_data(rng):
+    """Person keypoints: visible/occluded/absent points, gts without keypoints, crowd, jittered detections."""
+    images, anns, res = [], [], []
+    aid = 1
+    for i in range(30):
+        img_id = 500 + i
+        images.append({'id': img_id, 'height': 300, 'width': 400})
+        for _ in range(int(rng.integers(0, 5))):
+            w, h = rng.uniform(20, 150), rng.uniform(40, 250)
+            x, y = rng.uniform(0, 400 - w), rng.uniform(0, 300 - h)
+            xs = rng.uniform(x, x + w, 17)
+            ys = rng.uniform(y, y + h, 17)
+            v = rng.choice([0, 1, 2], 17, p=[0.3, 0.2, 0.5])
+            if rng.random() < 0.15:
+                v[:] = 0
+            kp = []
+            for q in range(17):
+                kp += [rnd(xs[q]) if v[q] else 0.0, rnd(ys[q]) if v[q] else 0.0, int(v[q])]
+            crowd = 1 if rng.random() < 0.05 else 0
+            anns.append({'id': aid, 'image_id': img_id, 'category_id': 1, 'iscrowd': crowd, 'bbox': [rnd(x), rnd(y), rnd(w), rnd(h)],
+                         'area': rnd(w * h * 0.7), 'num_keypoints': int((v > 0).sum()), 'keypoints': kp,
+                         'segmentation': [[rnd(x), rnd(y), rnd(x + w), rnd(y), rnd(x + w), rnd(y + h)]]})
+            aid += 1
+            for _c in range(int(rng.integers(0, 3))):
+                s = rng.uniform(1, 15)
+                dk = []
+                for q in range(17):
+                    dk += [rnd(xs[q] + rng.normal(0, s)), rnd(ys[q] + rng.normal(0, s)), 1]
+                res.append({'image_id': img_id, 'category_id': 1, 'keypoints': dk, 'score': rnd(rng.uniform(0.1, 1), 2)})
+        for _ in range(int(rng.integers(0, 25))):
+            cx, cy = rng.uniform(0, 400), rng.uniform(0, 300)
+            dk = []
+            for q in range(17):
+                dk += [rnd(cx + rng.normal(0, 30)), rnd(cy + rng.normal(0, 40)), 1]
+            res.append({'image_id': img_id, 'category_id': 1, 'keypoints': dk, 'score': rnd(rng.uniform(0, 0.8), 2)})
+    gt = {'images': images, 'annotations': anns, 'categories': [{'id': 1, 'name': 'person', 'supercategory': 'person'}]}
+    return gt, res
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(20261128)
@@ -381,6 +420,12 @@ def main():
                                                         'maxDets': [1, 2, 100]}),
         'bbox_agnostic': run_eval(egt, edt, 'bbox', {'useCats': 0}),
     })
+
+    kgt, kdt = keypoint_data(np.random.default_rng(17))
+    write('keypoints_gt.json', kgt)
+    write('keypoints_dt.json', kdt)
+    write('keypoints_evals.json', {'keypoints': run_eval(kgt, kdt, 'keypoints'),
+                                   'keypoints_maxdets': run_eval(kgt, kdt, 'keypoints', {'maxDets': [5, 20]})})
 
     # real COCO ground truth (coco128): perturbed boxes and masks
     with open(COCO128) as f:
