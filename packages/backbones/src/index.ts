@@ -13,4 +13,5 @@ export {
   type LoadTorchWeightsResult,
 } from './torch-weights.js';
 export { makeDivisible } from './models/mobilenetv2.js';
+export { layerTable, tableTotals, type LayerRow } from './layer-table.js';
 export * from './layers/custom.js';

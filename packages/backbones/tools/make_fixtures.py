@@ -346,6 +346,20 @@ def main():
     with open(os.path.join(OUT, "reference-counts.json"), "w") as f:
         json.dump(counts, f, indent=1)
 
+    # Conv MACs of dilated feature extractors (no classifier) at 224 px: torchvision's own
+    # replace_stride_with_dilation / dilated=True models.
+    r50 = tv.models.resnet50(replace_stride_with_dilation=[False, True, True])
+    r50.fc = nn.Identity()
+    v3 = tv.models.mobilenet_v3_large(dilated=True)
+    v3.classifier = nn.Identity()
+    dilated = {
+        "resnet50": {"outputStride": 8, "macs": macs(r50, (1, 3, 224, 224))},
+        "mobilenet_v3_large": {"outputStride": 16, "macs": macs(v3.features, (1, 3, 224, 224))},
+    }
+    print("dilated", dilated)
+    with open(os.path.join(OUT, "reference-dilated-macs.json"), "w") as f:
+        json.dump(dilated, f, indent=1)
+
 
 if __name__ == "__main__":
     main()
