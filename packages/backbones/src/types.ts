@@ -67,6 +67,11 @@ export interface ModelEntry {
   description: string;
   /** Defaults for this architecture. */
   defaults: { numClasses: number; inputSize: number };
+  /**
+   * Name of the final Linear layer (its PyTorch module path): the layer to leave out when
+   * fine-tuning on a new number of classes, e.g. `skip: (k) => k.startsWith(\`${classifier}.\`)`.
+   */
+  classifier: string;
   /** Whether `outputStride` 16 / 8 is supported. */
   dilatable: boolean;
   /** Builds the network on `input`. */

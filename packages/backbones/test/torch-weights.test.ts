@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { encodeSafetensors, RefConv2D, readSafetensors, type SafeTensorInput } from '@refconv/core';
-import { createModel, exportTorchWeights, loadTorchWeights, torchStateDictShapes } from '../src/index.js';
+import { createModel, exportTorchWeights, loadTorchWeights, modelInfo, torchStateDictShapes } from '../src/index.js';
 import { FIXTURES, loadCases } from './helpers.js';
 
 /** Deterministic, distinct values: element i of a tensor gets seed + i * 0.001 (sign alternating). */
@@ -237,6 +237,26 @@ describe('official RefConv transforms', () => {
     check(res.model, 'c', sd, 6, 5, 2, 3, false);
     plain.dispose();
     res.model.dispose();
+  });
+});
+
+describe('fine-tuning on a new number of classes', () => {
+  it('modelInfo(arch).classifier names the head to skip; loading and exporting leak no tensors', () => {
+    const c = loadCases()['mobilenet_v3_large_w025']!;
+    const { arch, ...opts } = c.options;
+    const model = createModel(arch, { ...opts, numClasses: 3 });
+    const head = modelInfo(arch).classifier;
+    expect(head).toBe('classifier.3');
+    const file = path.join(FIXTURES, c.weights);
+    expect(() => loadTorchWeights(model, file)).toThrow(/classifier\.3\.weight: file \[10,\d+\] vs model \[3,\d+\]/);
+    const before = tf.memory().numTensors;
+    const res = loadTorchWeights(model, file, { skip: (k) => k.startsWith(`${head}.`) });
+    expect(res.skipped.sort()).toEqual(['classifier.3.bias', 'classifier.3.weight']);
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bb-ft-')), 'w.safetensors');
+    exportTorchWeights(model, out);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(readSafetensors(out).get('classifier.3.weight')!.shape[0]).toBe(3);
+    model.dispose();
   });
 });
 

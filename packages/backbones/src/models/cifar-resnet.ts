@@ -52,6 +52,7 @@ export const cifarResnetEntries: ModelEntry[] = (Object.keys(CIFAR_RESNET_DEPTHS
   family: 'cifar_resnet',
   description: `CIFAR ResNet-${6 * CIFAR_RESNET_DEPTHS[name] + 2} (He et al., option-A shortcuts) for 28-32 px inputs`,
   defaults: { numClasses: 10, inputSize: 32 },
+  classifier: 'fc',
   dilatable: false,
   build: (input, opts) => buildCifarResNet(input, CIFAR_RESNET_DEPTHS[name], opts, name),
 }));

@@ -56,6 +56,7 @@ export const mobilenetV1Entries: ModelEntry[] = [
     family: 'mobilenet_v1',
     description: 'MobileNetV1 (width multiplier alpha via width), PyTorch Sequential naming',
     defaults: { numClasses: 1000, inputSize: 224 },
+    classifier: 'fc',
     dilatable: true,
     build: (input, opts) => buildMobileNetV1(input, opts),
   },

@@ -83,6 +83,7 @@ export const mobilenetV2Entries: ModelEntry[] = [
     family: 'mobilenet_v2',
     description: 'torchvision mobilenet_v2 (width multiplier via width)',
     defaults: { numClasses: 1000, inputSize: 224 },
+    classifier: 'classifier.1',
     dilatable: true,
     build: (input, opts) => buildMobileNetV2(input, opts, IMAGENET),
   },
@@ -91,6 +92,7 @@ export const mobilenetV2Entries: ModelEntry[] = [
     family: 'mobilenet_v2',
     description: 'MobileNetV2 for 28-32 px inputs: stride-1 stem and stride-1 first 24-channel stage (total stride 8), torchvision names',
     defaults: { numClasses: 10, inputSize: 32 },
+    classifier: 'classifier.1',
     dilatable: false,
     build: (input, opts) => {
       if (opts.outputStride !== 32) throw new Error(`mobilenet_v2_cifar: outputStride ${opts.outputStride} is not supported`);

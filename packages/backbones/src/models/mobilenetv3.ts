@@ -128,6 +128,7 @@ export const mobilenetV3Entries: ModelEntry[] = (['mobilenet_v3_large', 'mobilen
   family: 'mobilenet_v3',
   description: `torchvision ${name} (width multiplier via width; outputStride 16 = torchvision's dilated=True)`,
   defaults: { numClasses: 1000, inputSize: 224 },
+  classifier: 'classifier.3',
   dilatable: true,
   build: (input, opts) => buildMobileNetV3(input, name, opts),
 }));

@@ -120,6 +120,7 @@ export const resnetEntries: ModelEntry[] = (Object.keys(RESNET_CONFIGS) as Array
   family: 'resnet',
   description: `torchvision ${name} (${RESNET_CONFIGS[name].block} blocks ${RESNET_CONFIGS[name].layers.join('-')})`,
   defaults: { numClasses: 1000, inputSize: 224 },
+  classifier: 'fc',
   dilatable: true,
   build: (input, opts) => buildResNet(input, RESNET_CONFIGS[name], opts, name),
 }));

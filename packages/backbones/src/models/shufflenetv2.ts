@@ -79,6 +79,7 @@ export const shufflenetV2Entries: ModelEntry[] = (Object.keys(SHUFFLENET_V2_CONF
   family: 'shufflenet_v2',
   description: `torchvision ${name}`,
   defaults: { numClasses: 1000, inputSize: 224 },
+  classifier: 'fc',
   dilatable: true,
   build: (input, opts) => buildShuffleNetV2(input, name, opts),
 }));
