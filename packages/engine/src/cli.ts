@@ -26,9 +26,10 @@ export function createCli(argv: string[], scriptName: string): Argv {
     .config('config', 'JSON file with option values (flags override it)', readConfigFile)
     .help()
     .wrap(Math.min(110, process.stdout.columns ?? 110))
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`${scriptName}: ${msg}\n\n`);
+    .fail((msg, err: unknown, y) => {
+      if (err instanceof Error) throw err; // a program error, not a usage error
+      // usage errors: unknown options, failed .check() (whose message may arrive as `err`)
+      process.stderr.write(`${scriptName}: ${msg ?? String(err)}\n\n`);
       y.showHelp();
       process.exit(2);
     });

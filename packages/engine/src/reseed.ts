@@ -53,7 +53,7 @@ export function reseedWeights(model: tf.LayersModel, seed: number): { reseeded: 
         continue;
       }
       const [cls, fromConfig] = entry;
-      const init = fromConfig(cls, { ...cfg.config, seed: deriveSeed(seed, index) % 2147483647 }) as unknown as tf.initializers.Initializer;
+      const init = fromConfig(cls, { ...cfg.config, seed: deriveSeed(seed, index) % 2147483647 }) as unknown as { apply(shape: number[], dtype?: tf.DataType): tf.Tensor };
       const value = tf.tidy(() => init.apply(w.read().shape, 'float32'));
       w.write(value);
       value.dispose();

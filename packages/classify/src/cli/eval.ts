@@ -8,7 +8,11 @@ import { BatchLoader } from '../data/loader.js';
 import { evaluate, type EvalResult } from '../evaluate.js';
 import { modelKind, loadClassifier } from '../model.js';
 import { prepareData } from '../protocol.js';
-import { defaultConfig } from '../config.js';
+import * as tf from '@tensorflow/tfjs';
+import { createModel, loadTorchWeights } from '@refconv/backbones';
+import { defaultConfig, type RunConfig } from '../config.js';
+import { openDataset } from '../data/open.js';
+import type { ModelSpec } from '../model.js';
 
 function confusionTable(r: EvalResult, names: string[]): string {
   const w = Math.max(5, ...r.confusion.flat().map((v) => String(v).length)) + 1;
@@ -17,9 +21,37 @@ function confusionTable(r: EvalResult, names: string[]): string {
   return [head, ...rows].join('\n');
 }
 
+function fromCheckpoint(file: string): { model: tf.LayersModel; spec: ModelSpec; classNames?: string[]; source: string } {
+  const { model, spec, checkpoint } = loadClassifier(file);
+  return { model, spec, classNames: checkpoint.state.classNames, source: file };
+}
+
+/** Builds `arch` with as many outputs as the dataset has classes and loads a PyTorch state dict into it. */
+function fromTorch(file: string, arch: string, inputSize: number, width: number, cfg: RunConfig): { model: tf.LayersModel; spec: ModelSpec; classNames?: string[]; source: string } {
+  const numClasses = openDataset(cfg.data, cfg.format, { valLabels: cfg.valLabels }).classNames.length;
+  const spec: ModelSpec = { arch, numClasses, inputSize, inChannels: 3, width };
+  const plain = createModel(arch, { numClasses, inputSize, width });
+  const { model } = loadTorchWeights(plain, file);
+  if (model !== plain) {
+    plain.dispose();
+    spec.refocus = { mapK: 3, grouping: 'official', init: 'zero', frozen: 'official' };
+  }
+  return { model, spec, source: file };
+}
+
 async function main(argv: string[]): Promise<void> {
   const a = await createCli(argv, 'classify:eval')
-    .option('checkpoint', { type: 'string', demandOption: true, describe: 'classify checkpoint (.safetensors): baseline, RefConv or fused' })
+    .option('checkpoint', { type: 'string', describe: 'classify checkpoint (.safetensors): baseline, RefConv or fused' })
+    .option('torch-weights', { type: 'string', describe: 'PyTorch state dict as safetensors (torchvision or official RefConv), loaded with @refconv/backbones; needs --arch' })
+    .option('arch', { type: 'string', describe: 'architecture for --torch-weights' })
+    .option('input-size', { type: 'number', default: 224, describe: 'input size for --torch-weights' })
+    .option('width', { type: 'number', default: 1, describe: 'width multiplier for --torch-weights' })
+    .check((v) => {
+      // returned strings are usage errors (exit 2), like an unknown option
+      if (!v.checkpoint === !v.torchWeights) return 'pass exactly one of --checkpoint or --torch-weights';
+      if (v.torchWeights && !v.arch) return '--torch-weights needs --arch';
+      return true;
+    })
     .option('data', { type: 'string', default: 'fashion-mnist', describe: "dataset folder or 'fashion-mnist'" })
     .option('format', { choices: ['auto', 'fashion-mnist', 'imagefolder'] as const, default: 'auto' as const })
     .option('val-labels', { type: 'string' })
@@ -33,19 +65,20 @@ async function main(argv: string[]): Promise<void> {
     .parseAsync();
   const info = await initBackend(a.backend as BackendName);
   if (!a.json) console.log(describeBackend(info));
-  const { model, spec, checkpoint } = loadClassifier(a.checkpoint);
-  const cfg = { ...defaultConfig(), data: a.data, format: a.format, valLabels: a.valLabels, inputSize: spec.inputSize, evalResize: a.evalResize, trainLimit: undefined, valLimit: a.limit };
+  const cfg = { ...defaultConfig(), data: a.data, format: a.format, valLabels: a.valLabels, inputSize: a.inputSize, evalResize: a.evalResize, trainLimit: undefined, valLimit: a.limit };
+  const { model, spec, classNames: ckNames, source } = a.checkpoint ? fromCheckpoint(a.checkpoint) : fromTorch(a.torchWeights!, a.arch!, a.inputSize, a.width, cfg);
+  cfg.inputSize = spec.inputSize;
   const p = await prepareData(cfg);
-  const ckNames = checkpoint.state.classNames;
   if (ckNames && JSON.stringify(ckNames) !== JSON.stringify(p.data.classNames)) {
-    throw new Error(`${a.checkpoint} was trained on classes [${ckNames.join(', ')}] but ${a.data} has [${p.data.classNames.join(', ')}]`);
+    throw new Error(`${source} was trained on classes [${ckNames.join(', ')}] but ${a.data} has [${p.data.classNames.join(', ')}]`);
   }
-  if (spec.inChannels !== p.data.channels) throw new Error(`${a.checkpoint} expects ${spec.inChannels}-channel input but ${a.data} has ${p.data.channels}-channel images`);
+  if (spec.numClasses !== p.data.classNames.length) throw new Error(`${source} has ${spec.numClasses} outputs but ${a.data} has ${p.data.classNames.length} classes`);
+  if (spec.inChannels !== p.data.channels) throw new Error(`${source} expects ${spec.inChannels}-channel input but ${a.data} has ${p.data.channels}-channel images`);
   const loader = new BatchLoader({ batchSize: a.batchSize, workers: a.workers, skipBad: a.skipBadImages });
   try {
     const r = await evaluate(model, p.val, loader, p.evalTransform, { classNames: p.data.classNames, progress: !a.json, label: 'eval' });
     const summary = {
-      checkpoint: a.checkpoint,
+      checkpoint: source,
       kind: modelKind(spec),
       arch: spec.arch,
       data: p.data.root,
@@ -61,7 +94,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(JSON.stringify(summary) + '\n');
       return;
     }
-    console.log(`${a.checkpoint} (${summary.kind} ${spec.arch}) on ${p.data.name}, ${r.images} images`);
+    console.log(`${source} (${summary.kind} ${spec.arch}) on ${p.data.name}, ${r.images} images`);
     console.log(`top-1 ${r.top1.toFixed(2)}%  top-5 ${r.top5.toFixed(2)}%  loss ${r.loss.toFixed(4)}`);
     console.log('\nper-class accuracy:');
     for (const c of r.perClass) console.log(`  ${c.name.padEnd(16)} ${c.accuracy.toFixed(2).padStart(6)}%  (${c.correct}/${c.total})`);
