@@ -460,5 +460,33 @@ def main():
     write('coco128_ann_rles.json', {'gtSha256': sha, 'rles': rle_samples})
 
 
+def random_case(seed, out_dir):
+    """Live cross-check mode: one random synthetic case (bbox, segm, keypoints) and pycocotools' stats."""
+    rng = np.random.default_rng(seed)
+    cat_ids = sorted(int(c) for c in rng.choice(np.arange(1, 100), int(rng.integers(1, 8)), replace=False))
+    gt = synthetic_gt(rng, int(rng.integers(5, 40)), cat_ids)
+    dt_bbox = perturbed_results(rng, gt, 'bbox', cat_ids)
+    dt_segm = perturbed_results(rng, gt, 'segm', cat_ids)
+    kgt, kdt = keypoint_data(rng)
+    os.makedirs(out_dir, exist_ok=True)
+    files = {'gt.json': gt, 'dt_bbox.json': dt_bbox, 'dt_segm.json': dt_segm, 'kgt.json': kgt, 'kdt.json': kdt}
+    for name, obj in files.items():
+        with open(os.path.join(out_dir, name), 'w') as f:
+            json.dump(obj, f)
+    stats = {}
+    if dt_bbox:
+        stats['bbox'] = run_eval(gt, dt_bbox, 'bbox')['stats']
+        stats['bbox_agnostic'] = run_eval(gt, dt_bbox, 'bbox', {'useCats': 0})['stats']
+    if dt_segm:
+        stats['segm'] = run_eval(gt, dt_segm, 'segm')['stats']
+    if kdt:
+        stats['keypoints'] = run_eval(kgt, kdt, 'keypoints')['stats']
+    with open(os.path.join(out_dir, 'stats.json'), 'w') as f:
+        json.dump(stats, f)
+
+
 if __name__ == '__main__':
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == '--random-case':
+        random_case(int(sys.argv[2]), sys.argv[3])
+    else:
+        main()
