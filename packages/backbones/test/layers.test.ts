@@ -87,6 +87,23 @@ describe('serialization and model surgery', () => {
     });
   }
 
+  for (const arch of ['mobilenet_v3_small', 'shufflenet_v2_x0_5']) {
+    it(`${arch}: refocus (config rewrite through the custom layers) and fuse keep the outputs`, () => {
+      const model = createModel(arch, { inputSize: 40, numClasses: 4, ...(arch.startsWith('shufflenet') ? {} : { width: 0.5 }) });
+      const ref = refocus(model, { init: 'zero' });
+      const trained = refocus(model, { init: 'default', seed: 5 }); // non-zero transforms
+      const fused = fuse(trained);
+      const x = tf.randomNormal([1, 40, 40, 3]);
+      const [a, b] = [model.predict(x) as tf.Tensor, ref.predict(x) as tf.Tensor];
+      expect(relativeError(b, a)).toBeLessThan(1e-6); // zero init = the pretrained model
+      const [c, d] = [trained.predict(x) as tf.Tensor, fused.predict(x) as tf.Tensor];
+      expect(relativeError(c, a)).toBeGreaterThan(1e-3); // the transforms do change the model
+      expect(relativeError(d, c)).toBeLessThan(1e-5);
+      tf.dispose([x, a, b, c, d]);
+      [model, ref, trained, fused].forEach((m) => m.dispose());
+    });
+  }
+
   it('a dilated (outputStride 8) feature model refocuses and fuses back to the same outputs', () => {
     const model = createModel('resnet18', { inputSize: 48, width: 0.25, features: true, outputStride: 8 });
     const ref = refocus(model, { init: 'default', seed: 3 });
