@@ -22,13 +22,17 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
   const loader = new BatchLoader({ batchSize: cfg.pretrain.batchSize, workers: cfg.workers, prefetch: cfg.prefetch, skipBad: cfg.skipBadImages });
   loader.badImages.push(...badWhileCaching);
   const results: SeedResult[] = [];
+  const command = `nx run classify:${defaultSeeds === 1 ? 'train' : 'experiment'}${argv.length ? ' -- ' + argv.join(' ') : ''}`;
+  let report = '';
   try {
-    for (const seed of cfg.seeds) results.push(await runSeed(cfg, seed, p, loader));
+    for (const seed of cfg.seeds) {
+      results.push(await runSeed(cfg, seed, p, loader));
+      // rewritten after every seed, so an interrupted experiment still leaves a report of what finished
+      report = await writeReport(cfg, results, command, dataDescription);
+    }
   } finally {
     await loader.close();
   }
-  const command = `nx run classify:${defaultSeeds === 1 ? 'train' : 'experiment'}${argv.length ? ' -- ' + argv.join(' ') : ''}`;
-  const report = await writeReport(cfg, results, command, dataDescription);
   console.log(`report: ${report}`);
 }
 
