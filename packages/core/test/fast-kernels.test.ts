@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { disableFastKernels, enableFastKernels } from '../src/fast-kernels.js';
+import { conv2dInputGradient, disableFastKernels, enableFastKernels } from '../src/fast-kernels.js';
 import { maxRelErr, randomArray } from './naive.js';
 
 /** Runs one training-mode forward/backward of conv -> BN -> ReLU -> ReLU6 and returns everything observable. */
@@ -62,4 +62,56 @@ describe('fused native kernels (BatchNorm training, ReLU/ReLU6 gradients)', () =
     for (let i = 0; i < 3; i++) trainStep(5);
     expect(perStep).toBe((tf.memory().numTensors - before2) / 3);
   });
+});
+
+describe('conv2d input gradient as a forward conv', () => {
+  const cases: Array<{ h: number; w: number; k: number; s: number; pad: 'same' | 'valid' | number | number[][] }> = [
+    { h: 7, w: 7, k: 3, s: 1, pad: 'same' },
+    { h: 8, w: 6, k: 3, s: 2, pad: 'same' },
+    { h: 9, w: 9, k: 3, s: 2, pad: 'valid' },
+    { h: 10, w: 8, k: 1, s: 2, pad: 'valid' },
+    { h: 11, w: 11, k: 7, s: 2, pad: 'same' },
+    { h: 5, w: 6, k: 5, s: 1, pad: 'valid' },
+    { h: 2, w: 2, k: 3, s: 1, pad: 'same' },
+    { h: 8, w: 8, k: 3, s: 2, pad: [[0, 0], [1, 0], [0, 2], [0, 0]] },
+  ];
+  for (const c of cases) {
+    it(`matches TF's Conv2DBackpropInput: ${c.h}x${c.w}, k ${c.k}, stride ${c.s}, pad ${JSON.stringify(c.pad)}`, () => {
+      const x = tf.tensor4d(randomArray(2 * c.h * c.w * 3, 1), [2, c.h, c.w, 3]);
+      const w = tf.tensor4d(randomArray(c.k * c.k * 3 * 4, 2), [c.k, c.k, 3, 4]);
+      const grad = () => tf.grad((xx: tf.Tensor) => tf.sum(tf.square(tf.conv2d(xx as tf.Tensor4D, w, c.s, c.pad as never))))(x).dataSync();
+      // TF's native backprop-input only takes 'same'/'valid': for explicit padding the reference is
+      // an explicit tf.pad followed by a 'valid' conv.
+      const explicit = typeof c.pad === 'number' ? [[0, 0], [c.pad, c.pad], [c.pad, c.pad], [0, 0]] : Array.isArray(c.pad) ? c.pad : null;
+      const referenceGrad = () => explicit
+        ? tf.grad((xx: tf.Tensor) => tf.sum(tf.square(tf.conv2d(tf.pad(xx, explicit as Array<[number, number]>) as tf.Tensor4D, w, c.s, 'valid'))))(x).dataSync()
+        : grad();
+      disableFastKernels();
+      const reference = referenceGrad();
+      enableFastKernels();
+      const fast = grad();
+      expect(maxRelErr(fast, reference)).toBeLessThan(1e-5);
+    });
+  }
+});
+
+describe('conv2dInputGradient (the forward-conv route) on every stride/padding kind', () => {
+  for (const c of [
+    { h: 8, w: 6, k: 3, s: 2, pad: 'same' as const },
+    { h: 9, w: 9, k: 3, s: 2, pad: 'valid' as const },
+    { h: 11, w: 11, k: 7, s: 2, pad: 'same' as const },
+    { h: 12, w: 12, k: 3, s: 1, pad: 'same' as const },
+  ]) {
+    it(`${c.h}x${c.w}, k ${c.k}, stride ${c.s}, ${c.pad}`, () => {
+      disableFastKernels();
+      const x = tf.tensor4d(randomArray(2 * c.h * c.w * 3, 4), [2, c.h, c.w, 3]);
+      const w = tf.tensor4d(randomArray(c.k * c.k * 3 * 5, 5), [c.k, c.k, 3, 5]);
+      const y = tf.conv2d(x, w, c.s, c.pad);
+      const dy = tf.tensor4d(randomArray(y.size, 6), y.shape);
+      const reference = tf.conv2dTranspose(dy, w, x.shape, c.s, c.pad).dataSync();
+      const ours = conv2dInputGradient(dy, w, x.shape, [c.s, c.s], c.pad).dataSync();
+      enableFastKernels();
+      expect(maxRelErr(ours, reference)).toBeLessThan(1e-5);
+    });
+  }
 });
