@@ -1,10 +1,10 @@
 /**
- * Benchmark: a COCO val2017-sized bbox problem (5,000 images, ~38k ground-truth boxes, ~188k
+ * Benchmark: a COCO val2017-sized problem (5,000 images, ~38k ground-truth boxes, ~188k
  * detections by default), evaluated by this package and, when the reference venv has pycocotools,
  * by pycocotools on the same files. Prints both timings, the speed ratio and the largest stat
  * difference.
  *
- *   nx run coco-eval:bench [-- --dets 500000 --images 5000 --skip-python]
+ *   nx run coco-eval:bench [-- --dets 500000 --images 5000 --skip-python --iou-type segm]
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -99,6 +99,7 @@ async function main(): Promise<void> {
     .option('gt-per-image', { type: 'number', default: 7.6, describe: 'mean ground-truth boxes per image' })
     .option('dets', { type: 'number', default: 188000 })
     .option('seed', { type: 'number', default: 1 })
+    .option('iou-type', { choices: ['bbox', 'segm'] as const, default: 'bbox' as const, describe: 'segm compares the box polygons of the results with polygon ground truth' })
     .option('repeats', { type: 'number', default: 3, describe: 'our timed runs (median reported)' })
     .option('python', { type: 'string', default: resolve(import.meta.dirname, '../../../.venv-ref/bin/python') })
     .option('skip-python', { type: 'boolean', default: false })
@@ -109,7 +110,7 @@ async function main(): Promise<void> {
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
   const data = synthesize(a.dir, a.images, a['gt-per-image'], a.dets, a.seed);
-  console.log(`data: ${data.nImages} images, ${data.nGt} gt boxes, ${data.nDt} detections (${a.dir})`);
+  console.log(`data: ${data.nImages} images, ${data.nGt} gt boxes, ${data.nDt} detections, iouType ${a['iou-type']} (${a.dir})`);
 
   let t = performance.now();
   const gt = new COCO(data.gtPath);
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
   for (let r = 0; r < a.repeats; r++) {
     t = performance.now();
     const c0 = process.cpuUsage();
-    const E = new COCOeval(gt, dt, 'bbox');
+    const E = new COCOeval(gt, dt, a['iou-type']);
     E.evaluate();
     E.accumulate();
     stats = E.summarize({ log: r === 0 ? undefined : null });
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
     return;
   }
   const script = resolve(import.meta.dirname, '../tools/bench_pycocotools.py');
-  const py = spawnSync(a.python, [script, data.gtPath, data.dtPath, 'bbox'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const py = spawnSync(a.python, [script, data.gtPath, data.dtPath, a['iou-type']], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (py.status !== 0) {
     console.log(`pycocotools: failed (${py.stderr.trim().split('\n').pop()}), no ratio`);
     return;

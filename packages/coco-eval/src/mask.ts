@@ -520,6 +520,27 @@ export function encode(mask: Uint8Array, h: number, w: number): CompressedRle {
   return toCompressed(rleEncode(mask, h, w));
 }
 
+/**
+ * Encodes a row-major mask (`y * w + x`, the layout of a `[h, w]` tensor or image) — what
+ * pycocotools' `mask.encode(np.asfortranarray(m))` gives for the same `[h, w]` array.
+ */
+export function encodeRowMajor(mask: ArrayLike<number>, h: number, w: number): CompressedRle {
+  if (mask.length < h * w) throw new Error(`encodeRowMajor: mask has ${mask.length} pixels, expected h*w = ${h * w}`);
+  const col = new Uint8Array(h * w);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) col[x * h + y] = mask[y * w + x] ? 1 : 0;
+  return encode(col, h, w);
+}
+
+/** Decodes a compressed RLE to a row-major mask (`y * w + x`) of 0/1 bytes. */
+export function decodeRowMajor(obj: CompressedRle): { mask: Uint8Array; h: number; w: number } {
+  const rle = fromCompressed(obj);
+  const col = rleDecode(rle);
+  const { h, w } = rle;
+  const mask = new Uint8Array(h * w);
+  for (let x = 0; x < w; x++) for (let y = 0; y < h; y++) mask[y * w + x] = col[x * h + y]!;
+  return { mask, h, w };
+}
+
 /** Decodes a compressed RLE to a column-major mask (pycocotools `mask.decode`, before numpy's reshape). */
 export function decode(obj: CompressedRle): Uint8Array {
   return rleDecode(fromCompressed(obj));

@@ -93,6 +93,14 @@ describe('mask API against naive references', () => {
       if (x1 >= 0) expect(rleToBbox(rle)[0]).toBe(x0);
     }
   });
+  it('row-major helpers transpose as numpy would (fixture masks read row by row)', () => {
+    for (const c of M.encode.filter((e: any) => e.maskColMajor)) {
+      const row = new Uint8Array(c.h * c.w);
+      for (let x = 0; x < c.w; x++) for (let y = 0; y < c.h; y++) row[y * c.w + x] = c.maskColMajor[x * c.h + y];
+      expect(maskUtils.encodeRowMajor(row, c.h, c.w).counts).toBe(c.counts);
+      expect(Array.from(maskUtils.decodeRowMajor({ size: [c.h, c.w], counts: c.counts }).mask)).toEqual(Array.from(row));
+    }
+  });
   it('a hand-made 3x3 mask', () => {
     // column-major: column 0 = [0,1,1], column 1 = [1,0,0], column 2 = [0,0,0]
     const rle = rleEncode(Uint8Array.from([0, 1, 1, 1, 0, 0, 0, 0, 0]), 3, 3);
