@@ -151,3 +151,11 @@ describe('box ops vs torchvision fixtures', () => {
     expectClose(g.dataSync(), fx.giou_loss_grad, 1e-5, 1e-3);
   });
 });
+
+describe('smooth-L1 gradient', () => {
+  it('is (x - t) / beta inside and sign(x - t) outside the beta band', () => {
+    const x = tf.tensor1d([0.05, -0.05, 0.5, -2]);
+    const g = tf.grad((v: tf.Tensor) => smoothL1Loss(v, tf.zeros([4]), { beta: 0.1, reduction: 'sum' }))(x);
+    expectClose(g.dataSync(), [0.5, -0.5, 1, -1], 1e-5);
+  });
+});

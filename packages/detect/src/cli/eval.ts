@@ -7,7 +7,6 @@ import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli } from '@refconv/engine';
 import { openDataset } from '../data/open.js';
-import { RetinaNet } from '../models/retinanet.js';
 import { loadDetector } from '../pipeline/checkpoint.js';
 import { evaluateDetector } from '../pipeline/evaluate.js';
 import { DEFAULT_DATA, reportWarnings, statsObject, writeEvaluationOutputs } from './common.js';
@@ -30,8 +29,9 @@ async function main(): Promise<void> {
 
   const info = describeBackend(await initBackend(args.backend));
   if (!args.json) console.log(info);
-  const loaded = loadDetector(args.checkpoint);
-  const det = args.scoreThreshold === undefined ? loaded.det : new RetinaNet(loaded.det.model, { ...loaded.desc.options, scoreThreshold: args.scoreThreshold });
+  const overrides = args.scoreThreshold === undefined ? {} : { scoreThreshold: args.scoreThreshold, boxScoreThreshold: args.scoreThreshold };
+  const loaded = loadDetector(args.checkpoint, overrides);
+  const det = loaded.det;
   const ds = openDataset(args.data, { split: args.split, images: args.images, categories: loaded.desc.categories });
   reportWarnings(ds);
   if (args.maxImages) ds.records = ds.records.slice(0, args.maxImages);

@@ -10,10 +10,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { countFlops, countParams, describeBackend, fuse, initBackend, type BackendName } from '@refconv/core';
-import { createCli, modelWeights, saveCheckpoint } from '@refconv/engine';
+import { createCli, saveCheckpoint } from '@refconv/engine';
 import { openDataset } from '../data/open.js';
-import { RetinaNet, type BoxLossKind, type RetinaNetOptions } from '../models/retinanet.js';
-import { loadDetector, refocusDetector, type DetectorDescription, type RefocusScope } from '../pipeline/checkpoint.js';
+import type { Detector } from '../models/detector.js';
+import type { BoxLossKind } from '../models/retinanet.js';
+import { createDetector, detectorWeights, loadDetector, refocusDetector, type DetectorDescription, type RefocusScope } from '../pipeline/checkpoint.js';
 import { evaluateDetector } from '../pipeline/evaluate.js';
 import { trainDetector } from '../pipeline/train.js';
 import { DEFAULT_DATA, REPO_ROOT, reportWarnings, statsObject, writeEvaluationOutputs } from './common.js';
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
     .option('images', { type: 'string', describe: 'COCO image folder when --data is a JSON file' })
     .option('out', { type: 'string', describe: 'output folder (default runs/detect/<name>)' })
     .option('name', { type: 'string', describe: 'run name (default bccd-retinanet, -finetune or -refconv)' })
+    .option('model', { choices: ['retinanet', 'fasterrcnn'] as const, default: 'retinanet' as const, describe: 'detector architecture' })
+    .option('representation-size', { type: 'number', default: 256, describe: 'Faster R-CNN box head FC width (torchvision: 1024)' })
     .option('backbone', { type: 'string', default: 'resnet18', describe: "backbone: 'tiny' or a @refconv/backbones architecture" })
     .option('backbone-width', { type: 'number', default: 0.25, describe: 'width multiplier of the backbone' })
     .option('backbone-weights', { type: 'string', describe: 'ImageNet backbone weights (safetensors, torchvision names); implies --freeze-bn' })
@@ -61,12 +64,12 @@ async function main(): Promise<void> {
     .parseAsync();
 
   console.log(describeBackend(await initBackend(args.backend)));
-  const name = args.name ?? `bccd-retinanet${args.refconv ? '-refconv' : args.from ? '-finetune' : ''}`;
+  const name = args.name ?? `bccd-${args.model}${args.refconv ? '-refconv' : args.from ? '-finetune' : ''}`;
   const outDir = path.resolve(args.out ?? path.join(REPO_ROOT, 'runs', 'detect', name));
   fs.mkdirSync(outDir, { recursive: true });
 
   // Model: fresh, or from a checkpoint (whose categories and resize then apply).
-  let det: RetinaNet;
+  let det: Detector;
   let desc: DetectorDescription;
   if (args.from) {
     ({ det, desc } = loadDetector(args.from));
@@ -74,18 +77,34 @@ async function main(): Promise<void> {
     console.log(`loaded ${args.from}`);
   } else {
     const train0 = openDataset(args.data, { split: args.trainSplit, images: args.images });
-    const options: RetinaNetOptions = {
+    const common = {
       numClasses: train0.categories.names.length,
       backbone: { arch: args.backbone, width: args.backboneWidth, ...(args.backboneWeights ? { weights: path.resolve(args.backboneWeights) } : {}) },
       fpnChannels: args.fpnChannels,
-      headConvs: args.headConvs,
-      anchorSizes: [0, 1, 2, 3, 4].map((l) => [0, 1 / 3, 2 / 3].map((e) => Math.trunc(args.anchorBase * 2 ** l * 2 ** e))),
-      boxLoss: args.boxLoss,
       freezeBatchNorm: args.freezeBn || Boolean(args.backboneWeights),
       seed: args.seed,
     };
-    det = RetinaNet.create(options);
-    desc = { kind: 'retinanet', options, categories: train0.categories, resize: { minSize: args.minSize, maxSize: args.maxSize } };
+    const levels = [0, 1, 2, 3, 4].map((l) => args.anchorBase * 2 ** l);
+    const base = { categories: train0.categories, resize: { minSize: args.minSize, maxSize: args.maxSize } };
+    desc =
+      args.model === 'retinanet'
+        ? {
+            ...base,
+            kind: 'retinanet',
+            options: {
+              ...common,
+              headConvs: args.headConvs,
+              anchorSizes: levels.map((s) => [0, 1 / 3, 2 / 3].map((e) => Math.trunc(s * 2 ** e))),
+              boxLoss: args.boxLoss,
+            },
+          }
+        : {
+            ...base,
+            kind: 'fasterrcnn',
+            // torchvision's sampling sizes; proposal counts reduced for CPU (torchvision: 2000/2000 train, 1000/1000 test)
+            options: { ...common, representationSize: args.representationSize, anchorSizes: levels, rpnPreNmsTopN: { train: 1000, test: 500 }, rpnPostNmsTopN: { train: 500, test: 300 } },
+          };
+    det = createDetector(desc);
   }
   const plain = det;
   if (args.refconv) {
@@ -118,7 +137,7 @@ async function main(): Promise<void> {
     resume: args.resume,
     tag: name,
   });
-  for (const e of epochs) console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)} (cls ${e.classification.toFixed(4)}, box ${e.regression.toFixed(4)}) ${e.seconds.toFixed(0)}s`);
+  for (const e of epochs) console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)} (${Object.entries(e.terms).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}) ${e.seconds.toFixed(0)}s`);
 
   // The deployable detector: fused when refocused (same params/FLOPs as the plain one).
   let final = det;
@@ -129,7 +148,7 @@ async function main(): Promise<void> {
     console.log(`fused: ${countParams(final.model)} params (plain detector: ${countParams(plain.model)})`);
   }
   const finalFile = path.join(outDir, 'final.safetensors');
-  saveCheckpoint(finalFile, { weights: modelWeights(final.model), state: { epoch: args.epochs, step: 0, classNames: finalDesc.categories.names, model: finalDesc as unknown as Record<string, unknown> } });
+  saveCheckpoint(finalFile, { weights: detectorWeights(final), state: { epoch: args.epochs, step: 0, classNames: finalDesc.categories.names, model: finalDesc as unknown as Record<string, unknown> } });
 
   const test = openDataset(args.data, { split: args.testSplit, images: args.images, categories: desc.categories });
   reportWarnings(test);

@@ -197,6 +197,26 @@ export class RetinaNet {
     return { cls: cls as tf.Tensor3D, box: box as tf.Tensor3D, grids };
   }
 
+  /**
+   * Training losses of a batch by torchvision's names (`classification`, `bbox_regression`).
+   * Call inside `tf.variableGrads` / `tf.tidy`.
+   */
+  losses(images: tf.Tensor4D, targets: ImageTargets[], geometry: BatchGeometry): Record<string, tf.Scalar> {
+    const out = this.forward(images, true);
+    const l = this.computeLoss(out, targets, geometry.padded);
+    return { classification: l.classification, bbox_regression: l.regression };
+  }
+
+  /** Trainable variables. */
+  trainableWeights(): tf.LayerVariable[] {
+    return this.model.trainableWeights;
+  }
+
+  /** Sub-models holding weights (saved in checkpoints). */
+  parts(): tf.LayersModel[] {
+    return [this.model];
+  }
+
   /** Anchors `[T * 4]` for a padded image size and feature grids (cached for the last size). */
   anchors(padded: [number, number], grids: GridSize[]): { anchors: Float32Array; tensor: tf.Tensor2D } {
     const key = `${padded.join('x')}:${grids.map((g) => g.join('x')).join(',')}`;

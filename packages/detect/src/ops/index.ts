@@ -4,3 +4,4 @@ export * from './matcher.js';
 export * from './anchors.js';
 export * from './losses.js';
 export * from './roi-align.js';
+export * from './sampler.js';

@@ -46,7 +46,10 @@ export function smoothL1Loss(input: tf.Tensor, target: tf.Tensor, opts: { beta?:
   return tf.tidy(() => {
     const n = tf.abs(input.sub(target));
     if (beta === 0) return reduce(n, reduction);
-    const loss = tf.where(n.less(beta), n.square().mul(0.5 / beta), n.sub(0.5 * beta));
+    // q = min(n, beta): 0.5 q^2 / beta + (n - q) is the piecewise definition without a
+    // comparison op, which has no gradient in tfjs
+    const q = tf.minimum(n, beta);
+    const loss = q.square().mul(0.5 / beta).add(n.sub(q));
     return reduce(loss, reduction);
   });
 }

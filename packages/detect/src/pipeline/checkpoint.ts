@@ -5,9 +5,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { refocus, type Grouping, type TransformInit } from '@refconv/core';
-import { loadCheckpoint, setModelWeights, type Checkpoint } from '@refconv/engine';
+import { loadCheckpoint, modelWeights, setModelWeights, type Checkpoint } from '@refconv/engine';
+import type { SafeTensor, SafeTensorInput } from '@refconv/core';
 import type { CategoryMap } from '../data/dataset.js';
 import type { ResizeOptions } from '../data/transforms.js';
+import type { Detector } from '../models/detector.js';
+import { FasterRCNN, type FasterRCNNOptions } from '../models/fasterrcnn.js';
 import { RetinaNet, type RetinaNetOptions } from '../models/retinanet.js';
 
 /** Which convolutions `--refconv` refocuses. */
@@ -23,14 +26,12 @@ export interface RefocusSpec {
 }
 
 /** Everything needed to rebuild a detector from a checkpoint. */
-export interface DetectorDescription {
-  kind: 'retinanet';
-  options: RetinaNetOptions;
+export type DetectorDescription = {
   categories: CategoryMap;
   resize: ResizeOptions;
   /** Present when the stored weights are those of a refocused (RefConv2D) network. */
   refocus?: RefocusSpec;
-}
+} & ({ kind: 'retinanet'; options: RetinaNetOptions } | { kind: 'fasterrcnn'; options: FasterRCNNOptions });
 
 /** Name of the nested backbone model inside a detector network. */
 export function backboneName(model: tf.LayersModel): string {
@@ -59,23 +60,55 @@ export function refocusDetector(model: tf.LayersModel, spec: RefocusSpec): tf.La
   });
 }
 
+/** Builds a fresh detector of the described kind (not refocused). */
+export function createDetector(desc: DetectorDescription): Detector {
+  if (desc.kind === 'retinanet') return RetinaNet.create(desc.options);
+  if (desc.kind === 'fasterrcnn') return FasterRCNN.create(desc.options);
+  throw new Error(`unsupported detector kind '${String((desc as { kind: unknown }).kind)}' (retinanet, fasterrcnn)`);
+}
+
 /** Builds the network a description describes (refocused if it says so), with fresh weights. */
-export function buildDetector(desc: DetectorDescription): RetinaNet {
-  if (desc.kind !== 'retinanet') throw new Error(`unsupported detector kind '${String(desc.kind)}' (this version builds retinanet)`);
+export function buildDetector(desc: DetectorDescription): Detector {
   // Backbone init weights are irrelevant here (the checkpoint overwrites them) and may have moved.
   const { weights: _initWeights, ...backbone } = desc.options.backbone;
-  const det = RetinaNet.create({ ...desc.options, backbone });
+  const det = createDetector({ ...desc, options: { ...desc.options, backbone } } as DetectorDescription);
   return desc.refocus ? det.withModel(refocusDetector(det.model, desc.refocus)) : det;
 }
 
+/** All weights of a detector's parts by name. */
+export function detectorWeights(det: Detector): Record<string, SafeTensorInput> {
+  const out: Record<string, SafeTensorInput> = {};
+  for (const part of det.parts()) {
+    for (const [name, t] of Object.entries(modelWeights(part))) {
+      if (out[name]) throw new Error(`detector weights: '${name}' appears in two parts`);
+      out[name] = t;
+    }
+  }
+  return out;
+}
+
+/** Loads named weights into every part (strict: nothing missing, nothing left over). */
+export function setDetectorWeights(det: Detector, weights: Map<string, SafeTensor>, source: string): void {
+  const used = new Set<string>();
+  for (const part of det.parts()) {
+    const names = new Set(part.weights.map((w) => w.originalName));
+    const mine = new Map([...weights].filter(([n]) => names.has(n)));
+    setModelWeights(part, mine, { source });
+    for (const n of mine.keys()) used.add(n);
+  }
+  const extra = [...weights.keys()].filter((n) => !used.has(n));
+  if (extra.length) throw new Error(`${source}: ${extra.length} weight(s) not used by the detector: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`);
+}
+
 /** Loads a detector checkpoint: rebuilds the network and loads its weights (strict). */
-export function loadDetector(file: string): { det: RetinaNet; desc: DetectorDescription; checkpoint: Checkpoint } {
+export function loadDetector(file: string, optionOverrides: Record<string, unknown> = {}): { det: Detector; desc: DetectorDescription; checkpoint: Checkpoint } {
   const checkpoint = loadCheckpoint(file);
-  const desc = checkpoint.state.model as unknown as DetectorDescription | undefined;
-  if (!desc || desc.kind === undefined || !desc.options || !desc.categories) {
+  const stored = checkpoint.state.model as unknown as DetectorDescription | undefined;
+  if (!stored || stored.kind === undefined || !stored.options || !stored.categories) {
     throw new Error(`checkpoint ${file} holds no detector description (state.model); was it written by @refconv/detect?`);
   }
+  const desc = { ...stored, options: { ...stored.options, ...optionOverrides } } as DetectorDescription;
   const det = buildDetector(desc);
-  setModelWeights(det.model, checkpoint.weights, { source: file });
+  setDetectorWeights(det, checkpoint.weights, file);
   return { det, desc, checkpoint };
 }

@@ -4,7 +4,8 @@ import { COCO, COCOeval, type CocoDataset, type DetectionResult } from '@refconv
 import { createProgress } from '@refconv/engine';
 import { toCocoGroundTruth, type DetectionDataset, type DetectionRecord } from '../data/dataset.js';
 import type { ResizeOptions } from '../data/transforms.js';
-import type { Detections, RetinaNet } from '../models/retinanet.js';
+import type { Detector } from '../models/detector.js';
+import type { Detections } from '../models/retinanet.js';
 import { batchTensor, iterateBatches } from './loader.js';
 
 /** The 12 COCO bbox statistics, pycocotools' order. */
@@ -32,7 +33,7 @@ export function toCocoResults(record: DetectionRecord, d: Detections, categoryId
 }
 
 /** Runs the detector over `ds` (in order) and returns its detections. */
-export async function detectDataset(det: RetinaNet, ds: DetectionDataset, resize: ResizeOptions, opts: { batchSize?: number; progress?: boolean } = {}): Promise<Detections[]> {
+export async function detectDataset(det: Detector, ds: DetectionDataset, resize: ResizeOptions, opts: { batchSize?: number; progress?: boolean } = {}): Promise<Detections[]> {
   const batchSize = opts.batchSize ?? 2;
   const order = ds.records.map((_, i) => i);
   const bar = opts.progress === false ? undefined : createProgress({ label: 'eval', total: Math.ceil(order.length / batchSize) });
@@ -64,7 +65,7 @@ export function cocoEvaluate(ds: DetectionDataset, detections: Detections[]): Om
 }
 
 /** {@link detectDataset} then {@link cocoEvaluate}. */
-export async function evaluateDetector(det: RetinaNet, ds: DetectionDataset, resize: ResizeOptions, opts: { batchSize?: number; progress?: boolean } = {}): Promise<EvaluationResult> {
+export async function evaluateDetector(det: Detector, ds: DetectionDataset, resize: ResizeOptions, opts: { batchSize?: number; progress?: boolean } = {}): Promise<EvaluationResult> {
   const detections = await detectDataset(det, ds, resize, opts);
   return { ...cocoEvaluate(ds, detections), detections };
 }

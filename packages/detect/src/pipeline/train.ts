@@ -14,20 +14,17 @@ import {
   createProgress,
   createWarmupCosineSchedule,
   loadCheckpoint,
-  modelWeights,
   saveCheckpoint,
-  setModelWeights,
   sgdStep,
-  trainableParams,
 } from '@refconv/engine';
 import type { DetectionDataset } from '../data/dataset.js';
-import type { RetinaNet } from '../models/retinanet.js';
-import type { DetectorDescription } from './checkpoint.js';
+import type { Detector } from '../models/detector.js';
+import { detectorWeights, setDetectorWeights, type DetectorDescription } from './checkpoint.js';
 import { batchTensor, iterateBatches } from './loader.js';
 
 /** Options of {@link trainDetector}. */
 export interface TrainDetectorOptions {
-  det: RetinaNet;
+  det: Detector;
   /** Description stored in checkpoints (must describe `det.model`). */
   description: DetectorDescription;
   data: DetectionDataset;
@@ -54,9 +51,10 @@ export interface TrainDetectorOptions {
 /** Per-epoch summary. */
 export interface EpochRecord {
   epoch: number;
+  /** Mean total loss over the epoch's iterations. */
   loss: number;
-  classification: number;
-  regression: number;
+  /** Mean of each named loss term. */
+  terms: Record<string, number>;
   lr: number;
   seconds: number;
 }
@@ -69,14 +67,14 @@ export async function trainDetector(o: TrainDetectorOptions): Promise<EpochRecor
   const stepsPerEpoch = Math.min(Math.ceil(data.records.length / o.batchSize), o.maxStepsPerEpoch ?? Infinity);
   const totalSteps = stepsPerEpoch * o.epochs;
   const schedule = createWarmupCosineSchedule({ baseLr: o.lr, totalSteps, warmupSteps: Math.min(o.warmupSteps ?? 100, totalSteps - 1), warmupStartFactor: 0.001 });
-  const params = trainableParams(det.model);
+  const params = det.trainableWeights().map((w) => ({ name: w.originalName, variable: w.read() as tf.Variable }));
   const sgd = new SGD(params, { momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 1e-4 });
   let rng = new Rng(o.seed ?? 0);
   let startEpoch = 0;
   let step = 0;
   if (o.resume && fs.existsSync(o.checkpoint)) {
     const ck = loadCheckpoint(o.checkpoint);
-    setModelWeights(det.model, ck.weights, { source: o.checkpoint });
+    setDetectorWeights(det, ck.weights, o.checkpoint);
     if (ck.optimizer) sgd.setState(ck.optimizer);
     if (ck.state.rng) rng = Rng.fromState(ck.state.rng);
     startEpoch = ck.state.epoch;
@@ -91,37 +89,34 @@ export async function trainDetector(o: TrainDetectorOptions): Promise<EpochRecor
       const order = rng.permutation(data.records.length).slice(0, stepsPerEpoch * o.batchSize);
       const flips = order.map(() => rng.bernoulli(0.5));
       const bar = createProgress({ label: `${tag} epoch ${epoch + 1}/${o.epochs}`, total: stepsPerEpoch });
-      const sums = { loss: 0, classification: 0, regression: 0, n: 0 };
+      let total = 0;
+      let n = 0;
+      const termSums: Record<string, number> = {};
       let lr = 0;
       for await (const batch of iterateBatches(data.records, order, o.batchSize, o.description.resize, flips)) {
         lr = schedule.at(step);
         const images = batchTensor(batch);
-        let cls = 0;
-        let box = 0;
+        let terms: Record<string, number> = {};
         try {
-          const loss = sgdStep(sgd, params, lr, () => {
-            const out = det.forward(images, true);
-            const l = det.computeLoss(out, batch.targets, batch.geometry.padded);
-            cls = l.classification.dataSync()[0]!;
-            box = l.regression.dataSync()[0]!;
-            return l.classification.add(l.regression) as tf.Scalar;
+          total += sgdStep(sgd, params, lr, () => {
+            const l = det.losses(images, batch.targets, batch.geometry);
+            terms = Object.fromEntries(Object.entries(l).map(([k, v]) => [k, v.dataSync()[0]!]));
+            return tf.addN(Object.values(l)) as tf.Scalar;
           });
-          sums.loss += loss;
         } finally {
           images.dispose();
         }
-        sums.classification += cls;
-        sums.regression += box;
-        sums.n++;
+        for (const [k, v] of Object.entries(terms)) termSums[k] = (termSums[k] ?? 0) + v;
+        n++;
         step++;
-        bar.tick(1, batch.records.length, { loss: sums.loss / sums.n, cls: sums.classification / sums.n, box: sums.regression / sums.n, lr });
+        bar.tick(1, batch.records.length, { loss: total / n, ...Object.fromEntries(Object.entries(termSums).map(([k, v]) => [shortName(k), v / n])), lr });
       }
       const seconds = bar.finish();
-      const rec: EpochRecord = { epoch: epoch + 1, loss: sums.loss / sums.n, classification: sums.classification / sums.n, regression: sums.regression / sums.n, lr, seconds };
+      const rec: EpochRecord = { epoch: epoch + 1, loss: total / n, terms: Object.fromEntries(Object.entries(termSums).map(([k, v]) => [k, v / n])), lr, seconds };
       records.push(rec);
       log.log({ tag, ...rec, tensors: tf.memory().numTensors });
       saveCheckpoint(o.checkpoint, {
-        weights: modelWeights(det.model),
+        weights: detectorWeights(det),
         optimizer: sgd.getState(),
         state: { epoch: epoch + 1, step, rng: rng.getState(), classNames: o.description.categories.names, model: o.description as unknown as Record<string, unknown>, metrics: { loss: rec.loss } },
       });
@@ -130,4 +125,9 @@ export async function trainDetector(o: TrainDetectorOptions): Promise<EpochRecor
     sgd.dispose();
   }
   return records;
+}
+
+/** Compact names for the progress line (`classification` -> `cls`, `loss_box_reg` -> `box_reg`). */
+function shortName(k: string): string {
+  return k.replace(/^loss_/, '').replace('classification', 'cls').replace('bbox_regression', 'box');
 }
