@@ -67,7 +67,7 @@ export interface TrainOptions {
   /** Initialise weights from this checkpoint (a trained plain segmenter of the same spec). */
   init?: string;
   /** Refocus after loading `init` (RefConv fine-tuning). */
-  refconv?: { mapK: 1 | 3 | 5; aspp: boolean };
+  refconv?: { mapK: 1 | 3 | 5; aspp: boolean; init?: 'default' | 'zero' };
   /** Backbone factory override (tests). */
   backboneFactory?: BackboneFactory;
   /** Where progress goes (default stderr). */
@@ -150,7 +150,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const plain = createSegmenter(spec, opts.cropSize, opts.backboneFactory);
     if (opts.init) initFrom(plain, opts.init, spec);
     if (opts.refconv) {
-      const r = refocusSegmenter(plain, { mapK: opts.refconv.mapK, aspp: opts.refconv.aspp, seed: opts.seed });
+      const r = refocusSegmenter(plain, { mapK: opts.refconv.mapK, aspp: opts.refconv.aspp, init: opts.refconv.init, seed: opts.seed });
       plain.dispose();
       model = r.model;
       spec = { ...spec, refconv: { mapK: opts.refconv.mapK, aspp: opts.refconv.aspp, layers: r.layers } };

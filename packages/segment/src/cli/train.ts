@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     .option('refconv', { type: 'boolean', default: false, describe: 'refocus the backbone (requires --init) and train' })
     .option('map-k', { choices: [1, 3, 5] as const, default: 3 as const })
     .option('refconv-aspp', { type: 'boolean', default: false, describe: 'also refocus the ASPP 3x3 convs' })
+    .option('refconv-init', { choices: ['default', 'zero'] as const, default: 'default' as const, describe: "transform init: 'default' (Kaiming-uniform, official) or 'zero' (starts exactly at the trained model)" })
     .option('limit-train', { type: 'number', describe: 'use only the first N training images' })
     .option('limit-val', { type: 'number', describe: 'use only the first N validation images' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
@@ -91,7 +92,7 @@ async function main(): Promise<void> {
     limitTrain: argv['limit-train'],
     limitVal: argv['limit-val'],
     init: argv.init,
-    refconv: argv.refconv ? { mapK: argv['map-k'], aspp: argv['refconv-aspp'] } : undefined,
+    refconv: argv.refconv ? { mapK: argv['map-k'], aspp: argv['refconv-aspp'], init: argv['refconv-init'] } : undefined,
   });
   console.log(`done: val mIoU ${(100 * result.metrics.mIoU).toFixed(2)} (best ${(100 * result.bestMIoU).toFixed(2)}), checkpoint ${result.checkpoint}`);
   if (argv.refconv) {
