@@ -15,8 +15,8 @@ const data = tmpDir('cls-resume-data-');
 writeTinyFashionMnist(data, 64, 16);
 const args = (out: string) => [
   '--conditions=@refconv/source', '--import', 'tsx', 'src/cli/train.ts',
-  '--data', data, '--arch', 'cifar_resnet20', '--width', '0.25', '--train-limit', '48', '--batch-size', '8',
-  '--epochs', '3', '--stages', 'pretrain', '--workers', '0', '--out', out,
+  '--data', data, '--arch', 'cifar_resnet20', '--width', '0.25', '--train-limit', '32', '--batch-size', '8',
+  '--epochs', '2', '--stages', 'pretrain', '--workers', '0', '--out', out,
 ];
 
 describe('kill and resume', () => {
@@ -33,12 +33,12 @@ describe('kill and resume', () => {
     child.kill('SIGKILL');
     await new Promise((res) => child.once('exit', res));
     const interrupted = loadCheckpoint(last).state.epoch;
-    expect(interrupted, 'the run finished before it could be killed').toBeLessThan(3);
+    expect(interrupted, 'the run finished before it could be killed').toBeLessThan(2);
     expect(fs.existsSync(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'))).toBe(false);
 
     const resumed = spawnSync(process.execPath, [...args(killed), '--resume'], { cwd: pkg, encoding: 'utf8' });
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toMatch(new RegExp(`resuming from .*epoch ${interrupted}/3`));
+    expect(resumed.stderr).toMatch(new RegExp(`resuming from .*epoch ${interrupted}/2`));
 
     const a = loadCheckpoint(path.join(full, 'seed-0', 'pretrain', 'final.safetensors'));
     const b = loadCheckpoint(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'));
@@ -47,5 +47,5 @@ describe('kill and resume', () => {
     for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), name).toEqual(Array.from(t.data as Float32Array));
     const hist = (c: typeof a) => (c.state.extra!.history as Array<{ trainLoss: number; valTop1: number }>).map((h) => [h.trainLoss, h.valTop1]);
     expect(hist(b)).toEqual(hist(a));
-  }, 240_000);
+  }, 480_000); // three CLI processes (tsx + tfjs start-up each): slow on a loaded machine
 });
