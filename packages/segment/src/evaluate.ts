@@ -129,11 +129,38 @@ export async function writeColourised(file: string, classes: Uint8Array, width: 
   await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toFile(file);
 }
 
+function colourise(classes: Uint8Array, palette: DatasetInfo['palette']): Uint8Array {
+  const rgb = new Uint8Array(classes.length * 3);
+  for (let i = 0; i < classes.length; i++) {
+    const c = classes[i]!;
+    const colour = c === IGNORE_INDEX ? [0, 0, 0] : palette[c];
+    if (!colour) throw new Error(`colourise: class ${c} has no palette colour (palette has ${palette.length})`);
+    rgb.set(colour, i * 3);
+  }
+  return rgb;
+}
+
+/**
+ * Writes `image | ground truth | prediction` side by side (colourised with the dataset
+ * palette, ignore in black) as a PNG, for looking at what the model gets wrong.
+ */
+export async function writePanel(file: string, image: RgbImage, gt: Uint8Array, pred: Uint8Array, palette: DatasetInfo['palette']): Promise<void> {
+  const { width, height } = image;
+  const raw = { width, height, channels: 3 as const };
+  const parts = [image.data, colourise(gt, palette), colourise(pred, palette)];
+  await sharp({ create: { width: width * 3, height, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+    .composite(parts.map((data, i) => ({ input: Buffer.from(data), raw, left: i * width, top: 0 })))
+    .png()
+    .toFile(file);
+}
+
 /** Options of {@link evaluateSplit}. */
 export interface EvaluateOptions extends InferenceOptions {
   info: DatasetInfo;
   /** Write `<id>.png` colourised predictions here. */
   saveDir?: string;
+  /** With `saveDir`, also write `<id>_panel.png` (image | ground truth | prediction) for the first N images. */
+  panels?: number;
   /** Show a progress bar / log lines (default true). */
   progress?: boolean;
   /** Label of the progress display. */
@@ -145,10 +172,13 @@ export async function evaluateSplit(models: SizedModels, samples: SegSample[], o
   const cm = new ConfusionMatrix(opts.info.classNames.length);
   if (opts.saveDir) mkdirSync(opts.saveDir, { recursive: true });
   const bar = opts.progress === false ? undefined : createProgress({ label: opts.label ?? 'eval', total: samples.length });
+  let index = 0;
   for await (const s of prefetch(samples.length, (i) => loadSample(samples[i]!), 2)) {
     const pred = await predictClasses(models, s.image, opts);
     cm.update(s.mask.data, pred, s.sample.mask);
     if (opts.saveDir) await writeColourised(join(opts.saveDir, `${s.sample.id}.png`), pred, s.image.width, s.image.height, opts.info.palette);
+    if (opts.saveDir && index < (opts.panels ?? 0)) await writePanel(join(opts.saveDir, `${s.sample.id}_panel.png`), s.image, s.mask.data, pred, opts.info.palette);
+    index++;
     bar?.tick(1, 1);
   }
   const metrics = cm.compute();

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { DATASETS, listSamples } from '../src/data/datasets.js';
 import { normalise } from '../src/data/transforms.js';
-import { evaluateSplit, predictClasses, predictProbs, type InferenceOptions } from '../src/evaluate.js';
+import { evaluateSplit, predictClasses, predictProbs, writePanel, type InferenceOptions } from '../src/evaluate.js';
 import { SizedModels, createSegmenter, weightsOf, type BackboneFactory, type SegmenterSpec } from '../src/model/segmenter.js';
 import { tinyBackbone } from './tiny-backbone.js';
 
@@ -122,5 +122,22 @@ describe('evaluateSplit', () => {
     expect(Array.from(confusion.matrix)).toEqual(Array.from(counts));
     expect(metrics.numPixels).toBe(2 * 36 * 28 - masks.reduce((n, m) => n + m.filter((v) => v === 11).length, 0));
     ms.dispose();
+  });
+});
+
+describe('writePanel', () => {
+  it('puts image | ground truth | prediction side by side in the palette, ignore black', async () => {
+    const img = image(4, 2, 7);
+    const gt = new Uint8Array([0, 1, 255, 3, 4, 5, 6, 7]);
+    const pred = new Uint8Array([10, 9, 8, 7, 6, 5, 4, 3]);
+    const file = join(mkdtempSync(join(tmpdir(), 'panel-')), 'p.png');
+    await writePanel(file, img, gt, pred, info.palette);
+    const { data, info: meta } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
+    expect([meta.width, meta.height]).toEqual([12, 2]);
+    const px = (x: number, y: number) => Array.from(data.subarray((y * 12 + x) * 3, (y * 12 + x) * 3 + 3));
+    expect(px(0, 0)).toEqual(Array.from(img.data.subarray(0, 3)));
+    expect(px(4, 0)).toEqual([...info.palette[0]!]);
+    expect(px(6, 0)).toEqual([0, 0, 0]);
+    expect(px(8, 1)).toEqual([...info.palette[6]!]);
   });
 });

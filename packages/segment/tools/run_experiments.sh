@@ -19,4 +19,5 @@ if [ "${EXTRA:-0}" = 1 ]; then
   nice -n 10 npx nx run segment:train -- --init "$BASE" --refconv --epochs "$FT_EPOCHS" --lr 0.01 --warmup-epochs 0 --seed 1 --out runs/camvid-deeplabv3-refconv-s1
   nice -n 10 npx nx run segment:train -- --init "$BASE" --epochs "$FT_EPOCHS" --lr 0.01 --warmup-epochs 0 --seed 1 --out runs/camvid-deeplabv3-finetune-s1
   nice -n 10 npx nx run segment:train -- --init "$BASE" --refconv --refconv-aspp --epochs "$FT_EPOCHS" --lr 0.01 --warmup-epochs 0 --out runs/camvid-deeplabv3-refconv-aspp
+  nice -n 10 npx nx run segment:train -- --init "$BASE" --refconv --refconv-init zero --epochs "$FT_EPOCHS" --lr 0.01 --warmup-epochs 0 --out runs/camvid-deeplabv3-refconv-zero
 fi

@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     .option('scales', { type: 'string', default: '1', describe: 'comma-separated multi-scale factors, e.g. 0.75,1,1.25' })
     .option('flip', { type: 'boolean', default: false, describe: 'add horizontally flipped predictions' })
     .option('save-dir', { type: 'string', describe: 'write colourised prediction PNGs (dataset palette) here' })
+    .option('panels', { type: 'number', default: 0, describe: 'with --save-dir: also write image | ground truth | prediction panels for the first N images' })
     .option('limit', { type: 'number', describe: 'evaluate only the first N images' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of the table' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
     mean: info.mean,
     std: info.std,
     saveDir: argv['save-dir'],
+    panels: argv.panels,
     progress: !argv.json,
     label: 'eval',
   });
