@@ -150,6 +150,7 @@ export async function writePanel(file: string, image: RgbImage, gt: Uint8Array, 
   const parts = [image.data, colourise(gt, palette), colourise(pred, palette)];
   await sharp({ create: { width: width * 3, height, channels: 3, background: { r: 0, g: 0, b: 0 } } })
     .composite(parts.map((data, i) => ({ input: Buffer.from(data), raw, left: i * width, top: 0 })))
+    .removeAlpha()
     .png()
     .toFile(file);
 }
