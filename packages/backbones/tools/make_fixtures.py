@@ -227,6 +227,36 @@ def feature_taps(indices):
     return run
 
 
+def make_train_fixture():
+    """One training-mode step of the MobileNetV2 case (dropout off): batch-statistics BN forward,
+    cross-entropy gradients of every parameter, and the updated BN running means.
+
+    float32 rounding differs between PyTorch and TensorFlow at the 1e-5 level, so a ReLU6 input
+    that close to 0 or 6 can fall on different sides and flip one gradient term (this input has
+    one such element on the last 3x3 map); the test's tolerances account for it.
+    """
+    nc = 10
+    m = tv.models.mobilenet_v2(width_mult=0.25, num_classes=nc, dropout=0.0)
+    from safetensors.torch import load_file
+    m.load_state_dict({k: v.float() if v.is_floating_point() else v
+                       for k, v in load_file(os.path.join(OUT, "mobilenet_v2_w025.weights.safetensors")).items()})
+    m.train()
+    seed = 21
+    x = torch.randn(4, 3, 67, 67, generator=torch.Generator().manual_seed(seed))
+    labels = torch.tensor([1, 7, 3, 3])
+    logits = m(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    train = {"input_nchw": x, "labels": labels.to(torch.int32), "logits": logits.detach(), "loss": loss.detach().reshape(1)}
+    for k, p in m.named_parameters():
+        train[f"grad.{k}"] = p.grad.detach().contiguous()
+    for k, b in m.named_buffers():
+        if k.endswith("running_mean"):
+            train[f"after.{k}"] = b.detach().contiguous()
+    save_file(train, os.path.join(OUT, "mobilenet_v2_w025.train.safetensors"), metadata={"seed": str(seed)})
+    print(f"train step: input seed {seed}, loss {loss.item():.5f}, {sum(1 for k in train if k.startswith('grad.'))} gradients")
+
+
 def main():
     cases = {}
     nc = 10
@@ -310,6 +340,8 @@ def main():
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
 
+    make_train_fixture()
+
     # Parameter counts and MACs of every registered architecture at its default configuration.
     def macs(model, shape):
         total = [0]
@@ -362,4 +394,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--only-train"]:
+        make_train_fixture()
+    else:
+        main()
