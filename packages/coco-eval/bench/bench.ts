@@ -41,6 +41,7 @@ function synthesize(dir: string, images: number, gtPerImage: number, dets: numbe
   const imgs: object[] = [];
   const anns: object[] = [];
   const gtBoxes: { img: number; cat: number; b: number[] }[] = [];
+  const imageCats = new Map<number, number[]>();
   let aid = 1;
   for (let i = 0; i < images; i++) {
     const id = 100000 + i * 3;
@@ -61,6 +62,7 @@ function synthesize(dir: string, images: number, gtPerImage: number, dets: numbe
       const crowd = rand() < 0.01 ? 1 : 0;
       anns.push({ id: aid++, image_id: id, category_id: cat, bbox: b, area: r2(w * h * 0.8), iscrowd: crowd, segmentation: [[b[0], b[1], b[0]! + b[2]!, b[1], b[0]! + b[2]!, b[1]! + b[3]!]] });
       gtBoxes.push({ img: id, cat, b });
+      imageCats.set(id, [...(imageCats.get(id) ?? []), cat]);
     }
   }
   const categories = COCO_CAT_IDS.map((id) => ({ id, name: `class${id}`, supercategory: 'thing' }));
@@ -78,11 +80,14 @@ function synthesize(dir: string, images: number, gtPerImage: number, dets: numbe
       res.push(JSON.stringify({ image_id: g.img, category_id: cat, bbox: [r2(x + j() * w), r2(y + j() * h), r2(w * (1 + j())), r2(h * (1 + j()))], score: Math.round(rand() * 1000) / 1000 }));
     }
   }
+  // false positives: like a real detector's, mostly in the categories present in the image
   while (res.length < dets) {
     const img = 100000 + Math.floor(rand() * images) * 3;
+    const present = imageCats.get(img) ?? [];
+    const cat = present.length > 0 && rand() < 0.75 ? present[Math.floor(rand() * present.length)]! : COCO_CAT_IDS[Math.floor(rand() * 80)]!;
     const w = 2 + rand() * 200;
     const h = 2 + rand() * 200;
-    res.push(JSON.stringify({ image_id: img, category_id: COCO_CAT_IDS[Math.floor(rand() * 80)]!, bbox: [r2(rand() * 440), r2(rand() * 200), r2(w), r2(h)], score: Math.round(rand() * 600) / 1000 }));
+    res.push(JSON.stringify({ image_id: img, category_id: cat, bbox: [r2(rand() * 440), r2(rand() * 200), r2(w), r2(h)], score: Math.round(rand() * 600) / 1000 }));
   }
   const dtPath = join(dir, 'dt.json');
   writeFileSync(dtPath, `[${res.join(',\n')}]`);

@@ -37,7 +37,6 @@ export type Segmentation = number[][] | CompressedRle | UncompressedRle;
 /** A box `[x, y, width, height]`. */
 export type Box = [number, number, number, number] | number[];
 
-const TWO_32 = 4294967296;
 
 // ---------------------------------------------------------------------------------------------
 // Compressed string format (rleToString / rleFrString)
@@ -101,7 +100,7 @@ export function rleFrString(s: string, h: number, w: number): Rle {
       if (!more && c & 0x10) x -= 2 ** (5 * k); // sign extension of the last group
     }
     if (m > 2) x += out[m - 2]!;
-    out[m++] = ((x % TWO_32) + TWO_32) % TWO_32; // (uint) cast
+    out[m++] = x >>> 0; // (uint) cast: modulo 2^32, exact for integers below 2^53
   }
   return { h, w, counts: out.slice(0, m) };
 }
@@ -158,7 +157,7 @@ export function rleDecode(rle: Rle): Uint8Array {
 export function rleArea(rle: Rle): number {
   let a = 0;
   const c = rle.counts;
-  for (let j = 1; j < c.length; j += 2) a = (a + c[j]!) % TWO_32;
+  for (let j = 1; j < c.length; j += 2) a = (a + c[j]!) >>> 0;
   return a;
 }
 
@@ -239,11 +238,11 @@ export function rleToBbox(rle: Rle): [number, number, number, number] {
   let cc = 0;
   for (let j = 0; j < m; j++) {
     const start = cc;
-    cc = (cc + c[j]!) % TWO_32;
+    cc = (cc + c[j]!) >>> 0;
     if (j % 2 === 0 || c[j] === 0) continue;
     const yStart = start % h;
     const xStart = (start - yStart) / h;
-    const last = (cc - 1 + TWO_32) % TWO_32;
+    const last = (cc - 1) >>> 0;
     const yEnd = last % h;
     const xEnd = (last - yEnd) / h;
     xs = Math.min(xs, xStart);
@@ -257,7 +256,7 @@ export function rleToBbox(rle: Rle): [number, number, number, number] {
     }
   }
   // uint arithmetic as in C: an RLE with only zero-length foreground runs wraps around
-  return [xs, ys, (xe - xs + 1 + TWO_32) % TWO_32, (ye - ys + 1 + TWO_32) % TWO_32];
+  return [xs, ys, (xe - xs + 1) >>> 0, (ye - ys + 1) >>> 0];
 }
 
 /** Rasterises a box `[x, y, w, h]` as the 4-corner polygon, as maskApi.c's rleFrBbox. */
@@ -275,20 +274,45 @@ export function rleFrBbox(bb: Box, h: number, w: number): Rle {
  * crossings of pixel-centre columns become the RLE. An odd trailing coordinate is dropped, as
  * `_mask.pyx` passes `len(poly) / 2` vertices.
  */
+/**
+ * Reused work buffers of rleFrPoly: allocating several typed arrays per polygon (off-heap in V8)
+ * cost more than the rasterisation itself. Views of exactly the requested length are returned.
+ */
+const polyScratch = {
+  ints: new Map<string, Int32Array>(),
+  floats: new Map<string, Float64Array>(),
+  uints: new Map<string, Uint32Array>(),
+  int(name: string, n: number): Int32Array {
+    let buf = this.ints.get(name);
+    if (!buf || buf.length < n) this.ints.set(name, (buf = new Int32Array(Math.max(n, 2 * (buf?.length ?? 0), 1024))));
+    return buf.subarray(0, n);
+  },
+  float(name: string, n: number): Float64Array {
+    let buf = this.floats.get(name);
+    if (!buf || buf.length < n) this.floats.set(name, (buf = new Float64Array(Math.max(n, 2 * (buf?.length ?? 0), 1024))));
+    return buf.subarray(0, n);
+  },
+  uint(name: string, n: number): Uint32Array {
+    let buf = this.uints.get(name);
+    if (!buf || buf.length < n) this.uints.set(name, (buf = new Uint32Array(Math.max(n, 2 * (buf?.length ?? 0), 1024))));
+    return buf.subarray(0, n);
+  },
+};
+
 export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
   const k = Math.floor(xy.length / 2);
   if (k === 0) throw new Error('rleFrPoly: polygon has no vertices');
   const scale = 5;
-  const x = new Int32Array(k + 1);
-  const y = new Int32Array(k + 1);
+  const x = polyScratch.int('x', k + 1);
+  const y = polyScratch.int('y', k + 1);
   for (let j = 0; j < k; j++) x[j] = Math.trunc(scale * xy[j * 2]! + 0.5);
   x[k] = x[0]!;
   for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1]! + 0.5);
   y[k] = y[0]!;
   let m = 0;
   for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j]! - x[j + 1]!), Math.abs(y[j]! - y[j + 1]!)) + 1;
-  const u = new Int32Array(m);
-  const v = new Int32Array(m);
+  const u = polyScratch.int('u', m);
+  const v = polyScratch.int('v', m);
   m = 0;
   for (let j = 0; j < k; j++) {
     let xs = x[j]!;
@@ -325,8 +349,8 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
   }
   // points where the boundary crosses a pixel-centre column, downsampled back
   const total = m;
-  const bx = new Int32Array(total);
-  const by = new Int32Array(total);
+  const bx = polyScratch.int('bx', total);
+  const by = polyScratch.int('by', total);
   m = 0;
   for (let j = 1; j < total; j++) {
     if (u[j] === u[j - 1]) continue;
@@ -342,20 +366,42 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
     by[m] = yd;
     m++;
   }
-  // RLE from the sorted column-major positions of the crossings
+  // RLE from the sorted column-major positions x*h + y of the crossings (maskApi.c: qsort). Every
+  // x is in [0, w-1] and y in [0, h], so ordering by (x, y) is ordering by value: a counting sort
+  // over columns, then an insertion sort of each column's few y values.
   const n = m;
-  const a = new Float64Array(n + 1);
-  for (let j = 0; j < n; j++) a[j] = (((bx[j]! * h + by[j]!) % TWO_32) + TWO_32) % TWO_32;
-  a[n] = (h * w) % TWO_32;
+  const colStart = polyScratch.int('col', w + 1).fill(0);
+  for (let j = 0; j < n; j++) colStart[bx[j]! + 1]!++;
+  for (let c = 0; c < w; c++) colStart[c + 1]! += colStart[c]!;
+  const ys = polyScratch.int('ys', n);
+  const fill = polyScratch.int('fill', w);
+  fill.set(colStart.subarray(0, w));
+  for (let j = 0; j < n; j++) ys[fill[bx[j]!]!++] = by[j]!;
+  const a = polyScratch.float('a', n + 1);
+  for (let c = 0; c < w; c++) {
+    const lo = colStart[c]!;
+    const hi = colStart[c + 1]!;
+    for (let i = lo + 1; i < hi; i++) {
+      const yv = ys[i]!;
+      let q = i - 1;
+      while (q >= lo && ys[q]! > yv) {
+        ys[q + 1] = ys[q]!;
+        q--;
+      }
+      ys[q + 1] = yv;
+    }
+    // (uint) casts of maskApi.c: ToUint32 is the same modulo 2^32
+    for (let i = lo; i < hi; i++) a[i] = (c * h + ys[i]!) >>> 0;
+  }
+  a[n] = (h * w) >>> 0;
   const kk = n + 1;
-  a.sort();
   let p = 0;
   for (let j = 0; j < kk; j++) {
     const t = a[j]!;
     a[j] = t - p;
     p = t;
   }
-  const b = new Uint32Array(kk);
+  const b = polyScratch.uint('b', kk);
   let j = 0;
   m = 0;
   b[m++] = a[j++]!;
