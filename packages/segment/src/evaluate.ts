@@ -115,20 +115,6 @@ export async function predictClasses(models: SizedModels, image: RgbImage, opts:
   return out;
 }
 
-/** Writes a class map as an RGB PNG in the dataset's palette (ignore = black). */
-export async function writeColourised(file: string, classes: Uint8Array, width: number, height: number, palette: DatasetInfo['palette']): Promise<void> {
-  const rgb = new Uint8Array(width * height * 3);
-  for (let i = 0; i < classes.length; i++) {
-    const c = classes[i]!;
-    const colour = c === IGNORE_INDEX ? [0, 0, 0] : palette[c];
-    if (!colour) throw new Error(`writeColourised: class ${c} has no palette colour (palette has ${palette.length})`);
-    rgb[i * 3] = colour[0]!;
-    rgb[i * 3 + 1] = colour[1]!;
-    rgb[i * 3 + 2] = colour[2]!;
-  }
-  await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toFile(file);
-}
-
 function colourise(classes: Uint8Array, palette: DatasetInfo['palette']): Uint8Array {
   const rgb = new Uint8Array(classes.length * 3);
   for (let i = 0; i < classes.length; i++) {
@@ -153,6 +139,11 @@ export async function writePanel(file: string, image: RgbImage, gt: Uint8Array, 
     .removeAlpha()
     .png()
     .toFile(file);
+}
+
+/** Writes a class map as an RGB PNG in the dataset's palette (ignore = black). */
+export async function writeColourised(file: string, classes: Uint8Array, width: number, height: number, palette: DatasetInfo['palette']): Promise<void> {
+  await sharp(colourise(classes, palette), { raw: { width, height, channels: 3 } }).png().toFile(file);
 }
 
 /** Options of {@link evaluateSplit}. */

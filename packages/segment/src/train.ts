@@ -17,6 +17,7 @@ import {
   lineChartPng,
   loadCheckpoint,
   modelWeights,
+  type Checkpoint,
   prefetch,
   readJsonl,
   saveCheckpoint,
@@ -126,6 +127,50 @@ function initFrom(model: tf.LayersModel, file: string, spec: SegmenterSpec): voi
   setModelWeights(model, ck.weights, { source: file });
 }
 
+/**
+ * The model to train: rebuilt from the checkpoint when resuming; else the plain segmenter,
+ * optionally initialised from `--init` and refocused.
+ */
+function setupModel(opts: TrainOptions, resumed: Checkpoint | undefined, log: (s: string) => void): { model: tf.LayersModel; spec: SegmenterSpec } {
+  if (resumed) {
+    const spec = resumed.state.model as unknown as SegmenterSpec;
+    const model = buildFromSpec(spec, opts.cropSize, opts.backboneFactory);
+    setModelWeights(model, resumed.weights, { source: join(opts.outDir, 'last.safetensors') });
+    log(`resuming ${join(opts.outDir, 'last.safetensors')} after epoch ${resumed.state.epoch}`);
+    return { model, spec };
+  }
+  const spec: SegmenterSpec = { ...opts.spec };
+  const plain = createSegmenter(spec, opts.cropSize, opts.backboneFactory);
+  if (opts.init) initFrom(plain, opts.init, spec);
+  if (!opts.refconv) return { model: plain, spec };
+  const { mapK, aspp, init } = opts.refconv;
+  const r = refocusSegmenter(plain, { mapK, aspp, init, seed: opts.seed });
+  plain.dispose();
+  log(`refocused ${r.layers.length} convs (map ${mapK}x${mapK}${aspp ? ', incl. ASPP' : ''}, ${init ?? 'default'} init)`);
+  return { model: r.model, spec: { ...spec, refconv: { mapK, aspp, layers: r.layers } } };
+}
+
+/** Loss of one batch: CE with ignore on the main logits (+ auxWeight x CE on the aux logits). */
+function batchLoss(model: tf.LayersModel, x: tf.Tensor4D, y: tf.Tensor3D, auxWeight: number): tf.Scalar {
+  const out = model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
+  const outs = Array.isArray(out) ? out : [out];
+  let loss = segCrossEntropy(outs[0] as tf.Tensor4D, y);
+  if (outs[1] && auxWeight > 0) loss = tf.add(loss, tf.mul(auxWeight, segCrossEntropy(outs[1] as tf.Tensor4D, y)));
+  return loss as tf.Scalar;
+}
+
+/** Split-level metrics of the model in its deployed (fused) form, whole images at the training scale. */
+async function validate(model: tf.LayersModel, spec: SegmenterSpec, samples: SegSample[], opts: TrainOptions, epoch: number): Promise<SegMetrics> {
+  const info = DATASETS[opts.format];
+  const models = new SizedModels(spec, deployWeights(model, spec), opts.backboneFactory, 1);
+  try {
+    const common = { info, mode: 'whole' as const, baseScale: opts.baseScale, scales: [1], flip: false, mean: info.mean, std: info.std };
+    return (await evaluateSplit(models, samples, { ...common, label: `val ${epoch}`, progress: true })).metrics;
+  } finally {
+    models.dispose();
+  }
+}
+
 /** Runs (or resumes) a training run; see {@link TrainOptions}. */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   enableDilatedConvGradients();
@@ -136,47 +181,28 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   mkdirSync(opts.outDir, { recursive: true });
   const lastFile = join(opts.outDir, 'last.safetensors');
   const bestFile = join(opts.outDir, 'best.safetensors');
-  const resuming = opts.resume && existsSync(lastFile);
+  const resumed = opts.resume && existsSync(lastFile) ? loadCheckpoint(lastFile) : undefined;
+  const { model, spec } = setupModel(opts, resumed, log);
 
-  let spec: SegmenterSpec = { ...opts.spec };
-  let model: tf.LayersModel;
-  const resumed = resuming ? loadCheckpoint(lastFile) : undefined;
-  if (resumed) {
-    spec = resumed.state.model as unknown as SegmenterSpec;
-    model = buildFromSpec(spec, opts.cropSize, opts.backboneFactory);
-    setModelWeights(model, resumed.weights, { source: lastFile });
-    log(`resuming ${lastFile} after epoch ${resumed.state.epoch}`);
-  } else {
-    const plain = createSegmenter(spec, opts.cropSize, opts.backboneFactory);
-    if (opts.init) initFrom(plain, opts.init, spec);
-    if (opts.refconv) {
-      const r = refocusSegmenter(plain, { mapK: opts.refconv.mapK, aspp: opts.refconv.aspp, init: opts.refconv.init, seed: opts.seed });
-      plain.dispose();
-      model = r.model;
-      spec = { ...spec, refconv: { mapK: opts.refconv.mapK, aspp: opts.refconv.aspp, layers: r.layers } };
-      log(`refocused ${r.layers.length} convs (map ${opts.refconv.mapK}x${opts.refconv.mapK}${opts.refconv.aspp ? ', incl. ASPP' : ''})`);
-    } else {
-      model = plain;
-    }
-  }
   const params = trainableParams(model);
   const optimizer = new SGD(params, { momentum: opts.momentum, weightDecay: opts.weightDecay });
   if (resumed?.optimizer) optimizer.setState(resumed.optimizer);
   const stepsPerEpoch = Math.ceil(trainSamples.length / opts.batchSize);
-  const schedule = createPolySchedule({ baseLr: opts.lr, totalSteps: opts.epochs * stepsPerEpoch, warmupSteps: Math.min(opts.warmupEpochs * stepsPerEpoch, opts.epochs * stepsPerEpoch - 1) });
+  const totalSteps = opts.epochs * stepsPerEpoch;
+  // warmup is capped so that a 1-epoch run still has a decaying part
+  const schedule = createPolySchedule({ baseLr: opts.lr, totalSteps, warmupSteps: Math.min(opts.warmupEpochs * stepsPerEpoch, totalSteps - 1) });
   const nParams = countParams(model);
   log(
     `${spec.arch} on ${spec.backbone} (width ${spec.backboneWidth}, OS${spec.outputStride}): ${(nParams / 1e6).toFixed(3)}M params, ` +
       `${params.length} trainable tensors; ${trainSamples.length} train / ${valSamples.length} val images; crop ${opts.cropSize.join('x')} at scale ${opts.baseScale}`,
   );
 
-  const metricsLog = new JsonlLogger(join(opts.outDir, 'metrics.jsonl'), { truncate: !resuming });
+  const metricsLog = new JsonlLogger(join(opts.outDir, 'metrics.jsonl'), { truncate: !resumed });
   let step = resumed?.state.step ?? 0;
   let bestMIoU = (resumed?.state.extra?.bestMIoU as number | undefined) ?? -1;
   let last: SegMetrics | undefined;
-  const startEpoch = resumed?.state.epoch ?? 0;
   const [h, w] = opts.cropSize;
-  for (let epoch = startEpoch; epoch < opts.epochs; epoch++) {
+  for (let epoch = resumed?.state.epoch ?? 0; epoch < opts.epochs; epoch++) {
     const order = new Rng(deriveSeed(opts.seed, epoch)).permutation(trainSamples.length);
     const bar = createProgress({ label: `epoch ${epoch + 1}/${opts.epochs}`, total: stepsPerEpoch, stream: opts.progressStream });
     let lossSum = 0;
@@ -184,13 +210,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const lr = schedule.at(step);
       const x = tf.tensor4d(batch.x, [batch.n, h, w, 3]);
       const y = tf.tensor3d(batch.y, [batch.n, h, w], 'int32');
-      const loss = sgdStep(optimizer, params, lr, () => {
-        const out = model.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
-        const outs = Array.isArray(out) ? out : [out];
-        let l = segCrossEntropy(outs[0] as tf.Tensor4D, y);
-        if (outs[1] && opts.auxWeight > 0) l = tf.add(l, tf.mul(opts.auxWeight, segCrossEntropy(outs[1] as tf.Tensor4D, y)));
-        return l as tf.Scalar;
-      });
+      const loss = sgdStep(optimizer, params, lr, () => batchLoss(model, x, y, opts.auxWeight));
       tf.dispose([x, y]);
       step++;
       lossSum += loss;
@@ -200,29 +220,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     bar.finish({ loss: trainLoss });
     const record: Record<string, unknown> = { epoch: epoch + 1, step, trainLoss, lr: schedule.at(step - 1) };
     const doEval = epoch + 1 === opts.epochs || (opts.evalEvery > 0 && (epoch + 1) % opts.evalEvery === 0);
+    let line = `epoch ${epoch + 1}: train loss ${trainLoss.toFixed(4)}`;
     if (doEval) {
-      const evalModels = new SizedModels(spec, deployWeights(model, spec), opts.backboneFactory, 1);
-      last = (
-        await evaluateSplit(evalModels, valSamples, {
-          info,
-          mode: 'whole',
-          baseScale: opts.baseScale,
-          scales: [1],
-          flip: false,
-          mean: info.mean,
-          std: info.std,
-          label: `val ${epoch + 1}`,
-          progress: true,
-        })
-      ).metrics;
-      evalModels.dispose();
+      last = await validate(model, spec, valSamples, opts, epoch + 1);
       record.val = metricsToJson(last, info.classNames);
-      log(`epoch ${epoch + 1}: train loss ${trainLoss.toFixed(4)}, val mIoU ${(100 * last.mIoU).toFixed(2)} aAcc ${(100 * last.pixelAccuracy).toFixed(2)} mAcc ${(100 * last.meanAccuracy).toFixed(2)}`);
-    } else {
-      log(`epoch ${epoch + 1}: train loss ${trainLoss.toFixed(4)}`);
+      line += `, val mIoU ${(100 * last.mIoU).toFixed(2)} aAcc ${(100 * last.pixelAccuracy).toFixed(2)} mAcc ${(100 * last.meanAccuracy).toFixed(2)}`;
     }
+    log(line);
     metricsLog.log(record);
-    const improved = last !== undefined && doEval && last.mIoU > bestMIoU;
+    const improved = doEval && last !== undefined && last.mIoU > bestMIoU;
     if (improved) bestMIoU = last!.mIoU;
     const state = {
       epoch: epoch + 1,
@@ -237,14 +243,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (improved) saveCheckpoint(bestFile, { weights, state });
     await writeCurves(opts.outDir).catch((e: Error) => log(`(could not draw curves: ${e.message})`));
   }
+  optimizer.dispose();
+  model.dispose();
   if (!last) {
-    // resumed a finished run: report the stored metrics
+    // resumed a run that had already finished: report the stored metrics
     const stored = resumed?.state.metrics;
     if (!stored) throw new Error(`${lastFile}: run already finished but the checkpoint holds no metrics`);
     last = { mIoU: stored.mIoU!, pixelAccuracy: stored.pixelAccuracy!, meanAccuracy: stored.meanAccuracy!, iou: [], accuracy: [], numPixels: 0 };
   }
-  optimizer.dispose();
-  model.dispose();
   return { metrics: last, bestMIoU, checkpoint: lastFile, params: nParams, epochs: opts.epochs };
 }
 
