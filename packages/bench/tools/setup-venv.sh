@@ -7,7 +7,7 @@ venv="$root/.venv-ref"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import torch, torchvision" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import sys; sys.path.insert(0, '$root/tools/pyref'); from tv_compat import import_torchvision; import_torchvision()" 2>/dev/null; then
   "$venv/bin/pip" install --disable-pip-version-check -q torch torchvision numpy safetensors pycocotools
 fi
 echo "$venv/bin/python"

@@ -34,8 +34,8 @@ class RefConv(nn.Module):
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
 
     def refocused(self):
-        w = self.weight.view(1, self.n, self.k, self.k)
-        return self.weight + self.convmap(w).view_as(self.weight)
+        w = self.weight.reshape(1, self.n, self.k, self.k)
+        return self.weight + self.convmap(w).reshape(self.weight.shape)
 
     def forward(self, x):
         return F.conv2d(x, self.refocused(), self.bias, self.stride, self.padding, self.dilation, self.groups)
