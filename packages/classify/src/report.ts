@@ -4,7 +4,7 @@
  * per-seed numbers, the fused-equals-unfused check, and PNG curves.
  */
 import * as path from 'node:path';
-import { lineChartPng, writeFileAtomic, type Series } from '@refconv/engine';
+import { lineChartPng, loadCheckpoint, writeFileAtomic, type Series } from '@refconv/engine';
 import type { RunConfig } from './config.js';
 import { MODEL_KINDS, type ModelKindName, type SeedResult } from './protocol.js';
 
@@ -17,30 +17,47 @@ export function meanStd(values: number[]): { mean: number; std: number; n: numbe
   return { mean, std, n };
 }
 
+type ModelSummaryLike = { top5: number };
+
+/** Where the baseline came from: this run's pretrain stage or a checkpoint passed with --baseline. */
+function describeBaseline(cfg: RunConfig): string {
+  if (!cfg.baseline) return `baseline pretrained here for ${cfg.pretrain.epochs} epochs (lr ${cfg.pretrain.lr})`;
+  let how = 'an external checkpoint';
+  try {
+    const state = loadCheckpoint(cfg.baseline).state;
+    const optim = state.extra?.optim as { epochs?: number; lr?: number } | undefined;
+    if (optim?.epochs !== undefined) how = `pretrained by @refconv/classify for ${optim.epochs} epochs (lr ${optim.lr})`;
+  } catch {
+    // the report still names the file
+  }
+  return `baseline \`${cfg.baseline}\` (${how}, shared by all seeds)`;
+}
+
 const fmt = (m: { mean: number; std: number; n: number }, digits = 2) => (m.n === 0 ? 'n/a' : m.n === 1 ? m.mean.toFixed(digits) : `${m.mean.toFixed(digits)} ± ${m.std.toFixed(digits)}`);
 const LABEL: Record<ModelKindName, string> = { baseline: 'baseline (pretrained)', control: 'control (equal epochs, plain)', refconv: 'RefConv (unfused)', fused: 'RefConv fused' };
 
 /** Writes report.md, results.json and the curve PNGs into `cfg.out`; returns the report path. */
-export async function writeReport(cfg: RunConfig, results: SeedResult[], command: string, dataDescription: string): Promise<string> {
+export async function writeReport(cfg: RunConfig, results: SeedResult[], command: string, dataDescription: string, numClasses?: number): Promise<string> {
   const out = cfg.out;
   const lines: string[] = [];
   lines.push(`# RefConv classification experiment`, '');
   lines.push(`Command: \`${command}\``, '');
   lines.push(`Data: ${dataDescription}`, '');
   lines.push(
-    `Model: \`${cfg.arch}\` width ${cfg.width}, input ${cfg.inputSize}; pretrain ${cfg.pretrain.epochs} epochs (lr ${cfg.pretrain.lr}), ` +
+    `Model: \`${cfg.arch}\` width ${cfg.width}, input ${cfg.inputSize}; ${describeBaseline(cfg)}, ` +
       `then refocus and control ${cfg.finetune.epochs} epochs each (lr ${cfg.finetune.lr}, same schedule); RefConv map_k ${cfg.refocus.mapK}, ` +
       `grouping ${cfg.refocus.grouping}, init ${cfg.refocus.init}, frozen ${cfg.refocus.frozen}. Seeds: ${results.map((r) => r.seed).join(', ')}.`,
     '',
   );
   lines.push('Accuracies are the **last epoch** of each model (not the best epoch), mean ± sample std over seeds.', '');
+  const top5Cell = (ms: ModelSummaryLike[]) => (numClasses !== undefined && numClasses <= 5 ? `n/a (${numClasses} classes)` : fmt(meanStd(ms.map((m) => m.top5))));
   lines.push('| model | params | trainable | MMACs | top-1 (%) | top-5 (%) | latency batch 1 (ms, median) |', '|---|---:|---:|---:|---:|---:|---:|');
   for (const kind of MODEL_KINDS) {
     const ms = results.map((r) => r.models[kind]).filter((m) => m !== undefined);
     if (ms.length === 0) continue;
     const m0 = ms[0]!;
     lines.push(
-      `| ${LABEL[kind]} | ${m0.params.toLocaleString('en-US')} | ${m0.trainableParams.toLocaleString('en-US')} | ${(m0.flops / 1e6).toFixed(2)} | ${fmt(meanStd(ms.map((m) => m.top1)))} | ${fmt(meanStd(ms.map((m) => m.top5)))} | ${fmt(meanStd(ms.map((m) => m.latency.medianMs)), 3)} |`,
+      `| ${LABEL[kind]} | ${m0.params.toLocaleString('en-US')} | ${m0.trainableParams.toLocaleString('en-US')} | ${(m0.flops / 1e6).toFixed(2)} | ${fmt(meanStd(ms.map((m) => m.top1)))} | ${top5Cell(ms)} | ${fmt(meanStd(ms.map((m) => m.latency.medianMs)), 3)} |`,
     );
   }
   lines.push('');
@@ -74,7 +91,7 @@ export async function writeReport(cfg: RunConfig, results: SeedResult[], command
   lines.push('## Configuration', '', '```json', JSON.stringify(cfg, null, 1), '```', '');
   const report = path.join(out, 'report.md');
   writeFileAtomic(report, lines.join('\n'));
-  writeFileAtomic(path.join(out, 'results.json'), JSON.stringify({ command, config: cfg, results }, null, 1));
+  writeFileAtomic(path.join(out, 'results.json'), JSON.stringify({ command, dataDescription, numClasses, config: cfg, results }, null, 1));
   return report;
 }
 

@@ -28,7 +28,7 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
     for (const seed of cfg.seeds) {
       results.push(await runSeed(cfg, seed, p, loader));
       // rewritten after every seed, so an interrupted experiment still leaves a report of what finished
-      report = await writeReport(cfg, results, command, dataDescription);
+      report = await writeReport(cfg, results, command, dataDescription, p.data.classNames.length);
     }
   } finally {
     await loader.close();
