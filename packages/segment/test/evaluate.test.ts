@@ -121,6 +121,13 @@ describe('evaluateSplit', () => {
     }
     expect(Array.from(confusion.matrix)).toEqual(Array.from(counts));
     expect(metrics.numPixels).toBe(2 * 36 * 28 - masks.reduce((n, m) => n + m.filter((v) => v === 11).length, 0));
+    // a second pass (models already built) leaves no tensors behind, with slide + multi-scale + flip
+    const samples = listSamples('camvid', root, { split: 'val' });
+    const slide = { ...base, info, progress: false, mode: 'slide' as const, crop: [16, 16] as [number, number], stride: [12, 12] as [number, number], scales: [0.75, 1], flip: true };
+    await evaluateSplit(ms, samples, slide);
+    const before = tf.memory().numTensors;
+    await evaluateSplit(ms, samples, slide);
+    expect(tf.memory().numTensors).toBe(before);
     ms.dispose();
   });
 });
