@@ -2,6 +2,7 @@
  * `nx run classify:train` (one seed by default) and `nx run classify:experiment` (3 seeds):
  * the whole RefConv protocol, then the report. Run with `--help` for every option.
  */
+import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli } from '@refconv/engine';
 import { BatchLoader, type BadImage } from '../data/loader.js';
@@ -33,7 +34,7 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
   } finally {
     await loader.close();
   }
-  console.log(`report: ${report}`);
+  console.log(`report: ${path.resolve(report)}`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
