@@ -38,3 +38,12 @@ export function relativeError(a: tf.Tensor, b: tf.Tensor): number {
     return diff / scale;
   });
 }
+
+/**
+ * Lets the event loop run I/O between tests. Vitest's worker talks to the main process over IPC
+ * with a 60 s reply timeout; long stretches of synchronous tfjs work (several tests in a row on a
+ * loaded machine) never reach the poll phase and trip that timeout. Use as `afterEach(yieldToEventLoop)`.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}

@@ -1,10 +1,12 @@
 /** Custom layers, PyTorch-style padding, serialization and option checking. */
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { fuse, refocus } from '@refconv/core';
 import { ChannelShuffle, createModel, featureInfo, HardSigmoid, HardSwish, makeDivisible } from '../src/index.js';
 import { conv } from '../src/layers/blocks.js';
-import { relativeError } from './helpers.js';
+import { relativeError, yieldToEventLoop } from './helpers.js';
+
+afterEach(yieldToEventLoop);
 
 describe('activations', () => {
   it('HardSwish / HardSigmoid follow PyTorch (not Keras hard_sigmoid)', () => {

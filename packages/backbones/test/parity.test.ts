@@ -4,10 +4,12 @@
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { countParams, fuse } from '@refconv/core';
 import { createModel, loadTorchWeights } from '../src/index.js';
-import { FIXTURES, loadCases, readTensor, relativeError } from './helpers.js';
+import { FIXTURES, loadCases, readTensor, relativeError, yieldToEventLoop } from './helpers.js';
+
+afterEach(yieldToEventLoop);
 
 const TOL = 1e-4;
 const cases = loadCases();

@@ -7,10 +7,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { countFlops, countParams } from '@refconv/core';
 import { createModel, featureInfo, layerTable, listModels, modelInfo, tableTotals } from '../src/index.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, yieldToEventLoop } from './helpers.js';
+
+afterEach(yieldToEventLoop);
 
 const reference = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'reference-counts.json'), 'utf8')) as Record<string, { params: number; macs: number; inputSize: number }>;
 

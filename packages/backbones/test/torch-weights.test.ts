@@ -7,10 +7,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { encodeSafetensors, RefConv2D, readSafetensors, type SafeTensorInput } from '@refconv/core';
 import { createModel, exportTorchWeights, loadTorchWeights, modelInfo, torchStateDictShapes } from '../src/index.js';
-import { FIXTURES, loadCases } from './helpers.js';
+import { FIXTURES, loadCases, yieldToEventLoop } from './helpers.js';
+
+afterEach(yieldToEventLoop);
 
 /** Deterministic, distinct values: element i of a tensor gets seed + i * 0.001 (sign alternating). */
 function values(n: number, seed: number): Float32Array {

@@ -5,11 +5,13 @@
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { readSafetensors } from '@refconv/core';
 import { createModel, loadTorchWeights } from '../src/index.js';
 import { torchSlots } from '../src/torch-weights.js';
-import { FIXTURES, loadCases, readTensor, relativeError } from './helpers.js';
+import { FIXTURES, loadCases, readTensor, relativeError, yieldToEventLoop } from './helpers.js';
+
+afterEach(yieldToEventLoop);
 
 describe('one training step matches PyTorch', () => {
   it('mobilenet_v2 w0.25: train-mode logits, loss, all gradients, BN running means', () => {
