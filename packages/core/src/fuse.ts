@@ -15,6 +15,7 @@ import {
   modelConfig,
   type NodeRef,
   rewriteEntries,
+  sharedConvConfig,
 } from './model-config.js';
 import { RefConv2D } from './refconv-layer.js';
 
@@ -29,19 +30,7 @@ export interface FuseOptions {
 
 function plainConvEntry(entry: LayerEntry): LayerEntry {
   const c = entry.config;
-  const base: Record<string, unknown> = {
-    name: c.name,
-    trainable: c.trainable,
-    dtype: c.dtype,
-    kernelSize: c.kernelSize,
-    strides: c.strides,
-    padding: c.padding,
-    dataFormat: 'channelsLast',
-    dilationRate: c.dilationRate,
-    activation: c.activation,
-    useBias: c.useBias,
-  };
-  if (c.batchInputShape !== undefined) base.batchInputShape = c.batchInputShape;
+  const base: Record<string, unknown> = { ...sharedConvConfig(c), dataFormat: 'channelsLast' };
   if (c.depthwise) return { ...entry, className: 'DepthwiseConv2D', config: { ...base, depthMultiplier: c.depthMultiplier } };
   return { ...entry, className: 'Conv2D', config: { ...base, filters: c.filters } };
 }

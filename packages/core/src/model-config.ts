@@ -88,3 +88,23 @@ export function leafLayers(model: tf.LayersModel): Map<string, tf.layers.Layer> 
   walk(model, []);
   return out;
 }
+
+/**
+ * The config fields a Conv2D, DepthwiseConv2D and RefConv2D share, copied from one layer's config
+ * (used when refocus / fuse swap one kind for another).
+ */
+export function sharedConvConfig(c: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: c.name,
+    trainable: c.trainable,
+    dtype: c.dtype,
+    kernelSize: c.kernelSize,
+    strides: c.strides,
+    padding: c.padding,
+    dilationRate: c.dilationRate,
+    useBias: c.useBias,
+    activation: c.activation,
+  };
+  if (c.batchInputShape !== undefined) out.batchInputShape = c.batchInputShape;
+  return out;
+}

@@ -4,7 +4,7 @@
  * every other weight is carried over unchanged.
  */
 import * as tf from '@tensorflow/tfjs';
-import { buildModel, type LayerEntry, leafLayers, modelConfig, rewriteEntries } from './model-config.js';
+import { buildModel, type LayerEntry, leafLayers, modelConfig, rewriteEntries, sharedConvConfig } from './model-config.js';
 import type { Grouping, TransformInit } from './refconv-op.js';
 import { validateRefocus } from './refconv-op.js';
 import { RefConv2D } from './refconv-layer.js';
@@ -53,15 +53,7 @@ function refConvEntry(entry: LayerEntry, opts: Required<Pick<RefocusOptions, 'ma
   const c = entry.config;
   const depthwise = entry.className === 'DepthwiseConv2D';
   const config: Record<string, unknown> = {
-    name: c.name,
-    trainable: c.trainable,
-    dtype: c.dtype,
-    kernelSize: c.kernelSize,
-    strides: c.strides,
-    padding: c.padding,
-    dilationRate: c.dilationRate,
-    useBias: c.useBias,
-    activation: c.activation,
+    ...sharedConvConfig(c),
     depthwise,
     depthMultiplier: depthwise ? (c.depthMultiplier ?? 1) : 1,
     mapK: opts.mapK,
@@ -71,7 +63,6 @@ function refConvEntry(entry: LayerEntry, opts: Required<Pick<RefocusOptions, 'ma
   if (opts.frozen === 'transform-only') config.trainBias = false;
   if (!depthwise) config.filters = c.filters;
   if (seed !== undefined) config.seed = seed;
-  if (c.batchInputShape !== undefined) config.batchInputShape = c.batchInputShape;
   return { ...entry, className: RefConv2D.className, config };
 }
 
