@@ -238,17 +238,8 @@ function buildAddon(pkgDir) {
   }
 }
 
-async function main() {
-  if (process.env.REFCONV_NATIVE === 'skip') {
-    log('REFCONV_NATIVE=skip: not installing the native backend');
-    return;
-  }
-  if (process.platform !== 'linux' || process.arch !== 'x64') {
-    warn(`automatic provisioning supports linux-x64 only (this is ${process.platform}-${process.arch}); ` +
-      'run `npm install @tensorflow/tfjs-node@4.22.0` yourself, @refconv/core will use it');
-    return;
-  }
-  const variant = chooseVariant();
+/** Installs and checks one variant; throws with the reason when it cannot. */
+async function installVariant(variant, cacheDir) {
   const pkgName = variant === 'gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
   const pkgDir = path.join(tensorflowScopeDir(), pkgName.split('/')[1]);
 
@@ -257,7 +248,6 @@ async function main() {
     return;
   }
 
-  const cacheDir = process.env.REFCONV_CACHE_DIR || path.join(os.homedir(), '.cache', 'refconv');
   const cachedPkg = path.join(cacheDir, 'tfjs-native', `${pkgName.split('/')[1]}-${TFJS_NODE_VERSION}-napi${process.versions.napi}`);
   if (fs.existsSync(addonPath(cachedPkg))) {
     copyDir(cachedPkg, pkgDir);
@@ -278,8 +268,8 @@ async function main() {
     try {
       source = await provisionOfficial(variant, depsDir, workDir);
     } catch (e) {
+      if (variant === 'gpu') throw new Error(`the CUDA libtensorflow download is unavailable (${e.message})`);
       log(`official libtensorflow download unavailable (${e.message}); using the TensorFlow pip wheel`);
-      if (variant === 'gpu') throw new Error('the GPU build needs the official libtensorflow-gpu download; set REFCONV_NATIVE=cpu to use the CPU wheel');
       source = provisionFromWheel(depsDir, cacheDir);
     }
     log(`building the addon against ${source}`);
@@ -288,9 +278,40 @@ async function main() {
     if (!v.ok) throw new Error(`the built backend does not run:\n${v.info}`);
     copyDir(pkgDir, cachedPkg);
     log(`ready: ${pkgName} ${v.info} (built against ${source}; cached in ${cachedPkg})`);
+  } catch (e) {
+    // Never leave a half-installed package behind: @refconv/core would try to load it.
+    fs.rmSync(pkgDir, { recursive: true, force: true });
+    throw e;
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });
   }
+}
+
+async function main() {
+  if (process.env.REFCONV_NATIVE === 'skip') {
+    log('REFCONV_NATIVE=skip: not installing the native backend');
+    return;
+  }
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    warn(`automatic provisioning supports linux-x64 only (this is ${process.platform}-${process.arch}); ` +
+      'run `npm install @tensorflow/tfjs-node@4.22.0` yourself, @refconv/core will use it');
+    return;
+  }
+  const cacheDir = process.env.REFCONV_CACHE_DIR || path.join(os.homedir(), '.cache', 'refconv');
+  // GPU first where CUDA is present, then the CPU build (unless a variant is forced).
+  const first = chooseVariant();
+  const variants = first === 'gpu' && process.env.REFCONV_NATIVE !== 'gpu' ? ['gpu', 'cpu'] : [first];
+  let lastError;
+  for (const variant of variants) {
+    try {
+      await installVariant(variant, cacheDir);
+      return;
+    } catch (e) {
+      lastError = e;
+      if (variant !== variants[variants.length - 1]) warn(`${variant} backend not installed (${e.message}); trying the CPU build`);
+    }
+  }
+  throw lastError;
 }
 
 main().catch((e) => {
