@@ -196,6 +196,50 @@ export interface LoadTorchWeightsOptions {
   skip?: (key: string) => boolean;
   /** Options passed to `refocus` when the file is an official RefConv checkpoint and the model is plain. */
   refocus?: { frozen?: 'official' | 'transform-only' };
+  /**
+   * Adapt the stem conv of a checkpoint to a model with a different number of input channels, as
+   * timm's `adapt_input_conv`: 1 channel sums the RGB filters (a gray image then gives what the
+   * RGB model gives for that image replicated to 3 channels); other counts repeat the filters
+   * cyclically and scale them by 3 / channels. Only the conv that reads the model input is adapted.
+   */
+  adaptInputChannels?: boolean;
+}
+
+/** Layers fed directly by the model input (through parameter-free padding only). */
+function inputConvNames(model: tf.LayersModel): Set<string> {
+  const names = new Set<string>();
+  const inputs = new Set(model.inputLayers.map((l) => l.name));
+  for (const layer of leafLayers(model)) {
+    let src = layer.inboundNodes[0]?.inboundLayers[0];
+    while (src && src.getClassName() === 'ZeroPadding2D') src = src.inboundNodes[0]?.inboundLayers[0];
+    if (src && inputs.has(src.name) && layer.weights.length > 0) names.add(layer.name);
+  }
+  return names;
+}
+
+/**
+ * timm-style input-channel adaptation of a PyTorch conv weight [O, I, K, K] (or a RefConv
+ * basis) from I = `from` to `to` input channels.
+ */
+function adaptInputConv(data: Float32Array, shape: number[], to: number): { data: Float32Array; shape: number[] } {
+  const [o, from, kh, kw] = shape as [number, number, number, number];
+  const plane = kh * kw;
+  const out = new Float32Array(o * to * plane);
+  for (let a = 0; a < o; a++) {
+    for (let c = 0; c < to; c++) {
+      for (let p = 0; p < plane; p++) {
+        let v: number;
+        if (to === 1) {
+          v = 0;
+          for (let i = 0; i < from; i++) v += data[(a * from + i) * plane + p]!;
+        } else {
+          v = (data[(a * from + (c % from)) * plane + p]! * from) / to;
+        }
+        out[(a * to + c) * plane + p] = v;
+      }
+    }
+  }
+  return { data: out, shape: [o, to, kh, kw] };
 }
 
 /** What {@link loadTorchWeights} did. */
@@ -212,6 +256,8 @@ export interface LoadTorchWeightsResult {
   skipped: string[];
   /** Whether the model was refocused to take `convmap` transforms. */
   refocused: boolean;
+  /** Keys whose input channels were adapted (`adaptInputChannels`). */
+  adapted: string[];
 }
 
 const IGNORED = (k: string) => k.endsWith('.num_batches_tracked');
@@ -299,10 +345,18 @@ export function loadTorchWeights(model: tf.LayersModel, source: string | Uint8Ar
     const unexpected: string[] = [];
     const badShape: string[] = [];
     const assignments: Array<[TorchSlot, SafeTensor]> = [];
+    const adaptable = options.adaptInputChannels ? inputConvNames(target) : new Set<string>();
+    const adapted: string[] = [];
     for (const [key, slot] of slots) {
       if (skip(key)) { skipped.push(key); continue; }
-      const t = tensors.get(key);
+      let t = tensors.get(key);
       if (!t) { missing.push(key); continue; }
+      if (adaptable.has(slot.layer.name) && key === `${slot.layer.name}.weight` && t.shape.length === 4 && slot.torchShape.length === 4
+        && t.shape[1] !== slot.torchShape[1] && t.data instanceof Float32Array) {
+        const a = adaptInputConv(t.data, t.shape, slot.torchShape[1]!);
+        t = { dtype: t.dtype, shape: a.shape, data: a.data };
+        adapted.push(key);
+      }
       if (t.shape.length !== slot.torchShape.length || t.shape.some((d, i) => d !== slot.torchShape[i])) {
         badShape.push(`${key}: file [${t.shape}] vs model [${slot.torchShape}]`);
         continue;
@@ -335,7 +389,7 @@ export function loadTorchWeights(model: tf.LayersModel, source: string | Uint8Ar
     }
     for (const [layer, values] of byLayer) layer.setWeights(values);
     for (const { value } of converted) value.dispose();
-    return { model: target, loaded: assignments.map(([s]) => s.key), missing, unexpected, skipped, refocused };
+    return { model: target, loaded: assignments.map(([s]) => s.key), missing, unexpected, skipped, refocused, adapted };
   } catch (e) {
     if (target !== model) target.dispose();
     throw e;

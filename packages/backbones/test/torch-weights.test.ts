@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeSafetensors, RefConv2D, readSafetensors, type SafeTensorInput } from '@refconv/core';
 import { createModel, exportTorchWeights, loadTorchWeights, modelInfo, torchStateDictShapes } from '../src/index.js';
-import { FIXTURES, loadCases, yieldToEventLoop } from './helpers.js';
+import { FIXTURES, loadCases, relativeError, yieldToEventLoop } from './helpers.js';
 
 afterEach(yieldToEventLoop);
 
@@ -259,6 +259,44 @@ describe('fine-tuning on a new number of classes', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(readSafetensors(out).get('classifier.3.weight')!.shape[0]).toBe(3);
     model.dispose();
+  });
+});
+
+describe('adaptInputChannels (timm adapt_input_conv)', () => {
+  const c = loadCases()['resnet18_w0125']!;
+  const { arch, ...opts } = c.options;
+  const file = path.join(FIXTURES, c.weights);
+
+  it('1 channel: a gray image gives what the RGB model gives for the image replicated to RGB', () => {
+    const rgb = createModel(arch, opts);
+    loadTorchWeights(rgb, file);
+    const gray = createModel(arch, { ...opts, inChannels: 1 });
+    expect(() => loadTorchWeights(gray, file)).toThrow(/conv1\.weight: file \[8,3,7,7\] vs model \[8,1,7,7\]/);
+    const res = loadTorchWeights(gray, file, { adaptInputChannels: true });
+    expect(res.adapted).toEqual(['conv1.weight']);
+    const g = tf.randomNormal([2, 65, 65, 1], 0, 1, 'float32', 4);
+    const g3 = tf.tile(g, [1, 1, 1, 3]);
+    const [a, b] = [gray.predict(g) as tf.Tensor, rgb.predict(g3) as tf.Tensor];
+    expect(relativeError(a, b)).toBeLessThan(1e-5);
+    tf.dispose([g, g3, a, b]);
+    rgb.dispose();
+    gray.dispose();
+  });
+
+  it('4 channels: filters repeated cyclically and scaled by 3/4', () => {
+    const rgb = createModel(arch, opts);
+    loadTorchWeights(rgb, file);
+    const four = createModel(arch, { ...opts, inChannels: 4 });
+    loadTorchWeights(four, file, { adaptInputChannels: true });
+    const x = tf.randomNormal([1, 65, 65, 4], 0, 1, 'float32', 5);
+    // W4[c] = 3/4 W[c mod 3]  =>  conv(x, W4) = conv(x3, W) with x3 = 3/4 [x0 + x3, x1, x2]
+    const [x0, x1, x2, x3] = tf.split(x, 4, 3);
+    const folded = tf.mul(tf.concat([tf.add(x0!, x3!), x1!, x2!], 3), 0.75);
+    const [a, b] = [four.predict(x) as tf.Tensor, rgb.predict(folded) as tf.Tensor];
+    expect(relativeError(a, b)).toBeLessThan(1e-5);
+    tf.dispose([x, x0!, x1!, x2!, x3!, folded, a, b]);
+    rgb.dispose();
+    four.dispose();
   });
 });
 
