@@ -14,8 +14,11 @@ nice -n 10 npx nx run segment:train -- --init "$BASE" --epochs "$FT_EPOCHS" --lr
 for run in camvid-deeplabv3 camvid-deeplabv3-refconv camvid-deeplabv3-finetune; do
   nice -n 10 npx nx run segment:eval -- --checkpoint "runs/$run/last.safetensors" --json > "runs/$run/eval.json"
 done
-# Refocusing with the transforms initialised to zero (starts exactly at the baseline).
+# Refocusing with the transforms initialised to zero (starts exactly at the baseline), and a
+# second seed (data order, augmentation, transform init) of the control and refocused arms.
 if [ "${EXTRA:-0}" = 1 ]; then
+  nice -n 10 npx nx run segment:train -- --init "$BASE" --epochs "$FT_EPOCHS" --lr 0.01 --warmup-epochs 0 --seed 1 --out runs/camvid-deeplabv3-finetune-s1
+  nice -n 10 npx nx run segment:train -- --init "$BASE" --refconv --epochs "$FT_EPOCHS" --lr 0.01 --warmup-epochs 0 --seed 1 --out runs/camvid-deeplabv3-refconv-s1
   nice -n 10 npx nx run segment:train -- --init "$BASE" --refconv --refconv-init zero --epochs "$FT_EPOCHS" --lr 0.01 --warmup-epochs 0 --out runs/camvid-deeplabv3-refconv-zero
   nice -n 10 npx nx run segment:eval -- --checkpoint runs/camvid-deeplabv3-refconv-zero/last.safetensors --json > runs/camvid-deeplabv3-refconv-zero/eval.json
 fi
