@@ -305,9 +305,70 @@ function refocusPlan(model: tf.LayersModel, tensors: Map<string, SafeTensor>, wh
   return { select, mapK: [...mapKs][0]!, grouping: grouping as 'official' | 'per-kernel' | 'full' };
 }
 
-function toTensor(t: SafeTensor, key: string, where: string): tf.Tensor {
-  if (!(t.data instanceof Float32Array)) throw new Error(`${where}: tensor '${key}' has dtype ${t.dtype}; expected a floating-point tensor`);
-  return tf.tensor(t.data, t.shape, 'float32');
+/** How a file's tensors pair up with a model's slots. */
+interface LoadPlan {
+  assignments: Array<[TorchSlot, SafeTensor]>;
+  skipped: string[];
+  missing: string[];
+  unexpected: string[];
+  /** One line per tensor that cannot be assigned (wrong shape or dtype). */
+  unusable: string[];
+  adapted: string[];
+}
+
+/** Pairs file tensors with model slots (no tensor is created here). */
+function planLoad(slots: Map<string, TorchSlot>, tensors: Map<string, SafeTensor>, skip: (k: string) => boolean, adaptable: Set<string>): LoadPlan {
+  const plan: LoadPlan = { assignments: [], skipped: [], missing: [], unexpected: [], unusable: [], adapted: [] };
+  for (const [key, slot] of slots) {
+    if (skip(key)) { plan.skipped.push(key); continue; }
+    let t = tensors.get(key);
+    if (!t) { plan.missing.push(key); continue; }
+    if (!(t.data instanceof Float32Array)) { plan.unusable.push(`${key}: dtype ${t.dtype}, expected a floating-point tensor`); continue; }
+    if (adaptable.has(slot.layer.name) && key === `${slot.layer.name}.weight` && t.shape.length === 4 && slot.torchShape.length === 4 && t.shape[1] !== slot.torchShape[1]) {
+      t = { dtype: t.dtype, ...adaptInputConv(t.data as Float32Array, t.shape, slot.torchShape[1]!) };
+      plan.adapted.push(key);
+    }
+    if (t.shape.length !== slot.torchShape.length || t.shape.some((d, i) => d !== slot.torchShape[i])) {
+      plan.unusable.push(`${key}: file [${t.shape}] vs model [${slot.torchShape}]`);
+      continue;
+    }
+    plan.assignments.push([slot, t]);
+  }
+  for (const key of tensors.keys()) {
+    if (slots.has(key) || IGNORED(key)) continue;
+    if (skip(key)) plan.skipped.push(key);
+    else plan.unexpected.push(key);
+  }
+  return plan;
+}
+
+/** The error lines for a plan: unusable tensors always, missing / unexpected ones when strict. */
+function planErrors(plan: LoadPlan, strict: boolean): string[] {
+  const section = (title: string, keys: string[]) => `${title} (${keys.length}):\n    ${keys.join('\n    ')}`;
+  const errors: string[] = [];
+  if (plan.unusable.length) errors.push(section('wrong shape or dtype', plan.unusable));
+  if (strict && plan.missing.length) errors.push(section('missing from the file', plan.missing));
+  if (strict && plan.unexpected.length) errors.push(section('not in the model', plan.unexpected));
+  return errors;
+}
+
+/** Converts every tensor first and assigns after, so a failure leaves the model untouched. */
+function assignWeights(assignments: Array<[TorchSlot, SafeTensor]>): void {
+  const converted = assignments.map(([slot, t]) => ({
+    slot,
+    value: tf.tidy(() => slot.toTf(tf.tensor(t.data as Float32Array, t.shape, 'float32'))),
+  }));
+  const byLayer = new Map<tf.layers.Layer, tf.Tensor[]>();
+  for (const { slot, value } of converted) {
+    const current = byLayer.get(slot.layer) ?? slot.layer.getWeights();
+    current[slot.index] = value;
+    byLayer.set(slot.layer, current);
+  }
+  try {
+    for (const [layer, values] of byLayer) layer.setWeights(values);
+  } finally {
+    for (const { value } of converted) value.dispose();
+  }
 }
 
 /**
@@ -319,77 +380,29 @@ function toTensor(t: SafeTensor, key: string, where: string): tf.Tensor {
  * is left untouched) and return the refocused copy. A `module.` prefix (DataParallel) is stripped.
  *
  * @param source path of a `.safetensors` file, or its bytes.
- * @throws listing every missing, unexpected and wrongly shaped tensor (strict mode), or every
- *   wrongly shaped one (non-strict); nothing is assigned when it throws.
+ * @throws listing every missing, unexpected and unusable (wrong shape / dtype) tensor in strict
+ *   mode, every unusable one otherwise; nothing is assigned when it throws.
  */
 export function loadTorchWeights(model: tf.LayersModel, source: string | Uint8Array, options: LoadTorchWeightsOptions = {}): LoadTorchWeightsResult {
   const where = `loadTorchWeights(${typeof source === 'string' ? source : '<buffer>'})`;
-  const strict = options.strict ?? true;
   const skip = options.skip ?? (() => false);
   const tensors = stripDataParallel(readSafetensors(source));
 
-  let target = model;
-  let refocused = false;
   const hasConvmap = [...tensors.keys()].some((k) => k.endsWith('.convmap.weight') && !skip(k));
-  const modelHasRefConv = leafLayers(model).some((l) => l instanceof RefConv2D);
-  if (hasConvmap && !modelHasRefConv) {
-    const plan = refocusPlan(model, tensors, where);
-    target = refocus(model, { ...plan, init: 'zero', frozen: options.refocus?.frozen });
-    refocused = true;
-  }
-
+  const refocused = hasConvmap && !leafLayers(model).some((l) => l instanceof RefConv2D);
+  const target = refocused
+    ? refocus(model, { ...refocusPlan(model, tensors, where), init: 'zero', frozen: options.refocus?.frozen })
+    : model;
   try {
-    const slots = torchSlots(target);
-    const skipped: string[] = [];
-    const missing: string[] = [];
-    const unexpected: string[] = [];
-    const badShape: string[] = [];
-    const assignments: Array<[TorchSlot, SafeTensor]> = [];
     const adaptable = options.adaptInputChannels ? inputConvNames(target) : new Set<string>();
-    const adapted: string[] = [];
-    for (const [key, slot] of slots) {
-      if (skip(key)) { skipped.push(key); continue; }
-      let t = tensors.get(key);
-      if (!t) { missing.push(key); continue; }
-      if (adaptable.has(slot.layer.name) && key === `${slot.layer.name}.weight` && t.shape.length === 4 && slot.torchShape.length === 4
-        && t.shape[1] !== slot.torchShape[1] && t.data instanceof Float32Array) {
-        const a = adaptInputConv(t.data, t.shape, slot.torchShape[1]!);
-        t = { dtype: t.dtype, shape: a.shape, data: a.data };
-        adapted.push(key);
-      }
-      if (t.shape.length !== slot.torchShape.length || t.shape.some((d, i) => d !== slot.torchShape[i])) {
-        badShape.push(`${key}: file [${t.shape}] vs model [${slot.torchShape}]`);
-        continue;
-      }
-      assignments.push([slot, t]);
-    }
-    for (const key of tensors.keys()) {
-      if (slots.has(key) || IGNORED(key)) continue;
-      if (skip(key)) { skipped.push(key); continue; }
-      unexpected.push(key);
-    }
-    const errors: string[] = [];
-    if (badShape.length) errors.push(`wrong shape (${badShape.length}):\n    ${badShape.join('\n    ')}`);
-    if (strict && missing.length) errors.push(`missing from the file (${missing.length}):\n    ${missing.join('\n    ')}`);
-    if (strict && unexpected.length) errors.push(`not in the model (${unexpected.length}):\n    ${unexpected.join('\n    ')}`);
+    const plan = planLoad(torchSlots(target), tensors, skip, adaptable);
+    const errors = planErrors(plan, options.strict ?? true);
     if (errors.length) {
       throw new Error(`${where} into model '${model.name}':\n  ${errors.join('\n  ')}\n  (use skip to leave keys out, strict: false for a partial load)`);
     }
-
-    // Convert everything first, assign after: a failure leaves the model untouched.
-    const converted = assignments.map(([slot, t]) => {
-      const value = tf.tidy(() => slot.toTf(toTensor(t, slot.key, where)));
-      return { slot, value };
-    });
-    const byLayer = new Map<tf.layers.Layer, tf.Tensor[]>();
-    for (const { slot, value } of converted) {
-      const current = byLayer.get(slot.layer) ?? slot.layer.getWeights();
-      current[slot.index] = value;
-      byLayer.set(slot.layer, current);
-    }
-    for (const [layer, values] of byLayer) layer.setWeights(values);
-    for (const { value } of converted) value.dispose();
-    return { model: target, loaded: assignments.map(([s]) => s.key), missing, unexpected, skipped, refocused, adapted };
+    assignWeights(plan.assignments);
+    const { skipped, missing, unexpected, adapted } = plan;
+    return { model: target, loaded: plan.assignments.map(([slot]) => slot.key), missing, unexpected, skipped, refocused, adapted };
   } catch (e) {
     if (target !== model) target.dispose();
     throw e;

@@ -119,7 +119,7 @@ describe('loadTorchWeights errors', () => {
     } catch (e) {
       message = (e as Error).message;
     }
-    expect(message).toMatch(/wrong shape \(1\):\s+fc\.weight: file \[3,4\] vs model \[4,3\]/);
+    expect(message).toMatch(/wrong shape or dtype \(1\):\s+fc\.weight: file \[3,4\] vs model \[4,3\]/);
     expect(message).toMatch(/missing from the file \(2\):\s+pw\.bias\s+bn\.running_var/);
     expect(message).toMatch(/not in the model \(1\):\s+head\.weight/);
     expect(Array.from(weightByName(model, 'dw', 'depthwise_kernel'))).toEqual(Array.from(before));
@@ -132,7 +132,7 @@ describe('loadTorchWeights errors', () => {
     sd['fc.bias'] = tensorInput([7], 9);
     delete sd['pw.bias'];
     const model = tinyModel();
-    expect(() => loadTorchWeights(model, encodeSafetensors(sd), { strict: false })).toThrow(/wrong shape \(2\)/);
+    expect(() => loadTorchWeights(model, encodeSafetensors(sd), { strict: false })).toThrow(/wrong shape or dtype \(2\)/);
     const res = loadTorchWeights(model, encodeSafetensors(sd), { strict: false, skip: (k) => k.startsWith('fc.') });
     expect(res.missing).toEqual(['pw.bias']);
     expect(res.unexpected).toEqual([]);
@@ -144,7 +144,7 @@ describe('loadTorchWeights errors', () => {
     const sd = tinyStateDict();
     sd['pw.bias'] = { shape: [3], data: new Int32Array([1, 2, 3]) };
     const model = tinyModel();
-    expect(() => loadTorchWeights(model, encodeSafetensors(sd))).toThrow(/'pw\.bias' has dtype I32/);
+    expect(() => loadTorchWeights(model, encodeSafetensors(sd))).toThrow(/pw\.bias: dtype I32, expected a floating-point tensor/);
     model.dispose();
   });
 
