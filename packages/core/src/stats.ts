@@ -44,12 +44,23 @@ function spatialSize(shape: tf.Shape | tf.Shape[]): number {
   return n;
 }
 
+/**
+ * How many images of the model's batch one image of this layer's input stands for: a conv fed by a
+ * space-to-batch layer (a dilated conv computed as TensorFlow does, e.g. `@refconv/backbones`'
+ * `SpaceToBatch` with a `block` size) runs on block^2 sub-images per input image.
+ */
+function batchExpansion(layer: tf.layers.Layer): number {
+  const prev = layer.inboundNodes[0]?.inboundLayers[0] as (tf.layers.Layer & { block?: unknown }) | undefined;
+  if (prev && prev.getClassName().endsWith('SpaceToBatch') && typeof prev.block === 'number') return prev.block * prev.block;
+  return 1;
+}
+
 /** FLOPs (multiply-accumulates) of one layer for one input image, 0 for layers without a kernel. */
 export function layerFlops(layer: tf.layers.Layer): number {
   const cls = layer.getClassName();
   if (!['Conv2D', 'DepthwiseConv2D', 'RefConv2D', 'Dense', 'Conv1D', 'SeparableConv2D'].includes(cls)) return 0;
   const kernels = layer.getWeights().filter((_w, i) => (cls === 'SeparableConv2D' ? i < 2 : i === 0));
-  const out = spatialSize(layer.outputShape);
+  const out = spatialSize(layer.outputShape) * batchExpansion(layer);
   if (cls === 'SeparableConv2D') {
     const [dw, pw] = kernels;
     return out * (dw.size + pw.size);

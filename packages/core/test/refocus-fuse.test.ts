@@ -197,3 +197,29 @@ describe('serialization', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('countFlops', () => {
+  /** Stand-in for a space-to-batch layer (as @refconv/backbones uses for dilated convs). */
+  class SpaceToBatch extends tf.layers.Layer {
+    static className = 'SpaceToBatch';
+    readonly block = 2;
+    override computeOutputShape(s: tf.Shape | tf.Shape[]): tf.Shape {
+      const [b, h, w, c] = s as tf.Shape;
+      return [b, (h as number) / 2, (w as number) / 2, c];
+    }
+    override call(x: tf.Tensor | tf.Tensor[]): tf.Tensor {
+      return tf.spaceToBatchND(x as tf.Tensor, [2, 2], [[0, 0], [0, 0]]);
+    }
+  }
+
+  it('counts conv and dense MACs by hand, including convs on space-to-batch sub-images', () => {
+    const input = tf.input({ shape: [8, 8, 3] });
+    const a = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same' }).apply(input) as tf.SymbolicTensor;
+    const s2b = new SpaceToBatch({}).apply(a) as tf.SymbolicTensor;
+    const b = tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same' }).apply(s2b) as tf.SymbolicTensor;
+    const f = tf.layers.dense({ units: 5 }).apply(tf.layers.flatten().apply(b) as tf.SymbolicTensor) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: f });
+    // conv 8*8*(3*3*3*4) + depthwise on 4 sub-images of 4x4: 4*(4*4*(3*3*4)) + dense 64*5
+    expect(countFlops(model)).toBe(64 * 108 + 4 * 16 * 36 + 64 * 5);
+  });
+});
