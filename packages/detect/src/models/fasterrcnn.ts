@@ -111,12 +111,16 @@ export function buildFasterRCNNNetwork(options: FasterRCNNOptions, backbone?: tf
 
 /** torchvision `TwoMLPHead` + `FastRCNNPredictor`: `[K, 7, 7, C] -> [class logits (K+1), deltas 4(K+1)]`. */
 export function buildBoxHead(o: Resolved): tf.LayersModel {
+  // nn.Linear's default init, uniform(+-1/sqrt(fan_in)), as torchvision leaves these layers
+  const torchLinear = (seed: number) => tf.initializers.varianceScaling({ scale: 1 / 3, mode: 'fanIn', distribution: 'uniform', seed });
   const input = tf.input({ shape: [7, 7, o.fpnChannels], name: 'roi_features' });
   let x = tf.layers.flatten({ name: 'box_flatten' }).apply(input) as tf.SymbolicTensor;
-  x = tf.layers.dense({ units: o.representationSize, activation: 'relu', name: 'box_head_fc6' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.dense({ units: o.representationSize, activation: 'relu', name: 'box_head_fc7' }).apply(x) as tf.SymbolicTensor;
-  const cls = tf.layers.dense({ units: o.numClasses + 1, name: 'box_predictor_cls_score' }).apply(x) as tf.SymbolicTensor;
-  const box = tf.layers.dense({ units: 4 * (o.numClasses + 1), name: 'box_predictor_bbox_pred' }).apply(x) as tf.SymbolicTensor;
+  const dense = (units: number, name: string, seed: number, activation?: 'relu') =>
+    tf.layers.dense({ units, activation, kernelInitializer: torchLinear(o.seed + seed), name });
+  x = dense(o.representationSize, 'box_head_fc6', 400, 'relu').apply(x) as tf.SymbolicTensor;
+  x = dense(o.representationSize, 'box_head_fc7', 401, 'relu').apply(x) as tf.SymbolicTensor;
+  const cls = dense(o.numClasses + 1, 'box_predictor_cls_score', 402).apply(x) as tf.SymbolicTensor;
+  const box = dense(4 * (o.numClasses + 1), 'box_predictor_bbox_pred', 403).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: [cls, box], name: 'fasterrcnn_box_head' });
 }
 
