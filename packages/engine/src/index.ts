@@ -16,3 +16,4 @@ export * from './plot.js';
 export * from './train-step.js';
 export * from './reseed.js';
 export * from './cli.js';
+export * from './shared-datasets.js';
