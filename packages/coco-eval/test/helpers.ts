@@ -1,11 +1,13 @@
 /** Shared helpers of the tests: fixture paths and a full evaluation run. */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sharedDataset } from '@refconv/engine';
 import { expect } from 'vitest';
 import { COCO, COCOeval, Params } from '../src/index.js';
 
 export const FIX = fileURLToPath(new URL('./fixtures/', import.meta.url));
-export const COCO128_GT = fileURLToPath(new URL('../../../../shared/datasets/coco128/annotations/instances_train2017.json', import.meta.url));
+export const COCO128_GT = join(sharedDataset('coco128'), 'annotations', 'instances_train2017.json');
 
 export function fixture<T = any>(name: string): T {
   return JSON.parse(readFileSync(FIX + name, 'utf8')) as T;
