@@ -161,11 +161,10 @@ export function convWithKernel(x: tf.Tensor4D, kernel: tf.Tensor4D, opts: RefCon
   const pad = tfPadding(opts.padding ?? 'same');
   return tf.tidy(() => {
     const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
-    let y = opts.depthwise
-      ? (dh > 1 || dw > 1
-        ? dilatedDepthwiseConv2d(x, kernel, strides, opts.padding ?? 'same', [dh, dw])
-        : tf.depthwiseConv2d(x, kernel, strides, pad, 'NHWC', dilations))
-      : tf.conv2d(x, kernel, strides, pad, 'NHWC', dilations);
+    let y: tf.Tensor4D;
+    if (dh > 1 || dw > 1) y = dilatedConv2d(x, kernel, strides, opts.padding ?? 'same', [dh, dw], opts.depthwise ?? false);
+    else if (opts.depthwise) y = tf.depthwiseConv2d(x, kernel, strides, pad, 'NHWC', dilations);
+    else y = tf.conv2d(x, kernel, strides, pad, 'NHWC', dilations);
     if (opts.bias) y = tf.add(y, opts.bias);
     return y;
   });
@@ -183,16 +182,16 @@ export function convPadding(len: number, k: number, stride: number, dilation: nu
 }
 
 /**
- * Depthwise conv with dilation > 1, computed as TensorFlow's own `with_space_to_batch` does
- * (space-to-batch, dense depthwise conv, batch-to-space). The native TF CPU kernel and tfjs'
- * depthwise gradient both reject dilations, so this keeps dilated (DeepLab-style) depthwise
- * layers trainable. Stride must be 1, as for any dilated conv in TF.
+ * A conv (regular or depthwise) with dilation > 1, computed as TensorFlow's own
+ * `with_space_to_batch` does (space-to-batch, undilated conv, batch-to-space). tfjs has no gradient
+ * for dilated convs and the native TF CPU depthwise kernel rejects dilations, so this keeps
+ * dilated (DeepLab-style) RefConv layers trainable. Stride must be 1, as for any dilated conv in TF.
  */
-export function dilatedDepthwiseConv2d(
-  x: tf.Tensor4D, kernel: tf.Tensor4D, strides: number | [number, number], padding: RefConvPadding, [dh, dw]: [number, number],
+export function dilatedConv2d(
+  x: tf.Tensor4D, kernel: tf.Tensor4D, strides: number | [number, number], padding: RefConvPadding, [dh, dw]: [number, number], depthwise: boolean,
 ): tf.Tensor4D {
   const [sh, sw] = typeof strides === 'number' ? [strides, strides] : strides;
-  if (sh !== 1 || sw !== 1) throw new Error(`depthwise conv: dilation (${dh}, ${dw}) with stride (${sh}, ${sw}) is not supported; use stride 1 with dilation`);
+  if (sh !== 1 || sw !== 1) throw new Error(`conv: dilation (${dh}, ${dw}) with stride (${sh}, ${sw}) is not supported; use stride 1 with dilation`);
   return tf.tidy(() => {
     const [, h, w] = x.shape;
     const k = kernel.shape[0];
@@ -201,7 +200,7 @@ export function dilatedDepthwiseConv2d(
     const eh = (dh - ((h + pt + pb) % dh)) % dh;
     const ew = (dw - ((w + pl + pr) % dw)) % dw;
     const s2b = tf.spaceToBatchND(x, [dh, dw], [[pt, pb + eh], [pl, pr + ew]]) as tf.Tensor4D;
-    const y = tf.depthwiseConv2d(s2b, kernel, 1, 'valid');
+    const y = depthwise ? tf.depthwiseConv2d(s2b, kernel, 1, 'valid') : tf.conv2d(s2b, kernel, 1, 'valid');
     return tf.batchToSpaceND(y, [dh, dw], [[0, eh], [0, ew]]) as tf.Tensor4D;
   });
 }

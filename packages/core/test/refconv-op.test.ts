@@ -152,6 +152,27 @@ describe('gradients agree with finite differences', () => {
   }
 });
 
+describe('dilated RefConv layers train (space-to-batch route)', () => {
+  for (const depthwise of [false, true]) {
+    it(`${depthwise ? 'depthwise' : 'regular'} conv, dilation 2: gradient w.r.t. the transform matches finite differences`, () => {
+      const c = depthwise ? cases[6] : cases[0];
+      const s = setup(c, 21);
+      const x = tf.tensor4d(randomArray(2 * 9 * 9 * c.cin, 8), [2, 9, 9, c.cin]);
+      const basis = tf.tensor4d(s.basisHwio, s.basisShape as [number, number, number, number]);
+      const tShape = s.transform.shape as [number, number, number, number];
+      const loss = (t: tf.Tensor) => tf.sum(tf.square(refConv2d(x, basis, t as tf.Tensor4D, { depthwise, dilations: 2, padding: 'same' })));
+      const g = tf.grad(loss)(tf.tensor4d(s.transform.data, tShape)).dataSync();
+      const eps = 1e-2;
+      for (const idx of [0, Math.floor(s.transform.data.length / 2)]) {
+        const plus = Float32Array.from(s.transform.data); plus[idx] += eps;
+        const minus = Float32Array.from(s.transform.data); minus[idx] -= eps;
+        const fd = (loss(tf.tensor4d(plus, tShape)).dataSync()[0] - loss(tf.tensor4d(minus, tShape)).dataSync()[0]) / (2 * eps);
+        expect(Math.abs(fd - g[idx])).toBeLessThan(2e-2 * Math.max(1, Math.abs(fd)));
+      }
+    });
+  }
+});
+
 describe('refocusKernel rejects shapes that do not fit', () => {
   it('names the problem', () => {
     const basis = tf.zeros([3, 3, 2, 2]) as tf.Tensor4D;
