@@ -1,3 +1,4 @@
+import { sharedDataset } from '@refconv/engine';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,7 +107,7 @@ describe('dataset layouts', () => {
   });
 
   it('the real CamVid copy has 367 train / 101 val pairs', () => {
-    const root = new URL('../../../../shared/datasets/camvid', import.meta.url).pathname;
+    const root = sharedDataset('camvid');
     expect(listSamples('camvid', root, { split: 'train' })).toHaveLength(367);
     expect(listSamples('camvid', root, { split: 'val' })).toHaveLength(101);
   });

@@ -1,3 +1,4 @@
+import { sharedDataset } from '@refconv/engine';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { refocusSegmenter } from '../src/refconv.js';
 import { train, type TrainOptions } from '../src/train.js';
 import { tinyBackbone } from './tiny-backbone.js';
 
-const CAMVID = new URL('../../../../shared/datasets/camvid', import.meta.url).pathname;
+const CAMVID = sharedDataset('camvid');
 const factory: BackboneFactory = (spec, size) => tinyBackbone(spec.outputStride, 4, 'backbone', size);
 const spec: SegmenterSpec = { arch: 'deeplabv3', backbone: 'tiny', backboneWidth: 1, outputStride: 16, numClasses: 11, channels: 8, lowLevelChannels: 4, dropout: 0.1, aux: true };
 

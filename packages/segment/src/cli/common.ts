@@ -2,6 +2,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sharedDataset } from '@refconv/engine';
 
 /** The repository root (this file is packages/segment/src/cli/common.ts). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
@@ -9,8 +10,18 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 /** The package root (where `nx run segment:*` runs). */
 export const PACKAGE_ROOT = resolve(REPO_ROOT, 'packages', 'segment');
 
-/** CamVid beside the project (`../shared/datasets/camvid` from the repo root). */
-export const DEFAULT_CAMVID = resolve(REPO_ROOT, '..', 'shared', 'datasets', 'camvid');
+/**
+ * CamVid beside the project (engine's `sharedDataset('camvid')`: $REFCONV_SHARED_DATASETS,
+ * `../shared/datasets` from the repo root, or /work/shared/datasets). When it is nowhere, the
+ * conventional path is the default so the loader's error names it.
+ */
+export const DEFAULT_CAMVID = (() => {
+  try {
+    return sharedDataset('camvid');
+  } catch {
+    return resolve(REPO_ROOT, '..', 'shared', 'datasets', 'camvid');
+  }
+})();
 
 /** Default folder for runs. */
 export const DEFAULT_RUNS = join(PACKAGE_ROOT, 'runs');
