@@ -1,3 +1,4 @@
+import { sharedDataset } from '@refconv/engine';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,7 +17,7 @@ import {
 } from '../src/index.js';
 
 const BCCD = new URL('../../../datasets/bccd', import.meta.url).pathname;
-const COCO128 = new URL('../../../../shared/datasets/coco128', import.meta.url).pathname;
+const COCO128 = sharedDataset('coco128');
 
 describe('PASCAL VOC (BCCD shipped in datasets/bccd)', () => {
   it('reads all splits and reports the two degenerate boxes instead of crashing', () => {
