@@ -4,7 +4,6 @@
  * as a buffer), FLOPs are multiply-accumulates of conv and dense layers (torchvision's "GFLOPS").
  */
 import * as tf from '@tensorflow/tfjs';
-import { leafLayers } from './model-config.js';
 import { RefConv2D } from './refconv-layer.js';
 
 /** Weight names that PyTorch would hold as buffers rather than parameters. */
@@ -49,18 +48,28 @@ function spatialSize(shape: tf.Shape | tf.Shape[]): number {
  * space-to-batch layer (a dilated conv computed as TensorFlow does, e.g. `@refconv/backbones`'
  * `SpaceToBatch` with a `block` size) runs on block^2 sub-images per input image.
  */
-function batchExpansion(layer: tf.layers.Layer): number {
-  const prev = layer.inboundNodes[0]?.inboundLayers[0] as (tf.layers.Layer & { block?: unknown }) | undefined;
+function batchExpansion(node: { inboundLayers: tf.layers.Layer[] } | undefined): number {
+  const prev = node?.inboundLayers[0] as (tf.layers.Layer & { block?: unknown }) | undefined;
   if (prev && prev.getClassName().endsWith('SpaceToBatch') && typeof prev.block === 'number') return prev.block * prev.block;
   return 1;
 }
 
-/** FLOPs (multiply-accumulates) of one layer for one input image, 0 for layers without a kernel. */
-export function layerFlops(layer: tf.layers.Layer): number {
+/**
+ * FLOPs (multiply-accumulates) of one layer for one input image, 0 for layers without a kernel.
+ * A layer applied several times (a head shared across pyramid levels) counts every call.
+ */
+export function layerFlops(layer: tf.layers.Layer, container?: tf.LayersModel): number {
   const cls = layer.getClassName();
   if (!['Conv2D', 'DepthwiseConv2D', 'RefConv2D', 'Dense', 'Conv1D', 'SeparableConv2D'].includes(cls)) return 0;
   const kernels = layer.getWeights().filter((_w, i) => (cls === 'SeparableConv2D' ? i < 2 : i === 0));
-  const out = spatialSize(layer.outputShape) * batchExpansion(layer);
+  // Only the calls that belong to this model (a layer object may also sit in other models).
+  const own = (container as unknown as { containerNodes?: Set<string> } | undefined)?.containerNodes;
+  const nodes = layer.inboundNodes.filter((_n, i) => !own || own.has(`${layer.name}_ib-${i}`));
+  let out = 0;
+  for (const node of nodes.length ? nodes : [undefined]) {
+    const os = node ? node.outputShapes : layer.outputShape;
+    out += spatialSize((Array.isArray(os[0]) ? os[0] : os) as tf.Shape) * batchExpansion(node);
+  }
   if (cls === 'SeparableConv2D') {
     const [dw, pw] = kernels;
     return out * (dw.size + pw.size);
@@ -76,6 +85,8 @@ export function layerFlops(layer: tf.layers.Layer): number {
  */
 export function countFlops(model: tf.LayersModel): number {
   let total = 0;
-  for (const layer of leafLayers(model).values()) total += layerFlops(layer);
+  for (const layer of model.layers) {
+    total += layer instanceof tf.LayersModel ? countFlops(layer) : layerFlops(layer, model);
+  }
   return total;
 }

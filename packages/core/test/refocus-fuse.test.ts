@@ -223,3 +223,17 @@ describe('countFlops', () => {
     expect(countFlops(model)).toBe(64 * 108 + 4 * 16 * 36 + 64 * 5);
   });
 });
+
+describe('countFlops with shared layers', () => {
+  it('counts each call of a layer applied at several sizes, and only calls inside the model', () => {
+    const head = tf.layers.conv2d({ filters: 2, kernelSize: 3, padding: 'same', name: 'shared_head' });
+    const a = tf.input({ shape: [8, 8, 4] });
+    const b = tf.input({ shape: [4, 4, 4] });
+    const model = tf.model({ inputs: [a, b], outputs: [head.apply(a) as tf.SymbolicTensor, head.apply(b) as tf.SymbolicTensor] });
+    expect(countFlops(model)).toBe((64 + 16) * 3 * 3 * 4 * 2);
+    // Another model built on the same layer object adds calls to it; the first model's count is unchanged.
+    const c = tf.input({ shape: [2, 2, 4] });
+    tf.model({ inputs: c, outputs: head.apply(c) as tf.SymbolicTensor });
+    expect(countFlops(model)).toBe((64 + 16) * 3 * 3 * 4 * 2);
+  });
+});
