@@ -4,7 +4,6 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { layerFlops } from '@refconv/core';
-import { SpaceToBatch } from './layers/custom.js';
 
 /** One row of the layer table. */
 export interface LayerRow {
@@ -23,14 +22,11 @@ function layerParams(layer: tf.layers.Layer): number {
 }
 
 /**
- * MACs of a layer for one image. A conv between SpaceToBatch / BatchToSpace (a dilated conv)
- * sees d*d sub-images of 1/d^2 the area per input image, so its per-image count is scaled back.
+ * MACs of a layer for one image, as core's `layerFlops` counts them (it scales a conv between
+ * SpaceToBatch / BatchToSpace, a dilated conv, back to the full image).
  */
-function layerMacs(layer: tf.layers.Layer): number {
-  const base = layerFlops(layer);
-  if (base === 0) return 0;
-  const inbound = layer.inboundNodes[0]?.inboundLayers[0];
-  return inbound instanceof SpaceToBatch ? base * inbound.block * inbound.block : base;
+function layerMacs(layer: tf.layers.Layer, model: tf.LayersModel): number {
+  return layerFlops(layer, model);
 }
 
 /** The layer table of a model, in topological order. */
@@ -40,7 +36,7 @@ export function layerTable(model: tf.LayersModel): LayerRow[] {
     className: l.getClassName(),
     outputShape: JSON.stringify(l.outputShape).replace(/null/g, 'N'),
     params: layerParams(l),
-    macs: layerMacs(l),
+    macs: layerMacs(l, model),
   }));
 }
 
