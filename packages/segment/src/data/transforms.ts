@@ -7,18 +7,13 @@
 import sharp from 'sharp';
 import { IGNORE_INDEX } from './datasets.js';
 import type { RgbImage } from './io.js';
+import { Rng } from '@refconv/engine';
 import type { IndexMap } from './png.js';
 
-/** A deterministic uniform [0, 1) generator (mulberry32), so augmentation is reproducible. */
+/** A deterministic uniform [0, 1) generator (engine's seeded `Rng`), so augmentation is reproducible. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.random();
 }
 
 /** Nearest-neighbour resize of a label map: source index `floor(dst * in / out)`. */
