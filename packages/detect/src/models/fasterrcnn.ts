@@ -12,13 +12,12 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@refconv/engine';
 import { AnchorGenerator, DEFAULT_ASPECT_RATIOS, type GridSize } from '../ops/anchors.js';
 import { BoxCoder } from '../ops/box-coder.js';
-import { batchedNms, boxIouHost } from '../ops/boxes.js';
-import { binaryCrossEntropyWithLogits, smoothL1Loss } from '../ops/losses.js';
-import { BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, Matcher } from '../ops/matcher.js';
+import { Matcher } from '../ops/matcher.js';
 import { assignFpnLevels, roiAlign } from '../ops/roi-align.js';
-import { samplePositiveNegative } from '../ops/sampler.js';
 import { createBackbone, type BackboneOptions } from './backbone.js';
 import { fpnP2P6 } from './fpn.js';
+import { fastRcnnLoss, postprocessDetections, selectTrainingSamples } from './roi-heads.js';
+import { filterProposals, rpnLoss, sampleRpnTargets } from './rpn.js';
 import type { BatchGeometry, Detections, ImageTargets } from './retinanet.js';
 
 /** Everything that defines a Faster R-CNN (torchvision defaults in brackets). */
@@ -124,11 +123,6 @@ export function buildBoxHead(o: Resolved): tf.LayersModel {
   return tf.model({ inputs: input, outputs: [cls, box], name: 'fasterrcnn_box_head' });
 }
 
-interface Proposals {
-  /** `[P * 4]` xyxy in the padded-image frame, per image. */
-  boxes: Float32Array[];
-}
-
 /** Faster R-CNN: network, box head, anchors, proposal selection, target sampling, losses and decoding. */
 export class FasterRCNN {
   readonly options: Resolved;
@@ -182,47 +176,14 @@ export class FasterRCNN {
     return { feats: r.feats, grids, objectness: r.objectness as tf.Tensor2D, deltas: r.deltas as tf.Tensor3D };
   }
 
-  /**
-   * torchvision `RegionProposalNetwork.filter_proposals`: per level top-k by objectness, decode,
-   * clip, drop tiny boxes, NMS per level, keep the best `postNmsTopN` per image. No gradient.
-   */
-  proposals(objectness: Float32Array, deltas: tf.Tensor3D, anchors: tf.Tensor2D, levelSizes: number[], geometry: BatchGeometry, training: boolean): Proposals {
+  /** Proposals per image (`[P * 4]` xyxy, padded-image frame) from the RPN outputs; see {@link filterProposals}. */
+  proposals(objectness: ArrayLike<number>, deltas: tf.Tensor3D, anchors: tf.Tensor2D, levelSizes: number[], geometry: BatchGeometry, training: boolean): Float32Array[] {
     const o = this.options;
-    const pre = training ? o.rpnPreNmsTopN.train : o.rpnPreNmsTopN.test;
-    const post = training ? o.rpnPostNmsTopN.train : o.rpnPostNmsTopN.test;
-    const T = levelSizes.reduce((a, b) => a + b, 0);
-    const boxes: Float32Array[] = [];
-    geometry.resized.forEach(([h, w], b) => {
-      const idx: number[] = [];
-      const lvl: number[] = [];
-      let start = 0;
-      levelSizes.forEach((n, l) => {
-        const order = Array.from({ length: n }, (_, i) => start + i).sort((x, y) => objectness[b * T + y]! - objectness[b * T + x]! || x - y);
-        for (const i of order.slice(0, pre)) (idx.push(i), lvl.push(l));
-        start += n;
-      });
-      const decoded = tf.tidy(() => {
-        const i = tf.tensor1d(Int32Array.from(idx), 'int32');
-        const d = tf.gather(deltas.slice([b, 0, 0], [1, T, 4]).reshape([T, 4]), i) as tf.Tensor2D;
-        return this.rpnCoder.decode(d, tf.gather(anchors, i) as tf.Tensor2D).dataSync() as Float32Array;
-      });
-      const keep: number[] = [];
-      for (let k = 0; k < idx.length; k++) {
-        decoded[4 * k] = Math.min(Math.max(decoded[4 * k]!, 0), w);
-        decoded[4 * k + 1] = Math.min(Math.max(decoded[4 * k + 1]!, 0), h);
-        decoded[4 * k + 2] = Math.min(Math.max(decoded[4 * k + 2]!, 0), w);
-        decoded[4 * k + 3] = Math.min(Math.max(decoded[4 * k + 3]!, 0), h);
-        if (decoded[4 * k + 2]! - decoded[4 * k]! >= 1e-3 && decoded[4 * k + 3]! - decoded[4 * k + 1]! >= 1e-3) keep.push(k);
-      }
-      const sub = new Float32Array(keep.length * 4);
-      keep.forEach((k, j) => sub.set(decoded.subarray(4 * k, 4 * k + 4), 4 * j));
-      const scores = keep.map((k) => objectness[b * T + idx[k]!]!);
-      const kept = batchedNms(sub, scores, keep.map((k) => lvl[k]!), o.rpnNmsThreshold).slice(0, post);
-      const out = new Float32Array(kept.length * 4);
-      kept.forEach((k, j) => out.set(sub.subarray(4 * k, 4 * k + 4), 4 * j));
-      boxes.push(out);
+    return filterProposals(objectness, deltas, anchors, levelSizes, geometry.resized, this.rpnCoder, {
+      preNmsTopN: training ? o.rpnPreNmsTopN.train : o.rpnPreNmsTopN.test,
+      postNmsTopN: training ? o.rpnPostNmsTopN.train : o.rpnPostNmsTopN.test,
+      nmsThreshold: o.rpnNmsThreshold,
     });
-    return { boxes };
   }
 
   private anchorsFor(geometry: BatchGeometry, grids: GridSize[]): { anchors: Float32Array; tensor: tf.Tensor2D; levelSizes: number[] } {
@@ -259,131 +220,42 @@ export class FasterRCNN {
     const o = this.options;
     const net = this.runNetwork(images, true);
     const { anchors, tensor: anchorT, levelSizes } = this.anchorsFor(geometry, net.grids);
-    const objectness = net.objectness.dataSync() as Float32Array;
-    const props = this.proposals(objectness, net.deltas, anchorT, levelSizes, geometry, true);
-    // RPN targets: matched anchors, 256 sampled per image.
-    const T = anchors.length / 4;
-    const rpnRows: number[] = [];
-    const rpnLabels: number[] = [];
-    const rpnPosRows: number[] = [];
-    const rpnPosGt: number[] = [];
-    targets.forEach((t, b) => {
-      const G = t.labels.length;
-      const matches = G === 0 ? new Int32Array(T).fill(BELOW_LOW_THRESHOLD) : this.rpnMatcher.match(boxIouHost(t.boxes, anchors), G, T);
-      const labels = Array.from(matches, (m) => (m >= 0 ? 1 : m === BETWEEN_THRESHOLDS ? -1 : 0));
-      const s = samplePositiveNegative(labels, o.rpnBatchSizePerImage, o.rpnPositiveFraction, this.rng);
-      for (const p of s.positive) (rpnRows.push(b * T + p), rpnLabels.push(1), rpnPosRows.push(b * T + p), rpnPosGt.push(...t.boxes.subarray(4 * matches[p]!, 4 * matches[p]! + 4)));
-      for (const n of s.negative) (rpnRows.push(b * T + n), rpnLabels.push(0));
-    });
-    // RoI targets: proposals + gt, matched, 512 sampled per image.
-    const roiBoxes: Float32Array[] = [];
-    const roiLabels: number[] = [];
-    const roiTargets: number[] = [];
-    const roiRef: number[] = [];
-    targets.forEach((t, b) => {
-      const cand = new Float32Array(props.boxes[b]!.length + t.boxes.length);
-      cand.set(props.boxes[b]!);
-      cand.set(t.boxes, props.boxes[b]!.length);
-      const N = cand.length / 4;
-      const G = t.labels.length;
-      const matches = G === 0 ? new Int32Array(N).fill(BELOW_LOW_THRESHOLD) : this.boxMatcher.match(boxIouHost(t.boxes, cand), G, N);
-      const labels = Array.from(matches, (m) => (m >= 0 ? t.labels[m]! + 1 : m === BETWEEN_THRESHOLDS ? -1 : 0));
-      const s = samplePositiveNegative(labels, o.boxBatchSizePerImage, o.boxPositiveFraction, this.rng);
-      const chosen = [...s.positive, ...s.negative];
-      const boxes = new Float32Array(chosen.length * 4);
-      chosen.forEach((c, j) => {
-        boxes.set(cand.subarray(4 * c, 4 * c + 4), 4 * j);
-        roiLabels.push(labels[c]!);
-        const g = Math.max(matches[c]!, 0);
-        roiTargets.push(...(G ? t.boxes.subarray(4 * g, 4 * g + 4) : [0, 0, 1, 1]));
-        roiRef.push(...cand.subarray(4 * c, 4 * c + 4));
-      });
-      roiBoxes.push(boxes);
-    });
-    {
-      // No tidy/dispose here: the caller's gradient scope (tf.variableGrads) owns these tensors.
-      {
-        const rows = tf.tensor1d(Int32Array.from(rpnRows), 'int32');
-        const objLogits = tf.gather(net.objectness.reshape([-1]), rows);
-        const rpnObjectness = binaryCrossEntropyWithLogits(objLogits, tf.tensor1d(rpnLabels)).mean() as tf.Scalar;
-        let rpnBox = tf.scalar(0);
-        if (rpnPosRows.length) {
-          const pred = tf.gather(net.deltas.reshape([-1, 4]), tf.tensor1d(Int32Array.from(rpnPosRows), 'int32')) as tf.Tensor2D;
-          const anchorsPos = tf.gather(anchorT, tf.tensor1d(Int32Array.from(rpnPosRows.map((r) => r % T)), 'int32')) as tf.Tensor2D;
-          const target = this.rpnCoder.encode(tf.tensor2d(rpnPosGt, [rpnPosRows.length, 4]), anchorsPos);
-          rpnBox = smoothL1Loss(pred, target, { beta: 1 / 9, reduction: 'sum' }).div(Math.max(1, rpnRows.length)) as tf.Scalar;
-        }
-        const pooled = this.roiPool(net.feats.slice(0, 4), roiBoxes, geometry.padded);
-        const [clsLogits, boxDeltas] = this.boxHead.apply(pooled) as tf.Tensor2D[];
-        const R = roiLabels.length;
-        const labelT = tf.tensor1d(Int32Array.from(roiLabels), 'int32');
-        const classifier = tf.losses.softmaxCrossEntropy(tf.oneHot(labelT, o.numClasses + 1), clsLogits!) as tf.Scalar;
-        const pos = roiLabels.map((l, i) => (l > 0 ? i : -1)).filter((i) => i >= 0);
-        let boxReg = tf.scalar(0);
-        if (pos.length) {
-          // the deltas of each positive RoI's own class: rows i*(K+1) + label of [R*(K+1), 4]
-          const rowsPos = tf.tensor1d(Int32Array.from(pos.map((i) => i * (o.numClasses + 1) + roiLabels[i]!)), 'int32');
-          const pred = tf.gather(boxDeltas!.reshape([R * (o.numClasses + 1), 4]), rowsPos) as tf.Tensor2D;
-          const posIdx = tf.tensor1d(Int32Array.from(pos), 'int32');
-          const target = this.boxCoder.encode(tf.gather(tf.tensor2d(roiTargets, [R, 4]), posIdx) as tf.Tensor2D, tf.gather(tf.tensor2d(roiRef, [R, 4]), posIdx) as tf.Tensor2D);
-          boxReg = smoothL1Loss(pred, target, { beta: 1 / 9, reduction: 'sum' }).div(R) as tf.Scalar;
-        }
-        return { loss_objectness: rpnObjectness, loss_rpn_box_reg: rpnBox, loss_classifier: classifier, loss_box_reg: boxReg };
-      }
-    }
+    const props = this.proposals(net.objectness.dataSync() as Float32Array, net.deltas, anchorT, levelSizes, geometry, true);
+    const rpnSamples = sampleRpnTargets(anchors, targets, this.rpnMatcher, o.rpnBatchSizePerImage, o.rpnPositiveFraction, this.rng);
+    const roiSamples = selectTrainingSamples(props, targets, this.boxMatcher, this.boxCoder, o.boxBatchSizePerImage, o.boxPositiveFraction, this.rng);
+    // No tidy/dispose here: the caller's gradient scope (tf.variableGrads) owns these tensors.
+    const rpn = rpnLoss(net.objectness, net.deltas, anchorT, rpnSamples, this.rpnCoder);
+    const pooled = this.roiPool(net.feats.slice(0, 4), roiSamples.boxes, geometry.padded);
+    const [classLogits, boxRegression] = this.boxHead.apply(pooled) as tf.Tensor2D[];
+    return { ...rpn, ...fastRcnnLoss(classLogits!, boxRegression!, roiSamples) };
   }
 
   /** Inference: proposals, RoI heads, per-class decoding, score threshold, per-class NMS, top detections. */
   detect(images: tf.Tensor4D, geometry: BatchGeometry): Detections[] {
     const o = this.options;
-    const K1 = o.numClasses + 1;
     const net = this.runNetwork(images, false);
     const { tensor: anchorT, levelSizes } = this.anchorsFor(geometry, net.grids);
     try {
       const props = this.proposals(net.objectness.dataSync() as Float32Array, net.deltas, anchorT, levelSizes, geometry, false);
-      return props.boxes.map((boxes, b) => {
-        const R = boxes.length / 4;
-        if (R === 0) return { boxes: new Float32Array(0), scores: new Float32Array(0), labels: new Int32Array(0) };
-        const [probs, decoded] = tf.tidy(() => {
+      return props.map((boxes, b) => {
+        if (boxes.length === 0) return { boxes: new Float32Array(0), scores: new Float32Array(0), labels: new Int32Array(0) };
+        const [logits, deltas] = tf.tidy(() => {
           const pooled = this.roiPool(net.feats.slice(0, 4).map((f) => f.slice([b, 0, 0, 0], [1, -1, -1, -1])), [boxes], geometry.padded);
-          const [logits, deltas] = this.boxHead.apply(pooled) as tf.Tensor2D[];
-          const ref = tf.tile(tf.tensor2d(boxes, [R, 4]), [1, K1]).reshape([R * K1, 4]) as tf.Tensor2D;
-          return [tf.softmax(logits!).dataSync(), this.boxCoder.decode(deltas!.reshape([R * K1, 4]) as tf.Tensor2D, ref).dataSync()];
+          return this.boxHead.apply(pooled) as tf.Tensor2D[];
         });
-        return this.postprocess(probs as Float32Array, decoded as Float32Array, R, geometry.resized[b]!, geometry.original[b]!);
+        try {
+          return postprocessDetections(logits!, deltas!, boxes, geometry.resized[b]!, geometry.original[b]!, this.boxCoder, {
+            scoreThreshold: o.boxScoreThreshold,
+            nmsThreshold: o.boxNmsThreshold,
+            detectionsPerImage: o.boxDetectionsPerImage,
+          });
+        } finally {
+          tf.dispose([logits!, deltas!]);
+        }
       });
     } finally {
       tf.dispose([...net.feats, net.objectness, net.deltas, anchorT]);
     }
-  }
-
-  private postprocess(probs: Float32Array, boxes: Float32Array, R: number, [h, w]: [number, number], original: [number, number]): Detections {
-    const o = this.options;
-    const K1 = o.numClasses + 1;
-    const cand: number[] = [];
-    for (let r = 0; r < R; r++) {
-      for (let c = 1; c < K1; c++) {
-        const i = r * K1 + c;
-        boxes[4 * i] = Math.min(Math.max(boxes[4 * i]!, 0), w);
-        boxes[4 * i + 1] = Math.min(Math.max(boxes[4 * i + 1]!, 0), h);
-        boxes[4 * i + 2] = Math.min(Math.max(boxes[4 * i + 2]!, 0), w);
-        boxes[4 * i + 3] = Math.min(Math.max(boxes[4 * i + 3]!, 0), h);
-        const big = boxes[4 * i + 2]! - boxes[4 * i]! >= 1e-2 && boxes[4 * i + 3]! - boxes[4 * i + 1]! >= 1e-2;
-        if (probs[i]! > o.boxScoreThreshold && big) cand.push(i);
-      }
-    }
-    const sub = new Float32Array(cand.length * 4);
-    cand.forEach((i, j) => sub.set(boxes.subarray(4 * i, 4 * i + 4), 4 * j));
-    const scores = cand.map((i) => probs[i]!);
-    const labels = cand.map((i) => (i % K1) - 1);
-    const keep = batchedNms(sub, scores, labels, o.boxNmsThreshold).slice(0, o.boxDetectionsPerImage);
-    const sx = original[1] / w;
-    const sy = original[0] / h;
-    return {
-      boxes: Float32Array.from(keep.flatMap((k) => [sub[4 * k]! * sx, sub[4 * k + 1]! * sy, sub[4 * k + 2]! * sx, sub[4 * k + 3]! * sy])),
-      scores: Float32Array.from(keep, (k) => scores[k]!),
-      labels: Int32Array.from(keep, (k) => labels[k]!),
-    };
   }
 
   /** Sub-models holding weights (saved in checkpoints). */

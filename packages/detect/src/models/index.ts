@@ -4,3 +4,5 @@ export * from './retinanet.js';
 export * from './flops.js';
 export * from './fasterrcnn.js';
 export * from './detector.js';
+export * from './rpn.js';
+export * from './roi-heads.js';

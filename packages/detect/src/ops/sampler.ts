@@ -2,7 +2,11 @@
  * torchvision `BalancedPositiveNegativeSampler`: per image, up to `batchSizePerImage * positiveFraction`
  * random positives, and negatives filling the rest of `batchSizePerImage`.
  */
-import type { Rng } from '@refconv/engine';
+
+/** Where random permutations come from (`Rng` from @refconv/engine; tests pass a fixed one). */
+export interface PermutationSource {
+  permutation(n: number): number[];
+}
 
 /** Chosen indices of one image. */
 export interface SampledIndices {
@@ -13,7 +17,7 @@ export interface SampledIndices {
 /**
  * @param labels per candidate: `> 0` positive, `0` negative, `< 0` ignored
  */
-export function samplePositiveNegative(labels: ArrayLike<number>, batchSizePerImage: number, positiveFraction: number, rng: Rng): SampledIndices {
+export function samplePositiveNegative(labels: ArrayLike<number>, batchSizePerImage: number, positiveFraction: number, rng: PermutationSource): SampledIndices {
   const pos: number[] = [];
   const neg: number[] = [];
   for (let i = 0; i < labels.length; i++) {
