@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { RefConv2D, countFlops, countParams, fuse } from '@refconv/core';
 import { SGD, sgdStep, trainableParams } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
-import { RetinaNet, backboneName, countDetectorFlops, refocusDetector, tinyBackbone, type RetinaNetOptions } from '../src/index.js';
+import { FasterRCNN, RetinaNet, backboneName, refocusDetector, tinyBackbone, type RetinaNetOptions } from '../src/index.js';
 import { expectClose } from './helpers.js';
 
 const options: RetinaNetOptions = {
@@ -16,20 +16,19 @@ const options: RetinaNetOptions = {
   scoreThreshold: 0.001,
 };
 
-describe('countDetectorFlops', () => {
-  it('equals core countFlops on an unshared network and counts shared heads once per level', () => {
+describe('FLOPs of a detector (core countFlops)', () => {
+  it('hand-counted backbone; heads shared across levels are counted once per level', () => {
     const bb = tinyBackbone([4, 8, 8, 8], [64, 64]);
-    expect(countDetectorFlops(bb)).toBe(countFlops(bb));
     // stem 3x3x3x4 at 32x32, stage1 (a: 3x3x4x4 at 16x16, b: 3x3x4x4 at 16x16), ...
     const hand = 32 * 32 * 108 + 16 * 16 * 144 * 2 + 8 * 8 * (288 + 576) + 4 * 4 * (576 + 576) + 2 * 2 * (576 + 576);
-    expect(countDetectorFlops(bb)).toBe(hand);
+    expect(countFlops(bb)).toBe(hand);
     const det = RetinaNet.create(options);
     // cls head: conv1 (3x3x8x8) + out (3x3x8x2) applied at P3..P7 = 8x8, 4x4, 2x2, 1x1, 1x1
     const levels = 64 + 16 + 4 + 1 + 1;
     const clsHead = levels * (576 + 144);
     const boxHead = levels * (576 + 288);
     const fpn = [8 * 8 * 8, 4 * 4 * 8, 2 * 2 * 8].reduce((s, n) => s + n * 8, 0) + (64 + 16 + 4) * 576 + 1 * 576 + 1 * 576;
-    expect(countDetectorFlops(det.model)).toBe(hand + clsHead + boxHead + fpn);
+    expect(countFlops(det.model)).toBe(hand + clsHead + boxHead + fpn);
   });
 });
 
@@ -54,8 +53,8 @@ describe('--refconv at tiny scale', () => {
 
     const fused = refocused.withModel(fuse(refocused.model));
     expect(countParams(fused.model)).toBe(countParams(plain.model));
-    expect(countDetectorFlops(fused.model)).toBe(countDetectorFlops(plain.model));
-    expect(countDetectorFlops(refocused.model)).toBe(countDetectorFlops(plain.model));
+    expect(countFlops(fused.model)).toBe(countFlops(plain.model));
+    expect(countFlops(refocused.model)).toBe(countFlops(plain.model));
 
     const geometry = { padded: [64, 64] as [number, number], resized: [[64, 64]] as [number, number][], original: [[64, 64]] as [number, number][] };
     const cls = refocused.model.getLayer('cls_head_out');
@@ -83,5 +82,43 @@ describe('--refconv at tiny scale', () => {
     const p = plain.model.predict(x) as tf.Tensor[];
     const r = all.predict(x) as tf.Tensor[];
     p.forEach((t, i) => expectClose(r[i]!.dataSync(), t.dataSync(), 1e-5, 1e-4));
+  });
+
+  it('Faster R-CNN: refocused backbone trains; fused = plain in params/FLOPs, detections = refocused', () => {
+    const plain = FasterRCNN.create({
+      numClasses: 2,
+      backbone: { arch: 'tiny', tinyWidths: [4, 8, 8, 8], inputSize: [64, 64] },
+      fpnChannels: 8,
+      representationSize: 16,
+      anchorSizes: [8, 16, 32, 64, 128],
+      rpnPreNmsTopN: { train: 50, test: 30 },
+      rpnPostNmsTopN: { train: 40, test: 20 },
+      rpnBatchSizePerImage: 32,
+      boxBatchSizePerImage: 24,
+      freezeBatchNorm: false,
+    });
+    const refocused = plain.withModel(refocusDetector(plain.model, { scope: 'backbone', mapK: 3, seed: 2 }));
+    const bb = backboneName(refocused.model);
+    expect((refocused.model.getLayer(bb) as tf.LayersModel).layers.filter((l) => l instanceof RefConv2D)).toHaveLength(9);
+    const params = refocused.trainableWeights().map((w) => ({ name: w.originalName, variable: w.read() as tf.Variable }));
+    const sgd = new SGD(params, { momentum: 0.9 });
+    const images = tf.randomNormal([1, 64, 64, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
+    const geometry = { padded: [64, 64] as [number, number], resized: [[64, 64]] as [number, number][], original: [[64, 64]] as [number, number][] };
+    const targets = [{ boxes: new Float32Array([8, 8, 30, 40]), labels: Int32Array.from([1]) }];
+    const before = refocused.model.getLayer(bb).getWeights().map((w) => w.dataSync().slice());
+    sgdStep(sgd, params, 0.01, () => Object.values(refocused.losses(images, targets, geometry)).reduce((a, b) => a.add(b)) as tf.Scalar);
+    const after = refocused.model.getLayer(bb).getWeights().map((w) => w.dataSync());
+    expect(after.some((w, i) => w.some((v, j) => v !== before[i]![j]))).toBe(true);
+
+    const fused = refocused.withModel(fuse(refocused.model));
+    expect(countParams(fused.model)).toBe(countParams(plain.model));
+    expect(countFlops(fused.model)).toBe(countFlops(plain.model));
+    const a = refocused.detect(images, geometry)[0]!;
+    const b = fused.detect(images, geometry)[0]!;
+    expect(a.scores.length).toBeGreaterThan(5);
+    expect(b.labels).toEqual(a.labels);
+    expectClose(b.scores, a.scores, 1e-5);
+    expectClose(b.boxes, a.boxes, 1e-3);
+    sgd.dispose();
   });
 });

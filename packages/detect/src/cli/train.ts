@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     .option('test-split', { type: 'string', default: 'test', describe: 'split evaluated after training' })
     .option('images', { type: 'string', describe: 'COCO image folder when --data is a JSON file' })
     .option('out', { type: 'string', describe: 'output folder (default runs/detect/<name>)' })
-    .option('name', { type: 'string', describe: 'run name (default bccd-retinanet, -finetune or -refconv)' })
+    .option('name', { type: 'string', describe: 'run name (default bccd-<model>, with -finetune or -refconv after --from)' })
     .option('model', { choices: ['retinanet', 'fasterrcnn'] as const, default: 'retinanet' as const, describe: 'detector architecture' })
     .option('representation-size', { type: 'number', default: 256, describe: 'Faster R-CNN box head FC width (torchvision: 1024)' })
     .option('backbone', { type: 'string', default: 'resnet18', describe: "backbone: 'tiny' or a @refconv/backbones architecture" })
@@ -64,9 +64,6 @@ async function main(): Promise<void> {
     .parseAsync();
 
   console.log(describeBackend(await initBackend(args.backend)));
-  const name = args.name ?? `bccd-${args.model}${args.refconv ? '-refconv' : args.from ? '-finetune' : ''}`;
-  const outDir = path.resolve(args.out ?? path.join(REPO_ROOT, 'runs', 'detect', name));
-  fs.mkdirSync(outDir, { recursive: true });
 
   // Model: fresh, or from a checkpoint (whose categories and resize then apply).
   let det: Detector;
@@ -106,6 +103,10 @@ async function main(): Promise<void> {
           };
     det = createDetector(desc);
   }
+  // named after the detector actually trained (with --from: the checkpoint's kind)
+  const name = args.name ?? `bccd-${desc.kind}${args.refconv ? '-refconv' : args.from ? '-finetune' : ''}`;
+  const outDir = path.resolve(args.out ?? path.join(REPO_ROOT, 'runs', 'detect', name));
+  fs.mkdirSync(outDir, { recursive: true });
   const plain = det;
   if (args.refconv) {
     const refocus = { scope: args.refconvScope, mapK: args.mapK, init: args.refconvInit, seed: args.seed };

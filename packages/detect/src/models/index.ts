@@ -1,7 +1,6 @@
 export * from './backbone.js';
 export * from './fpn.js';
 export * from './retinanet.js';
-export * from './flops.js';
 export * from './fasterrcnn.js';
 export * from './detector.js';
 export * from './rpn.js';
