@@ -1,0 +1,98 @@
+/**
+ * `nx run core:bench-conv`: TensorFlow's oneDNN CPU kernels on vs off, measured side by side.
+ * The parent spawns this script twice (TF_ENABLE_ONEDNN_OPTS=0 and =1; TF reads it at its first
+ * op, so one process per setting) and prints ms per op and the off/on speed-up for the conv shapes
+ * of ResNet-18 and MobileNetV2 at 224 px: forward, input gradient, filter gradient.
+ *
+ *   npx nx run core:bench-conv -- [--batch 32] [--repeats 3]
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/index.js';
+
+interface Case {
+  name: string;
+  hw: number;
+  cin: number;
+  cout: number;
+  k: number;
+  stride: number;
+  depthwise?: boolean;
+}
+
+const CASES: Case[] = [
+  { name: 'resnet18 stem 7x7/2', hw: 224, cin: 3, cout: 64, k: 7, stride: 2 },
+  { name: 'resnet18 layer1 3x3', hw: 56, cin: 64, cout: 64, k: 3, stride: 1 },
+  { name: 'resnet18 layer2 3x3', hw: 28, cin: 128, cout: 128, k: 3, stride: 1 },
+  { name: 'resnet18 layer3 3x3', hw: 14, cin: 256, cout: 256, k: 3, stride: 1 },
+  { name: 'resnet18 layer4 3x3', hw: 7, cin: 512, cout: 512, k: 3, stride: 1 },
+  { name: 'mbv2 expand 1x1', hw: 56, cin: 24, cout: 144, k: 1, stride: 1 },
+  { name: 'mbv2 depthwise 3x3', hw: 56, cin: 144, cout: 144, k: 3, stride: 1, depthwise: true },
+];
+
+type Row = { name: string; fwd: number; dx: number; dw: number };
+
+function opFns(c: Case, batch: number) {
+  const x = tf.randomNormal([batch, c.hw, c.hw, c.cin], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const w = tf.randomNormal(c.depthwise ? [c.k, c.k, c.cin, 1] : [c.k, c.k, c.cin, c.cout], 0, 0.1, 'float32', 2) as tf.Tensor4D;
+  const conv = (xx: tf.Tensor4D, ww: tf.Tensor4D) => (c.depthwise ? tf.depthwiseConv2d(xx, ww, c.stride, 'same') : tf.conv2d(xx, ww, c.stride, 'same'));
+  const dy = tf.onesLike(conv(x, w));
+  return {
+    fwd: () => conv(x, w),
+    dx: () => tf.grad((xx: tf.Tensor) => conv(xx as tf.Tensor4D, w).mul(dy).sum())(x),
+    dw: () => tf.grad((ww: tf.Tensor) => conv(x, ww as tf.Tensor4D).mul(dy).sum())(w),
+  };
+}
+
+function msPerCall(f: () => tf.Tensor, repeats: number): number {
+  tf.tidy(() => void f().dataSync()); // warm-up (kernel selection, allocation)
+  const t0 = performance.now();
+  for (let i = 0; i < repeats; i++) tf.tidy(() => void f().dataSync());
+  return (performance.now() - t0) / repeats;
+}
+
+async function child(batch: number, repeats: number): Promise<void> {
+  await initBackend('tensorflow');
+  const rows: Row[] = CASES.map((c) => {
+    const f = opFns(c, batch);
+    return { name: c.name, fwd: msPerCall(f.fwd, repeats), dx: msPerCall(f.dx, repeats), dw: msPerCall(f.dw, repeats) };
+  });
+  process.stdout.write(JSON.stringify(rows) + '\n');
+}
+
+function parent(batch: number, repeats: number): void {
+  const self = fileURLToPath(import.meta.url);
+  const run = (flag: string): Row[] => {
+    const r = spawnSync(process.execPath, [...process.execArgv, self, '--child', '--batch', String(batch), '--repeats', String(repeats)], {
+      env: { ...process.env, TF_ENABLE_ONEDNN_OPTS: flag },
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(`bench-conv child (TF_ENABLE_ONEDNN_OPTS=${flag}) failed:\n${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as Row[];
+  };
+  console.log(`batch ${batch}, ${repeats} repeats per op; ms per call with oneDNN off / on (speed-up off/on)`);
+  const off = run('0');
+  const on = run('1');
+  const cell = (a: number, b: number) => `${a.toFixed(1)} / ${b.toFixed(1)} (${(a / b).toFixed(2)}x)`;
+  console.log('| conv | forward | input gradient | filter gradient |\n|---|---|---|---|');
+  let sumOff = 0;
+  let sumOn = 0;
+  off.forEach((o, i) => {
+    const n = on[i]!;
+    sumOff += o.fwd + o.dx + o.dw;
+    sumOn += n.fwd + n.dx + n.dw;
+    console.log(`| ${o.name} | ${cell(o.fwd, n.fwd)} | ${cell(o.dx, n.dx)} | ${cell(o.dw, n.dw)} |`);
+  });
+  console.log(`all ops: ${sumOff.toFixed(0)} ms off, ${sumOn.toFixed(0)} ms on: ${(sumOff / sumOn).toFixed(2)}x`);
+}
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const batch = opt('batch', 32);
+const repeats = opt('repeats', 3);
+if (argv.includes('--child')) await child(batch, repeats);
+else parent(batch, repeats);
