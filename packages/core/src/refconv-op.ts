@@ -159,8 +159,9 @@ export function convWithKernel(x: tf.Tensor4D, kernel: tf.Tensor4D, opts: RefCon
   const strides = opts.strides ?? 1;
   const dilations = opts.dilations ?? 1;
   const pad = tfPadding(opts.padding ?? 'same');
+  const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
+  checkKernelFits(x.shape, kernel.shape[0], kernel.shape[1], opts.padding ?? 'same', [dh, dw]);
   return tf.tidy(() => {
-    const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
     let y: tf.Tensor4D;
     if (dh > 1 || dw > 1) y = dilatedConv2d(x, kernel, strides, opts.padding ?? 'same', [dh, dw], opts.depthwise ?? false);
     else if (opts.depthwise) y = tf.depthwiseConv2d(x, kernel, strides, pad, 'NHWC', dilations);
@@ -168,6 +169,21 @@ export function convWithKernel(x: tf.Tensor4D, kernel: tf.Tensor4D, opts: RefCon
     if (opts.bias) y = tf.add(y, opts.bias);
     return y;
   });
+}
+
+/**
+ * Throws, as PyTorch does, when the dilated kernel is larger than the padded input: the output
+ * would be empty, and TF's oneDNN conv kernels return a wrongly shaped tensor for that case.
+ */
+function checkKernelFits(xShape: number[], kh: number, kw: number, padding: RefConvPadding, [dh, dw]: [number, number]): void {
+  const [, h, w] = xShape as [number, number, number];
+  const [pt, pb] = convPadding(h, kh, 1, dh, padding, 0);
+  const [pl, pr] = convPadding(w, kw, 1, dw, padding, 1);
+  const ekh = (kh - 1) * dh + 1;
+  const ekw = (kw - 1) * dw + 1;
+  if (h + pt + pb < ekh || w + pl + pr < ekw) {
+    throw new Error(`conv: input ${h}x${w} (padded ${h + pt + pb}x${w + pl + pr}) is smaller than the ${kh}x${kw} kernel with dilation (${dh}, ${dw}) (${ekh}x${ekw})`);
+  }
 }
 
 /** [before, after] padding along one axis for a conv with TF semantics. */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { refConv2d, refocusKernel, transformShape, type Grouping } from '../src/refconv-op.js';
+import { convWithKernel, refConv2d, refocusKernel, transformShape, type Grouping } from '../src/refconv-op.js';
 import { maxRelErr, naiveConv, officialRefocus, oihwToHwio, randomArray } from './naive.js';
 
 interface Case {
@@ -100,7 +100,7 @@ describe('refConv2d output matches a naive grouped convolution with the official
     for (const o of convs) {
       it(`${c.name}, stride ${o.stride}, dilation ${o.dilation}, padding ${JSON.stringify(o.padding)}`, () => {
         const s = setup(c, 99);
-        const xShape = [2, 9, 8, c.cin];
+        const xShape = [2, 11, 10, c.cin];
         const x = randomArray(xShape.reduce((a, b) => a * b), 5);
         const bias = o.bias ? randomArray(c.cout, 3) : undefined;
         const ref = naiveConv(x, xShape, s.expectedOihw, c.cout, c.k, c.depthwise ? c.cin : 1, o.stride, o.dilation, o.padding, bias);
@@ -178,5 +178,13 @@ describe('refocusKernel rejects shapes that do not fit', () => {
     const basis = tf.zeros([3, 3, 2, 2]) as tf.Tensor4D;
     expect(() => refocusKernel(basis, tf.zeros([3, 3, 5, 1]) as tf.Tensor4D)).toThrow(/does not fit a basis with N=4/);
     expect(() => refocusKernel(basis, tf.zeros([5, 5, 4, 1]) as tf.Tensor4D)).toThrow(/no larger than the kernel/);
+  });
+
+  it('an input smaller than the dilated kernel is an error, not an empty or misshaped output', () => {
+    const x = tf.zeros([1, 9, 8, 2]) as tf.Tensor4D;
+    const k = tf.zeros([5, 5, 2, 2]) as tf.Tensor4D;
+    expect(() => convWithKernel(x, k, { dilations: 2, padding: 'valid' })).toThrow(/input 9x8 \(padded 9x8\) is smaller than the 5x5 kernel with dilation \(2, 2\) \(9x9\)/);
+    expect(convWithKernel(x, k, { dilations: 2, padding: 'same' }).shape).toEqual([1, 9, 8, 2]);
+    expect(convWithKernel(tf.zeros([1, 9, 9, 2]) as tf.Tensor4D, k, { dilations: 2, padding: 'valid' }).shape).toEqual([1, 1, 1, 2]);
   });
 });
