@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     .option('max-size', { type: 'number', default: 416, describe: 'cap of the longer side' })
     .option('box-loss', { choices: ['l1', 'smooth_l1', 'giou'] as const, default: 'l1' as BoxLossKind })
     .option('freeze-bn', { type: 'boolean', default: false, describe: 'frozen BatchNorm (for pretrained backbones); default trains BN from scratch' })
-    .option('epochs', { type: 'number', default: 6 })
+    .option('epochs', { type: 'number', default: 16 })
     .option('batch-size', { type: 'number', default: 4 })
     .option('lr', { type: 'number', default: 0.01 })
     .option('momentum', { type: 'number', default: 0.9 })
