@@ -1,0 +1,51 @@
+/**
+ * `nx run bench:profile`: where the time of one training step goes. Runs `tf.profile` over one
+ * SGD step (after a warm-up step) of a @refconv/backbones model and prints kernel time per kernel
+ * name, its share of the summed kernel time, and the call count, so a missed speed target can be
+ * traced to the kernels that bound it.
+ *
+ *   npx nx run bench:profile -- --arch resnet18 [--size 224] [--batch 32] [--refconv] [--top 15]
+ */
+import * as tf from '@tensorflow/tfjs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { createModel } from '@refconv/backbones';
+import { describeBackend, initBackend, refocus } from '@refconv/core';
+import { makeTrainStep } from './measure.js';
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('bench:profile')
+    .option('arch', { type: 'string', default: 'resnet18' })
+    .option('size', { type: 'number', default: 224 })
+    .option('batch', { type: 'number', default: 32 })
+    .option('refconv', { type: 'boolean', default: false, describe: 'profile the refocused model' })
+    .option('top', { type: 'number', default: 15, describe: 'kernel names to list' })
+    .strict()
+    .parseAsync();
+  console.log(describeBackend(await initBackend()));
+  const plain = createModel(argv.arch, { inputSize: argv.size, numClasses: 1000 });
+  const model = argv.refconv ? refocus(plain, { seed: 1 }) : plain;
+  const step = makeTrainStep(model, argv.batch);
+  step.run();
+  const t0 = performance.now();
+  const info = await tf.profile(() => step.run());
+  const wall = performance.now() - t0;
+  const byName = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    const e = byName.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += Number(k.kernelTimeMs) || 0;
+    e.calls += 1;
+    byName.set(k.name, e);
+  }
+  const total = [...byName.values()].reduce((s, e) => s + e.ms, 0);
+  console.log(`${argv.arch}${argv.refconv ? ' (RefConv)' : ''}, ${argv.size} px, batch ${argv.batch}: one training step, ${info.kernels.length} kernel calls, ` +
+    `summed kernel time ${total.toFixed(0)} ms, wall ${wall.toFixed(0)} ms (profiling adds a sync per kernel)`);
+  console.log('| kernel | ms | share | calls |\n|---|---:|---:|---:|');
+  for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, argv.top)) {
+    console.log(`| ${name} | ${e.ms.toFixed(0)} | ${((100 * e.ms) / total).toFixed(1)}% | ${e.calls} |`);
+  }
+  step.dispose();
+}
+
+await main();
