@@ -2,14 +2,16 @@
  * `nx run core:bench-conv`: TensorFlow's oneDNN CPU kernels on vs off, measured side by side.
  * The parent spawns this script twice (TF_ENABLE_ONEDNN_OPTS=0 and =1; TF reads it at its first
  * op, so one process per setting) and prints ms per op and the off/on speed-up for the conv shapes
- * of ResNet-18 and MobileNetV2 at 224 px: forward, input gradient, filter gradient.
+ * of ResNet-18 and MobileNetV2 at 224 px (forward, input gradient, filter gradient), and for the
+ * training-mode batch norm (`FusedBatchNormV3` forward, `FusedBatchNormGradV3`) and ReLU6 that
+ * follow them.
  *
  *   npx nx run core:bench-conv -- [--batch 32] [--repeats 3]
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/index.js';
+import { fusedBatchNormTraining, initBackend } from '../src/index.js';
 
 interface Case {
   name: string;
@@ -32,6 +34,26 @@ const CASES: Case[] = [
 ];
 
 type Row = { name: string; fwd: number; dx: number; dw: number };
+
+/** Batch norm (training mode) and ReLU6 on a conv output shape; `dw` is unused (NaN). */
+function normRows(batch: number, repeats: number): Row[] {
+  return [
+    [56, 64],
+    [56, 144],
+    [14, 256],
+  ].flatMap(([hw, c]) => {
+    const x = tf.randomNormal([batch, hw!, hw!, c!], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const g = tf.ones([c!]) as tf.Tensor1D;
+    const b = tf.zeros([c!]) as tf.Tensor1D;
+    const bn = (xx: tf.Tensor) => fusedBatchNormTraining(xx as tf.Tensor4D, g, b, 1e-5);
+    const rows: Row[] = [
+      { name: `batch norm ${hw}x${hw}x${c}`, fwd: msPerCall(() => bn(x), repeats), dx: msPerCall(() => tf.grad((xx: tf.Tensor) => bn(xx).sum())(x), repeats), dw: NaN },
+      { name: `relu6 ${hw}x${hw}x${c}`, fwd: msPerCall(() => tf.relu6(x), repeats), dx: msPerCall(() => tf.grad((xx: tf.Tensor) => tf.relu6(xx).sum())(x), repeats), dw: NaN },
+    ];
+    tf.dispose([x, g, b]);
+    return rows;
+  });
+}
 
 function opFns(c: Case, batch: number) {
   const x = tf.randomNormal([batch, c.hw, c.hw, c.cin], 0, 1, 'float32', 1) as tf.Tensor4D;
@@ -58,6 +80,7 @@ async function child(batch: number, repeats: number): Promise<void> {
     const f = opFns(c, batch);
     return { name: c.name, fwd: msPerCall(f.fwd, repeats), dx: msPerCall(f.dx, repeats), dw: msPerCall(f.dw, repeats) };
   });
+  rows.push(...normRows(batch, repeats));
   process.stdout.write(JSON.stringify(rows) + '\n');
 }
 
@@ -74,17 +97,17 @@ function parent(batch: number, repeats: number): void {
   console.log(`batch ${batch}, ${repeats} repeats per op; ms per call with oneDNN off / on (speed-up off/on)`);
   const off = run('0');
   const on = run('1');
-  const cell = (a: number, b: number) => `${a.toFixed(1)} / ${b.toFixed(1)} (${(a / b).toFixed(2)}x)`;
-  console.log('| conv | forward | input gradient | filter gradient |\n|---|---|---|---|');
+  const cell = (a: number | null, b: number) => (a === null || Number.isNaN(a) ? '' : `${a.toFixed(1)} / ${b.toFixed(1)} (${(a / b).toFixed(2)}x)`);
+  console.log('| op | forward | input gradient (for BN / ReLU6: forward + backward) | filter gradient |\n|---|---|---|---|');
   let sumOff = 0;
   let sumOn = 0;
   off.forEach((o, i) => {
     const n = on[i]!;
-    sumOff += o.fwd + o.dx + o.dw;
-    sumOn += n.fwd + n.dx + n.dw;
+    sumOff += o.fwd + o.dx + (o.dw || 0);
+    sumOn += n.fwd + n.dx + (n.dw || 0);
     console.log(`| ${o.name} | ${cell(o.fwd, n.fwd)} | ${cell(o.dx, n.dx)} | ${cell(o.dw, n.dw)} |`);
   });
-  console.log(`all ops: ${sumOff.toFixed(0)} ms off, ${sumOn.toFixed(0)} ms on: ${(sumOff / sumOn).toFixed(2)}x`);
+  console.log(`all rows: ${sumOff.toFixed(0)} ms off, ${sumOn.toFixed(0)} ms on: ${(sumOff / sumOn).toFixed(2)}x`);
 }
 
 const argv = process.argv.slice(2);
