@@ -6,19 +6,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { saveCheckpoint } from '@refconv/engine';
 import { FasterRCNN, detectorWeights, loadDetector, type FasterRCNNOptions } from '../src/index.js';
+import { tinyFasterRCNNOptions } from './helpers.js';
 
-const options: FasterRCNNOptions = {
-  numClasses: 2,
-  backbone: { arch: 'tiny', tinyWidths: [4, 8, 8, 8] },
-  fpnChannels: 8,
-  representationSize: 16,
-  anchorSizes: [8, 16, 32, 64, 128],
-  rpnPreNmsTopN: { train: 50, test: 30 },
-  rpnPostNmsTopN: { train: 40, test: 20 },
-  rpnBatchSizePerImage: 32,
-  boxBatchSizePerImage: 24,
-  freezeBatchNorm: false,
-};
+const options: FasterRCNNOptions = tinyFasterRCNNOptions();
 const geometry = { padded: [64, 64] as [number, number], resized: [[64, 64], [64, 48]] as [number, number][], original: [[64, 64], [128, 96]] as [number, number][] };
 const targets = [
   { boxes: new Float32Array([4, 6, 20, 22, 30, 10, 62, 40]), labels: Int32Array.from([1, 0]) },

@@ -3,7 +3,7 @@ import { RefConv2D, countFlops, countParams, fuse } from '@refconv/core';
 import { SGD, sgdStep, trainableParams } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
 import { FasterRCNN, RetinaNet, backboneName, refocusDetector, tinyBackbone, type RetinaNetOptions } from '../src/index.js';
-import { expectClose } from './helpers.js';
+import { expectClose, expectSameDetections, tinyFasterRCNNOptions } from './helpers.js';
 
 const options: RetinaNetOptions = {
   numClasses: 2,
@@ -60,12 +60,7 @@ describe('--refconv at tiny scale', () => {
     const cls = refocused.model.getLayer('cls_head_out');
     const fusedCls = fused.model.getLayer('cls_head_out');
     expect(fusedCls.getWeights()[1]!.dataSync()).toEqual(cls.getWeights()[1]!.dataSync());
-    const a = refocused.detect(images, geometry)[0]!;
-    const b = fused.detect(images, geometry)[0]!;
-    expect(a.scores.length).toBeGreaterThan(20);
-    expect(b.labels).toEqual(a.labels);
-    expectClose(b.scores, a.scores, 1e-5);
-    expectClose(b.boxes, a.boxes, 1e-3);
+    expectSameDetections(fused.detect(images, geometry)[0]!, refocused.detect(images, geometry)[0]!, 20);
     const raw = refocused.model.predict(images) as tf.Tensor[];
     const rawF = fused.model.predict(images) as tf.Tensor[];
     raw.forEach((t, i) => expectClose(rawF[i]!.dataSync(), t.dataSync(), 1e-4, 1e-3));
@@ -85,18 +80,7 @@ describe('--refconv at tiny scale', () => {
   });
 
   it('Faster R-CNN: refocused backbone trains; fused = plain in params/FLOPs, detections = refocused', () => {
-    const plain = FasterRCNN.create({
-      numClasses: 2,
-      backbone: { arch: 'tiny', tinyWidths: [4, 8, 8, 8], inputSize: [64, 64] },
-      fpnChannels: 8,
-      representationSize: 16,
-      anchorSizes: [8, 16, 32, 64, 128],
-      rpnPreNmsTopN: { train: 50, test: 30 },
-      rpnPostNmsTopN: { train: 40, test: 20 },
-      rpnBatchSizePerImage: 32,
-      boxBatchSizePerImage: 24,
-      freezeBatchNorm: false,
-    });
+    const plain = FasterRCNN.create(tinyFasterRCNNOptions([64, 64]));
     const refocused = plain.withModel(refocusDetector(plain.model, { scope: 'backbone', mapK: 3, seed: 2 }));
     const bb = backboneName(refocused.model);
     expect((refocused.model.getLayer(bb) as tf.LayersModel).layers.filter((l) => l instanceof RefConv2D)).toHaveLength(9);
@@ -113,12 +97,7 @@ describe('--refconv at tiny scale', () => {
     const fused = refocused.withModel(fuse(refocused.model));
     expect(countParams(fused.model)).toBe(countParams(plain.model));
     expect(countFlops(fused.model)).toBe(countFlops(plain.model));
-    const a = refocused.detect(images, geometry)[0]!;
-    const b = fused.detect(images, geometry)[0]!;
-    expect(a.scores.length).toBeGreaterThan(5);
-    expect(b.labels).toEqual(a.labels);
-    expectClose(b.scores, a.scores, 1e-5);
-    expectClose(b.boxes, a.boxes, 1e-3);
+    expectSameDetections(fused.detect(images, geometry)[0]!, refocused.detect(images, geometry)[0]!, 5);
     sgd.dispose();
   });
 });

@@ -24,6 +24,9 @@ from torchvision.models.detection import _utils as det_utils  # noqa: E402
 from torchvision.models.detection.anchor_utils import AnchorGenerator  # noqa: E402
 from torchvision.models.detection.image_list import ImageList  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(__file__))
+from naive_nms import naive_nms  # noqa: E402
+
 torch.manual_seed(0)
 OUT = os.path.join(os.path.dirname(__file__), "../test/fixtures/box_ops.json")
 
@@ -32,20 +35,6 @@ def rand_boxes(n, size=100.0):
     xy = torch.rand(n, 2) * size
     wh = torch.rand(n, 2) * size * 0.5 + 1.0
     return torch.cat([xy, xy + wh], 1)
-
-
-def naive_nms(boxes, scores, thr):
-    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
-    keep, removed = [], set()
-    iou = box_ops.box_iou(boxes, boxes)
-    for a, i in enumerate(order):
-        if i in removed:
-            continue
-        keep.append(i)
-        for j in order[a + 1:]:
-            if float(iou[i, j]) > thr:
-                removed.add(j)
-    return keep
 
 
 def naive_batched_nms(boxes, scores, idxs, thr):

@@ -6,8 +6,8 @@ random predictions, with the losses' gradients from autograd.
 Two substitutions make the reference runnable and deterministic, and the JS test mirrors them:
 - `torch.randperm` is the identity, so the balanced sampler takes the first positives and
   negatives in index order (the JS test passes the same identity permutation);
-- `torchvision.ops.boxes.nms` (a compiled op missing from the reference venv) is a naive greedy
-  NMS written out here.
+- `torchvision.ops.boxes.nms` (a compiled op missing from the reference venv) is the naive greedy
+  NMS of `naive_nms.py`.
 
 Run from the repo root:
   .venv-ref/bin/python packages/detect/tools/make_frcnn_fixtures.py
@@ -26,25 +26,15 @@ import torchvision.ops.boxes as box_ops  # noqa: E402
 from torchvision.models.detection import roi_heads as tv_roi  # noqa: E402
 from torchvision.models.detection import rpn as tv_rpn  # noqa: E402
 from torchvision.models.detection.anchor_utils import AnchorGenerator  # noqa: E402
+from torchvision.models.detection.image_list import ImageList  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from naive_nms import naive_nms  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "../test/fixtures/fasterrcnn.json")
 
 
-def naive_nms(boxes, scores, thr):
-    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
-    iou = box_ops.box_iou(boxes, boxes)
-    keep, removed = [], set()
-    for a, i in enumerate(order):
-        if i in removed:
-            continue
-        keep.append(i)
-        for j in order[a + 1:]:
-            if float(iou[i, j]) > thr:
-                removed.add(j)
-    return torch.tensor(keep, dtype=torch.int64)
-
-
-box_ops.nms = naive_nms
+box_ops.nms = lambda boxes, scores, thr: torch.tensor(naive_nms(boxes, scores, thr), dtype=torch.int64)
 torch.randperm = lambda n, **kw: torch.arange(n, device=kw.get("device"))
 torch.manual_seed(0)
 
@@ -58,8 +48,6 @@ fx = {}
 image_sizes = [(64, 64), (64, 48)]
 grids = [(8, 8), (4, 4)]
 gen = AnchorGenerator(((16,), (32,)), ((0.5, 1.0, 2.0),) * 2)
-from torchvision.models.detection.image_list import ImageList  # noqa: E402
-
 anchors = gen(ImageList(torch.zeros(2, 3, 64, 64), image_sizes), [torch.zeros(2, 1, h, w) for h, w in grids])
 A = anchors[0]
 T = A.shape[0]
