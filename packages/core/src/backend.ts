@@ -9,7 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { enableFastKernels } from './fast-kernels.js';
+import { enableFastKernels, oneDnnRequested } from './fast-kernels.js';
 
 const require = createRequire(import.meta.url);
 
@@ -54,10 +54,6 @@ function preferOneDnn(): void {
   if (process.env.TF_ENABLE_ONEDNN_OPTS === undefined) process.env.TF_ENABLE_ONEDNN_OPTS = '1';
 }
 
-/** Whether TF's oneDNN CPU kernels are requested (TF accepts 1/true/yes/on). */
-function oneDnnEnabled(): boolean {
-  return ['1', 'true', 'yes', 'on'].includes((process.env.TF_ENABLE_ONEDNN_OPTS ?? '').toLowerCase());
-}
 
 function tryNative(pkg: string): { ok: true; version?: string } | { ok: false; error: string } {
   try {
@@ -144,7 +140,7 @@ export function describeBackend(info: BackendInfo = current as BackendInfo): str
   const tfv = info.tensorflowVersion ? `, TensorFlow ${info.tensorflowVersion}` : '';
   const dev = info.backend === 'tensorflow' ? (info.gpu ? ' (GPU)' : ' (CPU)') : '';
   const fused = info.fastKernels ? ', fused BN/ReLU kernels' : '';
-  const onednn = info.backend === 'tensorflow' && !info.gpu ? `, oneDNN ${oneDnnEnabled() ? 'on' : 'off'}` : '';
+  const onednn = info.backend === 'tensorflow' && !info.gpu ? `, oneDNN ${oneDnnRequested() ? 'on' : 'off'}` : '';
   return `backend: ${info.backend}${dev} via ${info.package} (tfjs ${info.tfjsVersion}${tfv}${fused}${onednn})`;
 }
 

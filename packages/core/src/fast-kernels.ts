@@ -11,11 +11,17 @@
  *   op with a custom gradient that is one fused native backward op,
  * - tf.layers ReLU with maxValue 6 (relu then clipByValue, whose gradient is five ops) to the
  *   native Relu6 op,
- * - the input gradient of conv2d (`Conv2DBackpropInput`, used by Conv2D layers, fused convs and
- *   conv2dTranspose) to a forward conv of the (zero-stuffed, for strides > 1) output gradient with
- *   the flipped, transposed kernel: TF's CPU backprop-input kernel degrades badly as the spatial
- *   size shrinks and channels grow (measured ~1 s for a 2x2x512 map where the forward conv takes
- *   ~5 ms), while its forward conv stays fast,
+ * - tf.layers Conv2D with a linear activation and no dilation, while gradients are being recorded, to a plain
+ *   `conv2d` (+ bias add) instead of tfjs' fused conv: the fused conv's gradient is a custom
+ *   gradient that always computes the input gradient, even where nothing needs it (the stem conv
+ *   of every network: ~270 ms of a 5 s ResNet-18 step at 224 px, batch 32); the plain conv's
+ *   registered gradient is only evaluated for inputs on the path to a trainable variable,
+ * - with oneDNN off, the input gradient of conv2d (`Conv2DBackpropInput`) on small maps to a
+ *   forward conv of the (zero-stuffed, for strides > 1) output gradient with the flipped,
+ *   transposed kernel: TF's Eigen backprop-input kernel degrades badly as the spatial size shrinks
+ *   and channels grow (measured ~1 s for a 2x2x512 map where the forward conv takes ~5 ms). oneDNN's
+ *   kernel has no such cliff (it runs the same forward-conv kernel itself), so with oneDNN on only
+ *   explicit paddings, which TF's op does not take, use this route,
  * keeping tfjs' semantics (biased batch variance for normalisation, moving averages updated with
  * the layer's momentum). Everything else is untouched. `REFCONV_FAST_KERNELS=0` disables it.
  */
@@ -34,6 +40,54 @@ let originalReluGrad: tf.GradConfig | undefined;
 let originalRelu6Grad: tf.GradConfig | undefined;
 let originalBackpropInput: tf.KernelConfig | undefined;
 let originalReluLayerCall: ((inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor) | null = null;
+let convCallPatched = false;
+
+type LayerCall = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor;
+
+/** The fields of a tf.layers Conv2D that its call reads (not in tfjs' public typings). */
+interface ConvLike {
+  rank: number;
+  dataFormat: string;
+  padding: 'same' | 'valid';
+  strides: [number, number];
+  dilationRate: [number, number];
+  activation: { getClassName(): string };
+  kernel: tf.LayerVariable;
+  bias: tf.LayerVariable | null;
+}
+
+function conv2dLayerProto(): { call: LayerCall } {
+  return Object.getPrototypeOf(tf.layers.conv2d({ filters: 1, kernelSize: 1 })) as { call: LayerCall };
+}
+
+/** Whether a gradient tape is recording (inside tf.grad / optimizer.minimize). */
+function recordingGradients(): boolean {
+  return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+}
+
+function patchConvLayer(): void {
+  if (convCallPatched) return;
+  const proto = conv2dLayerProto();
+  const inherited = proto.call;
+  proto.call = function patchedConvCall(this: ConvLike, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) {
+    const plain = recordingGradients() && this.rank === 2 && this.dataFormat === 'channelsLast' && this.activation.getClassName() === 'linear'
+      && this.dilationRate.every((d) => d === 1);
+    if (!plain) return inherited.call(this as never, inputs, kwargs);
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+    return tf.tidy(() => {
+      const y = tf.conv2d(x, this.kernel.read() as tf.Tensor4D, this.strides, this.padding, 'NHWC');
+      return this.bias ? tf.add(y, this.bias.read()) : y;
+    });
+  };
+  convCallPatched = true;
+}
+
+function restoreConvLayer(): void {
+  if (!convCallPatched) return;
+  // Conv2D inherits call from tfjs-layers' Conv; removing the own property restores it.
+  delete (conv2dLayerProto() as { call?: LayerCall }).call;
+  convCallPatched = false;
+}
 
 function reluLayerProto(): { call: typeof originalReluLayerCall } {
   return Object.getPrototypeOf(tf.layers.reLU({})) as { call: typeof originalReluLayerCall };
@@ -215,13 +269,19 @@ export function conv2dInputGradient(dy: tf.Tensor4D, filter: tf.Tensor4D, inputS
   });
 }
 
+/** Whether TF's oneDNN CPU kernels are requested (TF reads the variable at its first op; it accepts 1/true/yes/on). */
+export function oneDnnRequested(): boolean {
+  return ['1', 'true', 'yes', 'on'].includes((process.env.TF_ENABLE_ONEDNN_OPTS ?? '').toLowerCase());
+}
+
 /**
- * Where the forward-conv route wins (measured on 2 cores, batch 16, ResNet-18 stage shapes): TF's
- * native kernel is fine at 16x16 and larger maps, several times slower at 4x4, ~50x slower at 2x2
+ * Where the forward-conv route wins with oneDNN off (measured on 2 cores, batch 16, ResNet-18 stage
+ * shapes): TF's Eigen kernel is fine at 16x16 and larger maps, several times slower at 4x4, ~50x slower at 2x2
  * (stride 1); with stride 2 the zero-stuffed forward conv only pays off on the smallest maps.
  * A fixed rule (not run-time autotuning) keeps results bit-for-bit reproducible across runs.
  */
 function preferForwardConv(dyShape: number[], strides: [number, number]): boolean {
+  if (oneDnnRequested()) return false;
   const area = dyShape[1] * dyShape[2];
   return strides[0] === 1 && strides[1] === 1 ? area <= 64 : area <= 4;
 }
@@ -267,6 +327,7 @@ export function enableFastKernels(): boolean {
   patchBatchNormalization();
   patchReluLayer();
   patchConvBackpropInput();
+  patchConvLayer();
   enabled = true;
   return true;
 }
@@ -282,6 +343,7 @@ export function disableFastKernels(): void {
     originalBnCall = null;
   }
   restoreConvBackpropInput();
+  restoreConvLayer();
   if (originalReluLayerCall) {
     reluLayerProto().call = originalReluLayerCall;
     originalReluLayerCall = null;

@@ -115,3 +115,51 @@ describe('conv2dInputGradient (the forward-conv route) on every stride/padding k
     });
   }
 });
+
+describe('Conv2D layers under a gradient tape (plain conv instead of the fused conv)', () => {
+  afterAll(() => enableFastKernels());
+  const configs = [
+    { strides: 1, padding: 'same' as const, dilationRate: 1, useBias: false },
+    { strides: 2, padding: 'same' as const, dilationRate: 1, useBias: true },
+    { strides: 1, padding: 'valid' as const, dilationRate: 1, useBias: true },
+  ];
+  for (const c of configs) {
+    it(`gives tfjs' fused-conv gradients for input, kernel and bias: ${JSON.stringify(c)}`, () => {
+      const run = () => {
+        const layer = tf.layers.conv2d({ filters: 4, kernelSize: 3, ...c, inputShape: [9, 9, 3] });
+        tf.sequential({ layers: [layer] });
+        layer.setWeights(layer.getWeights().map((w, i) => tf.tensor(randomArray(w.size, 20 + i), w.shape)));
+        const x = tf.variable(tf.tensor4d(randomArray(2 * 9 * 9 * 3, 30), [2, 9, 9, 3]));
+        const vars = [x, ...layer.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val)];
+        const { grads } = tf.variableGrads(() => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar, vars);
+        return vars.map((v) => grads[v.name].dataSync());
+      };
+      disableFastKernels();
+      const reference = run();
+      enableFastKernels();
+      const fast = run();
+      expect(fast.length).toBe(c.useBias ? 3 : 2);
+      reference.forEach((g, i) => expect(maxRelErr(fast[i], g)).toBeLessThan(1e-5));
+    });
+  }
+
+  it('does not compute the input gradient of a conv whose input needs none (the stem)', async () => {
+    const model = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [16, 16, 3], filters: 8, kernelSize: 3, strides: 2, useBias: false })] });
+    const x = tf.tensor4d(randomArray(2 * 16 * 16 * 3, 7), [2, 16, 16, 3]);
+    const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+    const kernelsOfStep = async () => {
+      const info = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(model.apply(x) as tf.Tensor) as tf.Scalar, vars);
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      return info.kernels.map((k) => k.name);
+    };
+    disableFastKernels();
+    // tfjs' fused conv computes it (what this patch avoids): the check below can fail.
+    expect(await kernelsOfStep()).toContain('Conv2DBackpropInput');
+    enableFastKernels();
+    const names = await kernelsOfStep();
+    expect(names).toContain('Conv2DBackpropFilter');
+    expect(names).not.toContain('Conv2DBackpropInput');
+  });
+});
