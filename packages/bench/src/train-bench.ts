@@ -9,7 +9,11 @@
  * `tools/setup-venv.sh` on first use.
  *
  *   nx run bench:train -- [--archs resnet18,mobilenet_v2,mobilenet_v3_large] [--configs imagenet,small]
- *                         [--steps 3] [--no-torch] [--json out.json]
+ *                         [--steps 3] [--rounds 1] [--no-torch] [--json out.json]
+ *
+ * With `--rounds R` > 1 the pair (ours, PyTorch) is measured R times in alternation and each rate
+ * is the median over the rounds: on a shared 2-core VM single runs move by +-15 %, and
+ * alternating keeps slow phases of the machine from landing on one side only.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,7 +34,26 @@ const CONFIGS: Record<string, { size: number; batch: number }> = {
 };
 
 interface Rates { trainPlain: number; trainRefconv: number; inferPlain: number; inferFused: number }
-interface Row { arch: string; config: string; size: number; batch: number; ours: Rates; torch?: Rates }
+interface Row {
+  arch: string; config: string; size: number; batch: number;
+  /** Median over the rounds. */
+  ours: Rates; torch?: Rates;
+  /** Every round's rates (one entry per round). */
+  samples: { ours: Rates[]; torch: Rates[] };
+}
+
+const RATE_KEYS: (keyof Rates)[] = ['trainPlain', 'trainRefconv', 'inferPlain', 'inferFused'];
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Per-rate median of several rounds. */
+function medianRates(rounds: Rates[]): Rates {
+  return Object.fromEntries(RATE_KEYS.map((k) => [k, median(rounds.map((r) => r[k]))])) as unknown as Rates;
+}
 
 function measureOurs(arch: string, size: number, batch: number, steps: number): Rates {
   const plain = createModel(arch, { inputSize: size, numClasses: 1000 });
@@ -72,7 +95,7 @@ const f1 = (v: number) => v.toFixed(1).padStart(7);
 const ratio = (a: number, b?: number) => (b ? (a / b).toFixed(2).padStart(6) : '     -');
 
 function printTable(rows: Row[]): void {
-  console.log('\nimages/s (ours / PyTorch = ratio)');
+  console.log(`\nimages/s (ours / PyTorch = ratio)${rows[0] && rows[0].samples.ours.length > 1 ? `, median of ${rows[0].samples.ours.length} alternating rounds` : ''}`);
   console.log('arch                 config     | train plain            | train RefConv          | RefConv/plain ours torch | infer plain            | infer fused');
   for (const r of rows) {
     const t = r.torch;
@@ -89,12 +112,15 @@ async function main(): Promise<void> {
     .option('archs', { type: 'string', default: 'resnet18,mobilenet_v2,mobilenet_v3_large' })
     .option('configs', { type: 'string', default: 'imagenet,small' })
     .option('steps', { type: 'number', default: 3 })
+    .option('rounds', { type: 'number', default: 1, describe: 'measure ours and PyTorch this many times, alternating; report medians' })
     .option('torch', { type: 'boolean', default: true, describe: 'also run PyTorch (--no-torch to skip)' })
     .option('json', { type: 'string', describe: 'write the results as one JSON object to this file' })
     .option('leak-steps', { type: 'number', default: 1000, describe: 'RefConv training steps of a small model over which tf.memory() must stay constant (0 to skip)' })
     .option('backend', { type: 'string' })
     .strict()
     .parseAsync();
+  if (!(Number.isInteger(argv.rounds) && argv.rounds >= 1)) throw new Error(`--rounds must be a positive integer, got ${argv.rounds}`);
+  if (!(Number.isInteger(argv.steps) && argv.steps >= 1)) throw new Error(`--steps must be a positive integer, got ${argv.steps}`);
   const info = await initBackend(argv.backend as never);
   console.log(`ours:    ${describeBackend(info)}; TensorFlow intra-op threads: ${process.env.TF_NUM_INTRAOP_THREADS ?? `TF default (${os.cpus().length} cores)`}`);
   const python = argv.torch ? torchPython() : null;
@@ -105,13 +131,18 @@ async function main(): Promise<void> {
     if (!c) throw new Error(`unknown config '${config}' (${Object.keys(CONFIGS).join(', ')})`);
     for (const arch of argv.archs.split(',')) {
       process.stdout.write(`measuring ${arch} ${config} (${c.size}px, batch ${c.batch}) ...`);
-      const ours = measureOurs(arch, c.size, c.batch, argv.steps);
-      const row: Row = { arch, config, size: c.size, batch: c.batch, ours };
-      if (python) {
-        const t = measureTorch(python, arch, c.size, c.batch, argv.steps);
-        row.torch = t.rates;
-        torchInfo = `PyTorch ${t.version} CPU, ${t.threads} threads, channels_last`;
+      const samples: Row['samples'] = { ours: [], torch: [] };
+      for (let round = 0; round < argv.rounds; round++) {
+        samples.ours.push(measureOurs(arch, c.size, c.batch, argv.steps));
+        if (python) {
+          const t = measureTorch(python, arch, c.size, c.batch, argv.steps);
+          samples.torch.push(t.rates);
+          torchInfo = `PyTorch ${t.version} CPU, ${t.threads} threads, channels_last`;
+        }
+        if (argv.rounds > 1) process.stdout.write(` ${round + 1}`);
       }
+      const row: Row = { arch, config, size: c.size, batch: c.batch, ours: medianRates(samples.ours), samples };
+      if (samples.torch.length) row.torch = medianRates(samples.torch);
       rows.push(row);
       console.log(' done');
     }
