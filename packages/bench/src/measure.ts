@@ -1,6 +1,7 @@
 /**
  * Throughput measurements of tfjs models: SGD training steps and inference, in images/s.
  */
+import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 
 /** A reusable SGD-with-momentum training step on fixed data. */
@@ -49,17 +50,66 @@ export function trainThroughput(model: tf.LayersModel, batch: number, steps: num
   }
 }
 
-/** Images/s of inference (`predict`, reading the result back), after one warm-up batch. */
-export function inferThroughput(model: tf.LayersModel, batch: number, steps: number): number {
+/** A reusable inference batch (`predict`, reading the logits back) on fixed random data. */
+export function makeInferStep(model: tf.LayersModel, batch: number, seed = 0): TrainStep {
   const shape = model.inputs[0].shape.slice(1) as number[];
-  const x = tf.randomNormal([batch, ...shape]);
+  const x = tf.randomNormal([batch, ...shape], 0, 1, 'float32', seed);
+  return {
+    run() {
+      tf.tidy(() => { (model.predict(x) as tf.Tensor).dataSync(); });
+    },
+    dispose() {
+      x.dispose();
+    },
+  };
+}
+
+/** Images/s of inference, after one warm-up batch. */
+export function inferThroughput(model: tf.LayersModel, batch: number, steps: number): number {
+  const step = makeInferStep(model, batch);
   try {
-    const once = () => tf.tidy(() => { (model.predict(x) as tf.Tensor).dataSync(); });
-    once();
+    step.run();
     const t0 = performance.now();
-    for (let i = 0; i < steps; i++) once();
+    for (let i = 0; i < steps; i++) step.run();
     return (batch * steps) / ((performance.now() - t0) / 1000);
   } finally {
-    x.dispose();
+    step.dispose();
   }
+}
+
+/** Wall time of one call, in seconds. */
+export function timeOnce(f: () => void): number {
+  const t0 = performance.now();
+  f();
+  return (performance.now() - t0) / 1000;
+}
+
+/** Median of a non-empty list. */
+export function median(values: number[]): number {
+  if (values.length === 0) throw new Error('median of an empty list');
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The machine's aggregate CPU time counters (the `cpu` line of /proc/stat); null where unavailable. */
+export function readCpuTimes(): number[] | null {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('cpu '));
+    return line ? line.trim().split(/\s+/).slice(1).map(Number) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Share (0-1) of CPU time between two {@link readCpuTimes} readings that the hypervisor gave to
+ * other guests ("steal"); null if either reading is missing. A benchmark on a shared VM is only as
+ * good as this number is small.
+ */
+export function stealShare(before: number[] | null, after: number[] | null): number | null {
+  if (!before || !after) return null;
+  const d = after.map((v, i) => v - (before[i] ?? 0));
+  const total = d.reduce((a, b) => a + b, 0);
+  return total > 0 ? (d[7] ?? 0) / total : null;
 }

@@ -2,30 +2,29 @@
  * `nx run bench:train`: training and inference throughput of this project against PyTorch on the
  * same machine, side by side.
  *
- * For each architecture and input config it measures, in one run, our plain training, RefConv
- * training (every 3x3 conv refocused), plain inference and fused-RefConv inference, then runs
- * `tools/torch_bench.py` (torchvision models, RefConv written for the benchmark) on the same
- * config, and prints images/s and the ratio ours / PyTorch. The Python environment is created by
- * `tools/setup-venv.sh` on first use.
+ * For each architecture and input config it builds our four workloads (plain training, RefConv
+ * training with every 3x3 conv refocused, plain inference, fused-RefConv inference) and starts
+ * `tools/torch_bench.py --serve` with PyTorch's four (torchvision models, RefConv written for the
+ * benchmark). Then it runs `--steps` rounds; each round times one step of every workload on our
+ * side and then the same step on PyTorch's, so slow phases of a shared machine fall on both sides
+ * alike. Rates are batch / median step time; the table prints images/s and the ratio
+ * ours / PyTorch. The Python environment is created by `tools/setup-venv.sh` on first use.
  *
  *   nx run bench:train -- [--archs resnet18,mobilenet_v2,mobilenet_v3_large] [--configs imagenet,small]
- *                         [--steps 3] [--rounds 1] [--no-torch] [--json out.json]
- *
- * With `--rounds R` > 1 the pair (ours, PyTorch) is measured R times in alternation and each rate
- * is the median over the rounds: on a shared 2-core VM single runs move by +-15 %, and
- * alternating keeps slow phases of the machine from landing on one side only.
+ *                         [--steps 5] [--no-torch] [--json out.json]
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createModel } from '@refconv/backbones';
 import { describeBackend, fuse, initBackend, refocus } from '@refconv/core';
 import * as tf from '@tensorflow/tfjs';
-import { inferThroughput, makeTrainStep, trainThroughput } from './measure.js';
+import { makeInferStep, makeTrainStep, median, readCpuTimes, stealShare, timeOnce, type TrainStep } from './measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CONFIGS: Record<string, { size: number; batch: number }> = {
@@ -33,38 +32,120 @@ const CONFIGS: Record<string, { size: number; batch: number }> = {
   small: { size: 64, batch: 32 },
 };
 
-interface Rates { trainPlain: number; trainRefconv: number; inferPlain: number; inferFused: number }
+const KINDS = ['trainPlain', 'trainRefconv', 'inferPlain', 'inferFused'] as const;
+type Kind = (typeof KINDS)[number];
+type Rates = Record<Kind, number>;
+type StepTimes = Record<Kind, number[]>;
+
 interface Row {
-  arch: string; config: string; size: number; batch: number;
-  /** Median over the rounds. */
-  ours: Rates; torch?: Rates;
-  /** Every round's rates (one entry per round). */
-  samples: { ours: Rates[]; torch: Rates[] };
+  arch: string;
+  config: string;
+  size: number;
+  batch: number;
+  /** images/s = batch / median step time. */
+  ours: Rates;
+  torch?: Rates;
+  /** Every timed step, in seconds, in round order. */
+  seconds: { ours: StepTimes; torch?: StepTimes };
+  /** Hypervisor steal during this row's measurement (share of CPU time), if the OS reports it. */
+  steal: number | null;
 }
 
-const RATE_KEYS: (keyof Rates)[] = ['trainPlain', 'trainRefconv', 'inferPlain', 'inferFused'];
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Per-rate median of several rounds. */
-function medianRates(rounds: Rates[]): Rates {
-  return Object.fromEntries(RATE_KEYS.map((k) => [k, median(rounds.map((r) => r[k]))])) as unknown as Rates;
-}
-
-function measureOurs(arch: string, size: number, batch: number, steps: number): Rates {
+/** Our four workloads for one arch/config, built once and reused every round. */
+function ourSteps(arch: string, size: number, batch: number): { steps: Record<Kind, TrainStep>; dispose(): void } {
   const plain = createModel(arch, { inputSize: size, numClasses: 1000 });
-  const trainPlain = trainThroughput(plain, batch, steps);
-  const inferPlain = inferThroughput(plain, batch, steps);
   const ref = refocus(plain, { seed: 1 });
-  const trainRefconv = trainThroughput(ref, batch, steps);
   const fused = fuse(ref);
-  const inferFused = inferThroughput(fused, batch, steps);
-  [plain, ref, fused].forEach((m) => m.dispose());
-  return { trainPlain, trainRefconv, inferPlain, inferFused };
+  const steps: Record<Kind, TrainStep> = {
+    trainPlain: makeTrainStep(plain, batch),
+    trainRefconv: makeTrainStep(ref, batch),
+    inferPlain: makeInferStep(plain, batch),
+    inferFused: makeInferStep(fused, batch),
+  };
+  return {
+    steps,
+    dispose() {
+      Object.values(steps).forEach((s) => s.dispose());
+      [plain, ref, fused].forEach((m) => m.dispose());
+    },
+  };
+}
+
+/** `torch_bench.py --serve`: one process per arch/config, asked for one timed step at a time. */
+class TorchSteps {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterator<string>;
+
+  constructor(python: string, arch: string, size: number, batch: number) {
+    const script = path.join(here, '..', 'tools', 'torch_bench.py');
+    this.child = spawn(python, [script, '--serve', '--arch', arch, '--size', String(size), '--batch', String(batch), '--threads', String(os.cpus().length)]);
+    this.child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
+  }
+
+  private async reply(): Promise<Record<string, unknown>> {
+    const r = await this.lines.next();
+    if (r.done) throw new Error(`torch_bench.py --serve exited (code ${this.child.exitCode}) before answering`);
+    const obj = JSON.parse(r.value) as Record<string, unknown>;
+    if (typeof obj.error === 'string') throw new Error(`torch_bench.py: ${obj.error}`);
+    return obj;
+  }
+
+  /** The greeting: PyTorch's version and thread count. */
+  async hello(): Promise<{ torch: string; threads: number }> {
+    return (await this.reply()) as { torch: string; threads: number };
+  }
+
+  /** Runs one step of `kind` on PyTorch's side; its wall time in seconds, timed there. */
+  async time(kind: Kind): Promise<number> {
+    this.child.stdin.write(JSON.stringify({ what: kind }) + '\n');
+    return (await this.reply()).seconds as number;
+  }
+
+  close(): void {
+    this.child.stdin.end('\n');
+  }
+}
+
+async function measureRow(arch: string, config: string, rounds: number, python: string | null): Promise<{ row: Row; torchInfo?: string }> {
+  const { size, batch } = CONFIGS[config]!;
+  const cpu0 = readCpuTimes();
+  const ours = ourSteps(arch, size, batch);
+  const torch = python ? new TorchSteps(python, arch, size, batch) : null;
+  try {
+    const hello = torch ? await torch.hello() : null;
+    const times: { ours: StepTimes; torch: StepTimes } = {
+      ours: { trainPlain: [], trainRefconv: [], inferPlain: [], inferFused: [] },
+      torch: { trainPlain: [], trainRefconv: [], inferPlain: [], inferFused: [] },
+    };
+    // Round 0 is the warm-up (first-call allocation, kernel selection) and is not recorded.
+    for (let round = 0; round <= rounds; round++) {
+      for (const kind of KINDS) {
+        const t = timeOnce(() => ours.steps[kind].run());
+        const tt = torch ? await torch.time(kind) : NaN;
+        if (round > 0) {
+          times.ours[kind].push(t);
+          if (torch) times.torch[kind].push(tt);
+        }
+      }
+      if (round > 0) process.stdout.write(` ${round}`);
+    }
+    const rates = (s: StepTimes) => Object.fromEntries(KINDS.map((k) => [k, batch / median(s[k])])) as Rates;
+    const row: Row = {
+      arch, config, size, batch,
+      ours: rates(times.ours),
+      seconds: { ours: times.ours },
+      steal: stealShare(cpu0, readCpuTimes()),
+    };
+    if (torch) {
+      row.torch = rates(times.torch);
+      row.seconds.torch = times.torch;
+    }
+    return { row, torchInfo: hello ? `PyTorch ${hello.torch} CPU, ${hello.threads} threads, channels_last` : undefined };
+  } finally {
+    torch?.close();
+    ours.dispose();
+  }
 }
 
 /** Runs `steps` RefConv training steps of a small model and reports tf.memory() before and after. */
@@ -84,26 +165,20 @@ function torchPython(): string {
   return execFileSync(path.join(here, '..', 'tools', 'setup-venv.sh'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop() as string;
 }
 
-function measureTorch(python: string, arch: string, size: number, batch: number, steps: number): { rates: Rates; version: string; threads: number } {
-  const out = execFileSync(python, [path.join(here, '..', 'tools', 'torch_bench.py'), '--arch', arch, '--size', String(size), '--batch', String(batch), '--steps', String(steps), '--threads', String(os.cpus().length)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const parsed = JSON.parse(out.trim().split('\n').pop() as string);
-  const { trainPlain, trainRefconv, inferPlain, inferFused } = parsed.row;
-  return { rates: { trainPlain, trainRefconv, inferPlain, inferFused }, version: parsed.torch, threads: parsed.threads };
-}
-
 const f1 = (v: number) => v.toFixed(1).padStart(7);
 const ratio = (a: number, b?: number) => (b ? (a / b).toFixed(2).padStart(6) : '     -');
+const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
 
-function printTable(rows: Row[]): void {
-  console.log(`\nimages/s (ours / PyTorch = ratio)${rows[0] && rows[0].samples.ours.length > 1 ? `, median of ${rows[0].samples.ours.length} alternating rounds` : ''}`);
-  console.log('arch                 config     | train plain            | train RefConv          | RefConv/plain ours torch | infer plain            | infer fused');
+function printTable(rows: Row[], rounds: number): void {
+  console.log(`\nimages/s (ours / PyTorch = ratio), batch / median of ${rounds} interleaved steps`);
+  console.log('arch                 config        | train plain            | train RefConv          | RefConv/plain ours torch | infer plain            | infer fused            | steal');
   for (const r of rows) {
     const t = r.torch;
-    const cell = (k: keyof Rates) => `${f1(r.ours[k])} /${t ? f1(t[k]) : '      -'} =${ratio(r.ours[k], t?.[k])}`;
+    const cell = (k: Kind) => `${f1(r.ours[k])} /${t ? f1(t[k]) : '      -'} =${ratio(r.ours[k], t?.[k])}`;
     const overhead = `${(r.ours.trainPlain / r.ours.trainRefconv).toFixed(2)}x ${t ? (t.trainPlain / t.trainRefconv).toFixed(2) + 'x' : '-'}`;
-    console.log(`${r.arch.padEnd(20)} ${`${r.config}(${r.size})`.padEnd(10)} | ${cell('trainPlain')} | ${cell('trainRefconv')} | ${overhead.padEnd(24)} | ${cell('inferPlain')} | ${cell('inferFused')}`);
+    console.log(`${r.arch.padEnd(20)} ${`${r.config}(${r.size})`.padEnd(13)} | ${cell('trainPlain')} | ${cell('trainRefconv')} | ${overhead.padEnd(24)} | ${cell('inferPlain')} | ${cell('inferFused')} | ${pct(r.steal)}`);
   }
-  console.log('(RefConv/plain = training step time of RefConv over plain; target <= 1.05)');
+  console.log('(RefConv/plain = training step time of RefConv over plain; target <= 1.05. steal = CPU time the hypervisor gave to other VMs during the row)');
 }
 
 async function main(): Promise<void> {
@@ -111,39 +186,28 @@ async function main(): Promise<void> {
     .scriptName('bench:train')
     .option('archs', { type: 'string', default: 'resnet18,mobilenet_v2,mobilenet_v3_large' })
     .option('configs', { type: 'string', default: 'imagenet,small' })
-    .option('steps', { type: 'number', default: 3 })
-    .option('rounds', { type: 'number', default: 1, describe: 'measure ours and PyTorch this many times, alternating; report medians' })
+    .option('steps', { type: 'number', default: 5, describe: 'timed rounds per arch/config (each: one step of every workload, ours then PyTorch), after one warm-up round' })
     .option('torch', { type: 'boolean', default: true, describe: 'also run PyTorch (--no-torch to skip)' })
-    .option('json', { type: 'string', describe: 'write the results as one JSON object to this file' })
+    .option('json', { type: 'string', describe: 'write the results (rates and every step time) as one JSON object to this file' })
     .option('leak-steps', { type: 'number', default: 1000, describe: 'RefConv training steps of a small model over which tf.memory() must stay constant (0 to skip)' })
     .option('backend', { type: 'string' })
     .strict()
     .parseAsync();
-  if (!(Number.isInteger(argv.rounds) && argv.rounds >= 1)) throw new Error(`--rounds must be a positive integer, got ${argv.rounds}`);
   if (!(Number.isInteger(argv.steps) && argv.steps >= 1)) throw new Error(`--steps must be a positive integer, got ${argv.steps}`);
+  const configs = argv.configs.split(',');
+  for (const c of configs) if (!CONFIGS[c]) throw new Error(`unknown config '${c}' (${Object.keys(CONFIGS).join(', ')})`);
   const info = await initBackend(argv.backend as never);
   console.log(`ours:    ${describeBackend(info)}; TensorFlow intra-op threads: ${process.env.TF_NUM_INTRAOP_THREADS ?? `TF default (${os.cpus().length} cores)`}`);
   const python = argv.torch ? torchPython() : null;
   let torchInfo = '';
   const rows: Row[] = [];
-  for (const config of argv.configs.split(',')) {
-    const c = CONFIGS[config];
-    if (!c) throw new Error(`unknown config '${config}' (${Object.keys(CONFIGS).join(', ')})`);
+  for (const config of configs) {
     for (const arch of argv.archs.split(',')) {
-      process.stdout.write(`measuring ${arch} ${config} (${c.size}px, batch ${c.batch}) ...`);
-      const samples: Row['samples'] = { ours: [], torch: [] };
-      for (let round = 0; round < argv.rounds; round++) {
-        samples.ours.push(measureOurs(arch, c.size, c.batch, argv.steps));
-        if (python) {
-          const t = measureTorch(python, arch, c.size, c.batch, argv.steps);
-          samples.torch.push(t.rates);
-          torchInfo = `PyTorch ${t.version} CPU, ${t.threads} threads, channels_last`;
-        }
-        if (argv.rounds > 1) process.stdout.write(` ${round + 1}`);
-      }
-      const row: Row = { arch, config, size: c.size, batch: c.batch, ours: medianRates(samples.ours), samples };
-      if (samples.torch.length) row.torch = medianRates(samples.torch);
-      rows.push(row);
+      const c = CONFIGS[config]!;
+      process.stdout.write(`measuring ${arch} ${config} (${c.size}px, batch ${c.batch}), rounds:`);
+      const r = await measureRow(arch, config, argv.steps, python);
+      rows.push(r.row);
+      if (r.torchInfo) torchInfo = r.torchInfo;
       console.log(' done');
     }
   }
@@ -153,9 +217,9 @@ async function main(): Promise<void> {
     leak = leakCheck(argv.leakSteps);
     console.log(`tensor leak check: ${leak.steps} RefConv training steps of cifar_resnet20 (32 px, batch 8): tf.memory().numTensors ${leak.before} -> ${leak.after}${leak.before === leak.after ? ' (stable)' : ' (LEAK)'}`);
   }
-  printTable(rows);
+  printTable(rows, argv.steps);
   if (argv.json) {
-    fs.writeFileSync(argv.json, JSON.stringify({ ours: describeBackend(info), torch: torchInfo, rows, leak }, null, 2));
+    fs.writeFileSync(argv.json, JSON.stringify({ ours: describeBackend(info), torch: torchInfo, steps: argv.steps, rows, leak }, null, 2));
     console.log(`wrote ${argv.json}`);
   }
 }

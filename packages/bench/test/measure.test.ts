@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { createModel } from '@refconv/backbones';
 import { refocus } from '@refconv/core';
-import { inferThroughput, makeTrainStep } from '../src/measure.js';
+import { inferThroughput, makeTrainStep, median, stealShare } from '../src/measure.js';
 
 describe('benchmark steps', () => {
   it('a RefConv training step leaks no tensors over 50 steps and actually trains (bench:train checks 1,000)', () => {
@@ -23,5 +23,21 @@ describe('benchmark steps', () => {
     const before = tf.memory().numTensors;
     expect(inferThroughput(model, 2, 2)).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('statistics of the benchmark', () => {
+  it('median of odd and even lists, unsorted input', () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(() => median([])).toThrow(/empty/);
+  });
+
+  it('steal share from two /proc/stat cpu readings', () => {
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    const before = [100, 0, 50, 800, 0, 0, 0, 10, 0, 0];
+    const after = [300, 0, 100, 900, 0, 0, 0, 60, 0, 0];
+    expect(stealShare(before, after)).toBeCloseTo(50 / 400, 12);
+    expect(stealShare(null, after)).toBeNull();
   });
 });

@@ -2,7 +2,13 @@
 fused inference, in images/s. RefConv is written here for the benchmark in the official
 formulation (frozen basis buffer + grouped `convmap` conv over the kernel, G = Cin*Cout/g^2).
 
-Prints one JSON object: {"torch": version, "threads": n, "rows": [...]}.
+Two modes:
+- default: measures one arch/config and prints one JSON object {"torch", "threads", "row"};
+- `--serve`: a step server for `bench:train`, which interleaves its own steps with ours so that
+  slow phases of a shared machine hit both sides alike. It prints {"torch", "threads"}, then
+  answers one JSON line per request line on stdin:
+  {"what": "trainPlain" | "trainRefconv" | "inferPlain" | "inferFused"} -> {"seconds": s}
+  (one step of that kind, timed here); an empty line or EOF ends it.
 """
 import argparse
 import json
@@ -69,7 +75,8 @@ def build(arch: str) -> nn.Module:
     return getattr(tv.models, arch)(num_classes=1000)
 
 
-def train_rate(model, size, batch, steps):
+def train_step_fn(model, size, batch):
+    """A closure running one SGD step (forward, cross-entropy, backward, momentum update)."""
     model.train()
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
@@ -81,6 +88,32 @@ def train_rate(model, size, batch, steps):
         F.cross_entropy(model(x), y).backward()
         opt.step()
 
+    return step
+
+
+def infer_step_fn(model, size, batch):
+    """A closure running one inference batch (eval mode, no autograd)."""
+    model.eval()
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, size, size).to(memory_format=torch.channels_last)
+
+    def step():
+        with torch.inference_mode():
+            model(x)
+
+    return step
+
+
+def step_fns(arch, size, batch):
+    return {
+        "trainPlain": train_step_fn(build(arch), size, batch),
+        "trainRefconv": train_step_fn(refocus(build(arch)), size, batch),
+        "inferPlain": infer_step_fn(build(arch), size, batch),
+        "inferFused": infer_step_fn(fuse(refocus(build(arch))), size, batch),
+    }
+
+
+def rate(step, batch, steps):
     step()
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -88,16 +121,18 @@ def train_rate(model, size, batch, steps):
     return batch * steps / (time.perf_counter() - t0)
 
 
-def infer_rate(model, size, batch, steps):
-    model.eval()
-    model = model.to(memory_format=torch.channels_last)
-    x = torch.randn(batch, 3, size, size).to(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        model(x)
+def serve(fns):
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        what = json.loads(line)["what"]
+        if what not in fns:
+            print(json.dumps({"error": f"unknown step kind '{what}'"}), flush=True)
+            continue
         t0 = time.perf_counter()
-        for _ in range(steps):
-            model(x)
-    return batch * steps / (time.perf_counter() - t0)
+        fns[what]()
+        print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
 
 
 def main():
@@ -107,14 +142,17 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--serve", action="store_true", help="answer timed-step requests on stdin (see the module doc)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    fns = step_fns(a.arch, a.size, a.batch)
+    if a.serve:
+        serve(fns)
+        return
     row = {"arch": a.arch, "size": a.size, "batch": a.batch}
-    row["trainPlain"] = train_rate(build(a.arch), a.size, a.batch, a.steps)
-    row["trainRefconv"] = train_rate(refocus(build(a.arch)), a.size, a.batch, a.steps)
-    row["inferPlain"] = infer_rate(build(a.arch), a.size, a.batch, a.steps)
-    row["inferFused"] = infer_rate(fuse(refocus(build(a.arch))), a.size, a.batch, a.steps)
+    for what, fn in fns.items():
+        row[what] = rate(fn, a.batch, a.steps)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "row": row}))
 
 

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   createProgress, createWarmupCosineSchedule, crossEntropy, deriveSeed, JsonlLogger, loadCheckpoint, modelWeights,
-  noDecayOnBiasAndNorm, Rng, saveCheckpoint, setModelWeights, SGD, sgdStep, topkCorrect, trainableParams, type RngState, type TrainingState,
+  noDecayOnBiasAndNorm, Rng, saveCheckpoint, setModelWeights, SGD, sgdStep, timeWaits, topkCorrect, trainableParams, type RngState, type TrainingState, type WaitMeter,
 } from '@refconv/engine';
 import type { Split } from './data/dataset.js';
 import type { BatchLoader } from './data/loader.js';
@@ -51,6 +51,11 @@ export interface EpochRecord {
   valTop5: number;
   seconds: number;
   imagesPerSec: number;
+  /**
+   * Seconds of the epoch's training loop spent waiting for the next batch (decode + augmentation
+   * that prefetching did not hide); near 0 when the data pipeline is off the critical path.
+   */
+  dataWaitSeconds?: number;
 }
 
 /** Inputs of {@link trainStage}. */
@@ -144,7 +149,8 @@ export async function trainStage(o: StageOptions): Promise<StageResult> {
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
-      for await (const batch of o.loader.batches(o.train, order, o.trainTransform, (pos) => deriveSeed(o.seed, salt, epoch, pos))) {
+      const dataWait: WaitMeter = { ms: 0 };
+      for await (const batch of timeWaits(o.loader.batches(o.train, order, o.trainTransform, (pos) => deriveSeed(o.seed, salt, epoch, pos)), dataWait)) {
         if (batch.n === 0) continue;
         const lr = schedule.at(step);
         const x = tf.tensor4d(batch.x, [batch.n, size, size, ch]);
@@ -177,6 +183,7 @@ export async function trainStage(o: StageOptions): Promise<StageResult> {
         valTop5: ev.top5,
         seconds: (performance.now() - t0) / 1000,
         imagesPerSec: seen / trainSeconds,
+        dataWaitSeconds: dataWait.ms / 1000,
       };
       history.push(record);
       const state: TrainingState = {
@@ -190,7 +197,7 @@ export async function trainStage(o: StageOptions): Promise<StageResult> {
       };
       saveCheckpoint(lastFile, { weights: modelWeights(o.model), optimizer: opt.getState(), state });
       log.log({ type: 'epoch', stage: o.name, ...record });
-      process.stderr.write(`[${o.name}] epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)} top-1 ${record.trainTop1.toFixed(2)} | val loss ${ev.loss.toFixed(4)} top-1 ${ev.top1.toFixed(2)} top-5 ${ev.top5.toFixed(2)}\n`);
+      process.stderr.write(`[${o.name}] epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)} top-1 ${record.trainTop1.toFixed(2)} | val loss ${ev.loss.toFixed(4)} top-1 ${ev.top1.toFixed(2)} top-5 ${ev.top5.toFixed(2)} | ${record.imagesPerSec.toFixed(1)} img/s, waiting for data ${((100 * dataWait.ms) / 1000 / trainSeconds).toFixed(1)}% of train time\n`);
     }
     const last = fs.existsSync(lastFile) ? loadCheckpoint(lastFile).state : undefined;
     saveCheckpoint(finalFile, {

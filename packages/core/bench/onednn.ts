@@ -55,22 +55,40 @@ function normRows(batch: number, repeats: number): Row[] {
   });
 }
 
+/**
+ * The three kernels of one conv, called directly (as tfjs' conv gradients call them), so each
+ * timing is one native op: forward, input gradient (`Conv2DBackpropInput` /
+ * `DepthwiseConv2dNativeBackpropInput`), filter gradient (`...BackpropFilter`).
+ */
 function opFns(c: Case, batch: number) {
   const x = tf.randomNormal([batch, c.hw, c.hw, c.cin], 0, 1, 'float32', 1) as tf.Tensor4D;
   const w = tf.randomNormal(c.depthwise ? [c.k, c.k, c.cin, 1] : [c.k, c.k, c.cin, c.cout], 0, 0.1, 'float32', 2) as tf.Tensor4D;
   const conv = (xx: tf.Tensor4D, ww: tf.Tensor4D) => (c.depthwise ? tf.depthwiseConv2d(xx, ww, c.stride, 'same') : tf.conv2d(xx, ww, c.stride, 'same'));
   const dy = tf.onesLike(conv(x, w));
-  return {
-    fwd: () => conv(x, w),
-    dx: () => tf.grad((xx: tf.Tensor) => conv(xx as tf.Tensor4D, w).mul(dy).sum())(x),
-    dw: () => tf.grad((ww: tf.Tensor) => conv(x, ww as tf.Tensor4D).mul(dy).sum())(w),
-  };
+  const common = { strides: c.stride, pad: 'same', dimRoundingMode: undefined };
+  const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>) =>
+    tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as never) as tf.Tensor;
+  return c.depthwise
+    ? {
+        fwd: () => conv(x, w),
+        dx: () => run('DepthwiseConv2dNativeBackpropInput', { dy, filter: w }, { ...common, dilations: 1, inputShape: x.shape }),
+        dw: () => run('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...common, dilations: 1, filterShape: w.shape }),
+      }
+    : {
+        fwd: () => conv(x, w),
+        dx: () => run('Conv2DBackpropInput', { dy, filter: w }, { ...common, dataFormat: 'NHWC', inputShape: x.shape }),
+        dw: () => run('Conv2DBackpropFilter', { x, dy }, { ...common, dataFormat: 'NHWC', filterShape: w.shape }),
+      };
 }
 
+/**
+ * Milliseconds per call. The native backend runs each op synchronously, so the call's wall time is
+ * the kernel's (no read-back: copying a 100 MB output to JS would dominate the smaller kernels).
+ */
 function msPerCall(f: () => tf.Tensor, repeats: number): number {
-  tf.tidy(() => void f().dataSync()); // warm-up (kernel selection, allocation)
+  tf.tidy(() => void f()); // warm-up (kernel selection, allocation)
   const t0 = performance.now();
-  for (let i = 0; i < repeats; i++) tf.tidy(() => void f().dataSync());
+  for (let i = 0; i < repeats; i++) tf.tidy(() => void f());
   return (performance.now() - t0) / repeats;
 }
 

@@ -22,3 +22,34 @@ export async function* prefetch<T>(count: number, load: (index: number) => Promi
     yield item;
   }
 }
+
+/** Time a consumer spent waiting on an async iterable, filled in by {@link timeWaits}. */
+export interface WaitMeter {
+  /** Milliseconds summed over every `next()` of the iteration. */
+  ms: number;
+}
+
+/**
+ * Passes `source` through unchanged and adds to `meter.ms` how long each `next()` took to resolve,
+ * i.e. how long a training loop waited for a batch that prefetching did not hide. The loop body's
+ * own time is not counted (the generator is suspended at `yield` meanwhile). Breaking out of the
+ * loop closes `source`.
+ */
+export async function* timeWaits<T>(source: AsyncIterable<T>, meter: WaitMeter, now: () => number = () => performance.now()): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    for (;;) {
+      const t0 = now();
+      const r = await it.next();
+      meter.ms += now() - t0;
+      if (r.done) {
+        done = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    if (!done) await it.return?.();
+  }
+}

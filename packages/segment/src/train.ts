@@ -19,6 +19,8 @@ import {
   modelWeights,
   type Checkpoint,
   prefetch,
+  timeWaits,
+  type WaitMeter,
   readJsonl,
   saveCheckpoint,
   setModelWeights,
@@ -206,7 +208,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const order = new Rng(deriveSeed(opts.seed, epoch)).permutation(trainSamples.length);
     const bar = createProgress({ label: `epoch ${epoch + 1}/${opts.epochs}`, total: stepsPerEpoch, stream: opts.progressStream });
     let lossSum = 0;
-    for await (const batch of prefetch(stepsPerEpoch, (b) => loadBatch(trainSamples, order, b * opts.batchSize, opts, epoch), 2)) {
+    const dataWait: WaitMeter = { ms: 0 };
+    for await (const batch of timeWaits(prefetch(stepsPerEpoch, (b) => loadBatch(trainSamples, order, b * opts.batchSize, opts, epoch), 2), dataWait)) {
       const lr = schedule.at(step);
       const x = tf.tensor4d(batch.x, [batch.n, h, w, 3]);
       const y = tf.tensor3d(batch.y, [batch.n, h, w], 'int32');
@@ -217,10 +220,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       bar.tick(1, batch.n, { loss, lr });
     }
     const trainLoss = lossSum / stepsPerEpoch;
-    bar.finish({ loss: trainLoss });
-    const record: Record<string, unknown> = { epoch: epoch + 1, step, trainLoss, lr: schedule.at(step - 1) };
+    const trainSeconds = bar.finish({ loss: trainLoss });
+    const record: Record<string, unknown> = { epoch: epoch + 1, step, trainLoss, lr: schedule.at(step - 1), trainSeconds, dataWaitSeconds: dataWait.ms / 1000 };
     const doEval = epoch + 1 === opts.epochs || (opts.evalEvery > 0 && (epoch + 1) % opts.evalEvery === 0);
-    let line = `epoch ${epoch + 1}: train loss ${trainLoss.toFixed(4)}`;
+    let line = `epoch ${epoch + 1}: train loss ${trainLoss.toFixed(4)} (waiting for data ${((100 * dataWait.ms) / 1000 / trainSeconds).toFixed(1)}% of train time)`;
     if (doEval) {
       last = await validate(model, spec, valSamples, opts, epoch + 1);
       record.val = metricsToJson(last, info.classNames);

@@ -138,7 +138,7 @@ async function main(): Promise<void> {
     resume: args.resume,
     tag: name,
   });
-  for (const e of epochs) console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)} (${Object.entries(e.terms).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}) ${e.seconds.toFixed(0)}s`);
+  for (const e of epochs) console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)} (${Object.entries(e.terms).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}) ${e.seconds.toFixed(0)}s, waiting for data ${((100 * e.dataWaitSeconds) / e.seconds).toFixed(1)}%`);
 
   // The deployable detector: fused when refocused (same params/FLOPs as the plain one).
   let final = det;

@@ -16,6 +16,8 @@ import {
   loadCheckpoint,
   saveCheckpoint,
   sgdStep,
+  timeWaits,
+  type WaitMeter,
 } from '@refconv/engine';
 import type { DetectionDataset } from '../data/dataset.js';
 import type { Detector } from '../models/detector.js';
@@ -57,6 +59,8 @@ export interface EpochRecord {
   terms: Record<string, number>;
   lr: number;
   seconds: number;
+  /** Seconds the loop waited for the next batch (image decoding not hidden by prefetching). */
+  dataWaitSeconds: number;
 }
 
 /** Trains `det` in place; returns one record per epoch run in this call. */
@@ -93,7 +97,8 @@ export async function trainDetector(o: TrainDetectorOptions): Promise<EpochRecor
       let n = 0;
       const termSums: Record<string, number> = {};
       let lr = 0;
-      for await (const batch of iterateBatches(data.records, order, o.batchSize, o.description.resize, flips)) {
+      const dataWait: WaitMeter = { ms: 0 };
+      for await (const batch of timeWaits(iterateBatches(data.records, order, o.batchSize, o.description.resize, flips), dataWait)) {
         lr = schedule.at(step);
         const images = batchTensor(batch);
         let terms: Record<string, number> = {};
@@ -112,7 +117,7 @@ export async function trainDetector(o: TrainDetectorOptions): Promise<EpochRecor
         bar.tick(1, batch.records.length, { loss: total / n, ...Object.fromEntries(Object.entries(termSums).map(([k, v]) => [shortName(k), v / n])), lr });
       }
       const seconds = bar.finish();
-      const rec: EpochRecord = { epoch: epoch + 1, loss: total / n, terms: Object.fromEntries(Object.entries(termSums).map(([k, v]) => [k, v / n])), lr, seconds };
+      const rec: EpochRecord = { epoch: epoch + 1, loss: total / n, terms: Object.fromEntries(Object.entries(termSums).map(([k, v]) => [k, v / n])), lr, seconds, dataWaitSeconds: dataWait.ms / 1000 };
       records.push(rec);
       log.log({ tag, ...rec, tensors: tf.memory().numTensors });
       saveCheckpoint(o.checkpoint, {
