@@ -20,6 +20,18 @@ describe('activations', () => {
     Array.from(hs.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(xs[i]! * ref[i]!, 6));
     tf.dispose([x, hs, hg]);
   });
+
+  it("HardSwish's hand-written gradient is PyTorch's hardswish_backward (away from x = +-3)", () => {
+    const xs = [-5, -3.5, -2.9, -1, -0.25, 0, 0.7, 2.2, 2.95, 3.1, 6];
+    const dys = xs.map((_, i) => 0.5 + 0.25 * i);
+    // torch: grad = 0 if x < -3, dy if x > 3, dy * (x / 3 + 0.5) otherwise
+    const ref = xs.map((v, i) => dys[i]! * (v < -3 ? 0 : v > 3 ? 1 : v / 3 + 0.5));
+    const x = tf.tensor1d(xs);
+    const dy = tf.tensor1d(dys);
+    const g = tf.grad((xx: tf.Tensor) => new HardSwish({}).apply(xx) as tf.Tensor)(x, dy);
+    Array.from(g.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(ref[i]!, 5));
+    tf.dispose([x, dy, g]);
+  });
 });
 
 describe('ChannelShuffle', () => {

@@ -104,13 +104,17 @@ def infer_step_fn(model, size, batch):
     return step
 
 
-def step_fns(arch, size, batch):
-    return {
-        "trainPlain": train_step_fn(build(arch), size, batch),
-        "trainRefconv": train_step_fn(refocus(build(arch)), size, batch),
-        "inferPlain": infer_step_fn(build(arch), size, batch),
-        "inferFused": infer_step_fn(fuse(refocus(build(arch))), size, batch),
-    }
+BUILDERS = {
+    "trainPlain": lambda arch, size, batch: train_step_fn(build(arch), size, batch),
+    "trainRefconv": lambda arch, size, batch: train_step_fn(refocus(build(arch)), size, batch),
+    "inferPlain": lambda arch, size, batch: infer_step_fn(build(arch), size, batch),
+    "inferFused": lambda arch, size, batch: infer_step_fn(fuse(refocus(build(arch))), size, batch),
+}
+
+
+def step_fns(arch, size, batch, only=None):
+    """The step closures of every workload (or only `only`), built once."""
+    return {k: b(arch, size, batch) for k, b in BUILDERS.items() if only is None or k == only}
 
 
 def rate(step, batch, steps):
@@ -143,10 +147,11 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--serve", action="store_true", help="answer timed-step requests on stdin (see the module doc)")
+    ap.add_argument("--only", choices=["trainPlain", "trainRefconv", "inferPlain", "inferFused"], help="measure only this workload")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    fns = step_fns(a.arch, a.size, a.batch)
+    fns = step_fns(a.arch, a.size, a.batch, a.only)
     if a.serve:
         serve(fns)
         return

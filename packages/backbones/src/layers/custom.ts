@@ -20,14 +20,41 @@ function singleShape(shape: tf.Shape | tf.Shape[]): Shape {
 /** Registration namespace: class names in saved configs read `refconv>HardSwish` etc. */
 export const LAYER_PACKAGE = 'refconv';
 
-/** `x * relu6(x + 3) / 6`, PyTorch's `nn.Hardswish`. */
+/**
+ * `x * relu6(x + 3) / 6` with a hand-written gradient: dx = dy * (relu6(x + 3) + x * 1[-3 < x < 3]) / 6.
+ * tfjs' automatic gradient of the four forward ops takes six full-size elementwise passes plus
+ * casts; this one takes four, with `x * 1[-3 < x < 3]` computed by the registered Relu6 gradient
+ * (one native `Relu6Grad` on the TensorFlow backend). MobileNetV3 applies it to most activations.
+ */
+export function hardSwish(x: tf.Tensor): tf.Tensor {
+  const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
+    const shifted = tf.add(xx, 3);
+    const gate = tf.relu6(shifted);
+    save([xx, shifted, gate]);
+    return {
+      value: tf.mul(tf.mul(xx, gate), 1 / 6),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sShifted, sGate] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const inside = relu6Gradient(sx, sShifted); // x where 0 < x + 3 < 6, else 0
+        return tf.mul(tf.mul(dy, tf.add(sGate, inside)), 1 / 6);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x) as tf.Tensor;
+}
+
+/** `dy * 1[0 < x < 6]` through whatever gradient is registered for Relu6 (native where available). */
+function relu6Gradient(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
+  const grad = tf.getGradient('Relu6');
+  if (!grad) return tf.mul(dy, tf.cast(tf.logicalAnd(tf.greater(x, 0), tf.less(x, 6)), 'float32'));
+  return (grad.gradFunc(dy, [x], {}) as { x: () => tf.Tensor }).x();
+}
+
+/** `x * relu6(x + 3) / 6`, PyTorch's `nn.Hardswish` (gradient: {@link hardSwish}). */
 export class HardSwish extends tf.layers.Layer {
   static className = 'HardSwish';
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => {
-      const x = single(inputs);
-      return tf.mul(x, tf.div(tf.relu6(tf.add(x, 3)), 6));
-    });
+    return tf.tidy(() => hardSwish(single(inputs)));
   }
 }
 tf.serialization.registerClass(HardSwish, LAYER_PACKAGE);
