@@ -163,3 +163,56 @@ describe('Conv2D layers under a gradient tape (plain conv instead of the fused c
     expect(names).not.toContain('Conv2DBackpropInput');
   });
 });
+
+describe("conv2d filter gradient on TF's Eigen kernel (explicit padding, >= 64 input channels)", () => {
+  afterAll(() => enableFastKernels());
+  const cases: Array<{ h: number; w: number; k: number; s: number; pad: 'same' | 'valid' | number[][] }> = [
+    { h: 9, w: 7, k: 3, s: 1, pad: 'same' },
+    { h: 10, w: 10, k: 3, s: 2, pad: 'same' },
+    { h: 9, w: 9, k: 3, s: 2, pad: 'valid' },
+    { h: 8, w: 8, k: 5, s: 1, pad: 'same' },
+    { h: 8, w: 8, k: 3, s: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+  ];
+  for (const c of cases) {
+    it(`matches TF's oneDNN/default kernel: ${c.h}x${c.w}, k ${c.k}, stride ${c.s}, pad ${JSON.stringify(c.pad)}`, () => {
+      const cin = 64;
+      const x = tf.tensor4d(randomArray(2 * c.h * c.w * cin, 11), [2, c.h, c.w, cin]);
+      const w = tf.tensor4d(randomArray(c.k * c.k * cin * 3, 12), [c.k, c.k, cin, 3]);
+      const explicit = Array.isArray(c.pad) ? (c.pad as Array<[number, number]>) : null;
+      const conv = (ww: tf.Tensor4D, padded: boolean) =>
+        padded && explicit ? tf.conv2d(tf.pad(x, explicit) as tf.Tensor4D, ww, c.s, 'valid') : tf.conv2d(x, ww, c.s, c.pad as never);
+      const r = tf.tensor4d(randomArray(conv(w, true).size, 13), conv(w, true).shape);
+      const grad = (padded: boolean) => tf.grad((ww: tf.Tensor) => tf.sum(tf.mul(conv(ww as tf.Tensor4D, padded), r)))(w).dataSync();
+      disableFastKernels();
+      // reference: TF's own kernel ('same'/'valid'; explicit padding as tf.pad + 'valid')
+      const reference = grad(true);
+      enableFastKernels();
+      const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, attrs: Array<{ name: string; value: unknown }>, ...rest: unknown[]) => unknown };
+      const paddings: unknown[] = [];
+      const orig = backend.executeSingleOutput;
+      backend.executeSingleOutput = function (name, attrs, ...rest) {
+        if (name === 'Conv2DBackpropFilter') paddings.push(attrs.find((a) => a.name === 'padding')?.value);
+        return orig.call(this, name, attrs, ...rest);
+      };
+      const fast = grad(false);
+      backend.executeSingleOutput = orig;
+      expect(paddings).toEqual(['EXPLICIT']);
+      expect(maxRelErr(fast, reference)).toBeLessThan(1e-5);
+    });
+  }
+
+  it('leaves narrow convs (the stem) to the default kernel', () => {
+    const x = tf.tensor4d(randomArray(2 * 8 * 8 * 3, 21), [2, 8, 8, 3]);
+    const w = tf.tensor4d(randomArray(3 * 3 * 3 * 4, 22), [3, 3, 3, 4]);
+    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, attrs: Array<{ name: string; value: unknown }>, ...rest: unknown[]) => unknown };
+    const paddings: unknown[] = [];
+    const orig = backend.executeSingleOutput;
+    backend.executeSingleOutput = function (name, attrs, ...rest) {
+      if (name === 'Conv2DBackpropFilter') paddings.push(attrs.find((a) => a.name === 'padding')?.value);
+      return orig.call(this, name, attrs, ...rest);
+    };
+    tf.grad((ww: tf.Tensor) => tf.sum(tf.conv2d(x, ww as tf.Tensor4D, 1, 'same')))(w).dataSync();
+    backend.executeSingleOutput = orig;
+    expect(paddings).toEqual(['SAME']);
+  });
+});
