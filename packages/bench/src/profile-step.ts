@@ -4,14 +4,16 @@
  * name, its share of the summed kernel time, and the call count, so a missed speed target can be
  * traced to the kernels that bound it.
  *
- *   npx nx run bench:profile -- --arch resnet18 [--size 224] [--batch 32] [--refconv] [--top 15]
+ *   npx nx run bench:profile -- --arch resnet18 [--size 224] [--batch 32] [--refconv] [--infer] [--top 15]
+ *
+ * `--infer` profiles one inference batch (`predict`) instead of a training step.
  */
 import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createModel } from '@refconv/backbones';
 import { describeBackend, initBackend, refocus } from '@refconv/core';
-import { makeTrainStep } from './measure.js';
+import { makeInferStep, makeTrainStep } from './measure.js';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -20,26 +22,30 @@ async function main(): Promise<void> {
     .option('size', { type: 'number', default: 224 })
     .option('batch', { type: 'number', default: 32 })
     .option('refconv', { type: 'boolean', default: false, describe: 'profile the refocused model' })
+    .option('infer', { type: 'boolean', default: false, describe: 'profile one inference batch instead of a training step' })
     .option('top', { type: 'number', default: 15, describe: 'kernel names to list' })
     .strict()
     .parseAsync();
   console.log(describeBackend(await initBackend()));
   const plain = createModel(argv.arch, { inputSize: argv.size, numClasses: 1000 });
   const model = argv.refconv ? refocus(plain, { seed: 1 }) : plain;
-  const step = makeTrainStep(model, argv.batch);
+  const step = argv.infer ? makeInferStep(model, argv.batch) : makeTrainStep(model, argv.batch);
   step.run();
   const t0 = performance.now();
   const info = await tf.profile(() => step.run());
   const wall = performance.now() - t0;
   const byName = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
+  // tf.profile also lists the op wrapper around a fused kernel (`fusedConv2d__op` around
+  // `FusedConv2D`) with the same time; count the kernel only.
+  const kernels = info.kernels.filter((kk) => !kk.name.endsWith('__op'));
+  for (const k of kernels) {
     const e = byName.get(k.name) ?? { ms: 0, calls: 0 };
     e.ms += Number(k.kernelTimeMs) || 0;
     e.calls += 1;
     byName.set(k.name, e);
   }
   const total = [...byName.values()].reduce((s, e) => s + e.ms, 0);
-  console.log(`${argv.arch}${argv.refconv ? ' (RefConv)' : ''}, ${argv.size} px, batch ${argv.batch}: one training step, ${info.kernels.length} kernel calls, ` +
+  console.log(`${argv.arch}${argv.refconv ? ' (RefConv)' : ''}, ${argv.size} px, batch ${argv.batch}: one ${argv.infer ? 'inference batch' : 'training step'}, ${kernels.length} kernel calls, ` +
     `summed kernel time ${total.toFixed(0)} ms, wall ${wall.toFixed(0)} ms (profiling adds a sync per kernel)`);
   console.log('| kernel | ms | share | calls |\n|---|---:|---:|---:|');
   for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, argv.top)) {

@@ -4,14 +4,16 @@
  * op, so one process per setting) and prints ms per op and the off/on speed-up for the conv shapes
  * of ResNet-18 and MobileNetV2 at 224 px (forward, input gradient, filter gradient), and for the
  * training-mode batch norm (`FusedBatchNormV3` forward, `FusedBatchNormGradV3`) and ReLU6 that
- * follow them.
+ * follow them. A last column compares, in the oneDNN-on process, TF's filter-gradient op with
+ * 'SAME' padding (oneDNN) against the same op with EXPLICIT padding (which TF leaves to its Eigen
+ * kernel): the measurement behind `fast-kernels.ts`' choice of kernel per conv.
  *
  *   npx nx run core:bench-conv -- [--batch 32] [--repeats 3]
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { fusedBatchNormTraining, initBackend } from '../src/index.js';
+import { conv2dFilterGradientExplicit, fusedBatchNormTraining, initBackend } from '../src/index.js';
 
 interface Case {
   name: string;
@@ -26,6 +28,7 @@ interface Case {
 const CASES: Case[] = [
   { name: 'resnet18 stem 7x7/2', hw: 224, cin: 3, cout: 64, k: 7, stride: 2 },
   { name: 'resnet18 layer1 3x3', hw: 56, cin: 64, cout: 64, k: 3, stride: 1 },
+  { name: 'resnet18 layer2 3x3/2', hw: 56, cin: 64, cout: 128, k: 3, stride: 2 },
   { name: 'resnet18 layer2 3x3', hw: 28, cin: 128, cout: 128, k: 3, stride: 1 },
   { name: 'resnet18 layer3 3x3', hw: 14, cin: 256, cout: 256, k: 3, stride: 1 },
   { name: 'resnet18 layer4 3x3', hw: 7, cin: 512, cout: 512, k: 3, stride: 1 },
@@ -33,7 +36,7 @@ const CASES: Case[] = [
   { name: 'mbv2 depthwise 3x3', hw: 56, cin: 144, cout: 144, k: 3, stride: 1, depthwise: true },
 ];
 
-type Row = { name: string; fwd: number; dx: number; dw: number };
+type Row = { name: string; fwd: number; dx: number; dw: number; dwExplicit?: number };
 
 /** Batch norm (training mode) and ReLU6 on a conv output shape; `dw` is unused (NaN). */
 function normRows(batch: number, repeats: number): Row[] {
@@ -56,9 +59,11 @@ function normRows(batch: number, repeats: number): Row[] {
 }
 
 /**
- * The three kernels of one conv, called directly (as tfjs' conv gradients call them), so each
- * timing is one native op: forward, input gradient (`Conv2DBackpropInput` /
- * `DepthwiseConv2dNativeBackpropInput`), filter gradient (`...BackpropFilter`).
+ * The kernels of one conv, each timing one native op: forward, input gradient (the registered
+ * `Conv2DBackpropInput` / `DepthwiseConv2dNativeBackpropInput`, as tfjs' gradients call them),
+ * filter gradient (TF's `...BackpropFilter` op with 'SAME' padding, called directly so that
+ * oneDNN on/off compares TF's own kernels) and, for regular convs, the filter gradient with
+ * EXPLICIT padding.
  */
 function opFns(c: Case, batch: number) {
   const x = tf.randomNormal([batch, c.hw, c.hw, c.cin], 0, 1, 'float32', 1) as tf.Tensor4D;
@@ -77,8 +82,28 @@ function opFns(c: Case, batch: number) {
     : {
         fwd: () => conv(x, w),
         dx: () => run('Conv2DBackpropInput', { dy, filter: w }, { ...common, dataFormat: 'NHWC', inputShape: x.shape }),
-        dw: () => run('Conv2DBackpropFilter', { x, dy }, { ...common, dataFormat: 'NHWC', filterShape: w.shape }),
+        dw: () => nativeFilterGradientSame(x, dy, w.shape, c.stride),
+        dwExplicit: () => conv2dFilterGradientExplicit(x, dy, w.shape, [c.stride, c.stride], 'same'),
       };
+}
+
+/** TF's `Conv2DBackpropFilter` with 'SAME' padding, bypassing the kernel registered by fast-kernels. */
+function nativeFilterGradientSame(x: tf.Tensor4D, dy: tf.Tensor, filterShape: number[], stride: number): tf.Tensor {
+  const b = tf.backend() as unknown as {
+    binding: Record<string, number>;
+    executeSingleOutput(name: string, attrs: unknown[], inputs: tf.Tensor[]): tf.Tensor;
+  };
+  const sizes = tf.tensor1d(filterShape, 'int32');
+  const out = b.executeSingleOutput('Conv2DBackpropFilter', [
+    { name: 'T', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT },
+    { name: 'strides', type: b.binding.TF_ATTR_INT, value: [1, stride, stride, 1] },
+    { name: 'use_cudnn_on_gpu', type: b.binding.TF_ATTR_BOOL, value: true },
+    { name: 'padding', type: b.binding.TF_ATTR_STRING, value: 'SAME' },
+    { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'dilations', type: b.binding.TF_ATTR_INT, value: [1, 1, 1, 1] },
+  ], [x, sizes, dy]);
+  sizes.dispose();
+  return out;
 }
 
 /**
@@ -96,7 +121,9 @@ async function child(batch: number, repeats: number): Promise<void> {
   await initBackend('tensorflow');
   const rows: Row[] = CASES.map((c) => {
     const f = opFns(c, batch);
-    return { name: c.name, fwd: msPerCall(f.fwd, repeats), dx: msPerCall(f.dx, repeats), dw: msPerCall(f.dw, repeats) };
+    const row: Row = { name: c.name, fwd: msPerCall(f.fwd, repeats), dx: msPerCall(f.dx, repeats), dw: msPerCall(f.dw, repeats) };
+    if ('dwExplicit' in f) row.dwExplicit = msPerCall(f.dwExplicit, repeats);
+    return row;
   });
   rows.push(...normRows(batch, repeats));
   process.stdout.write(JSON.stringify(rows) + '\n');
@@ -116,14 +143,14 @@ function parent(batch: number, repeats: number): void {
   const off = run('0');
   const on = run('1');
   const cell = (a: number | null, b: number) => (a === null || Number.isNaN(a) ? '' : `${a.toFixed(1)} / ${b.toFixed(1)} (${(a / b).toFixed(2)}x)`);
-  console.log('| op | forward | input gradient (for BN / ReLU6: forward + backward) | filter gradient |\n|---|---|---|---|');
+  console.log('| op | forward | input gradient (for BN / ReLU6: forward + backward) | filter gradient | filter gradient with oneDNN on: oneDNN (SAME) / Eigen (EXPLICIT) |\n|---|---|---|---|---|');
   let sumOff = 0;
   let sumOn = 0;
   off.forEach((o, i) => {
     const n = on[i]!;
     sumOff += o.fwd + o.dx + (o.dw || 0);
     sumOn += n.fwd + n.dx + (n.dw || 0);
-    console.log(`| ${o.name} | ${cell(o.fwd, n.fwd)} | ${cell(o.dx, n.dx)} | ${cell(o.dw, n.dw)} |`);
+    console.log(`| ${o.name} | ${cell(o.fwd, n.fwd)} | ${cell(o.dx, n.dx)} | ${cell(o.dw, n.dw)} | ${n.dwExplicit === undefined ? '' : cell(n.dw, n.dwExplicit)} |`);
   });
   console.log(`all rows: ${sumOff.toFixed(0)} ms off, ${sumOn.toFixed(0)} ms on: ${(sumOff / sumOn).toFixed(2)}x`);
 }
