@@ -356,6 +356,9 @@ export function conv2dFilterGradientExplicit(x: tf.Tensor4D, dy: tf.Tensor4D, fi
  * results reproducible run to run.
  */
 function preferEigenFilterGradient(filterShape: number[]): boolean {
+  // Measured on AVX2 only: where oneDNN has AVX-512 kernels it may win everywhere, so the choice
+  // can be switched off (REFCONV_EIGEN_FILTER_GRADIENT=0) and re-measured with core:bench-conv.
+  if (process.env.REFCONV_EIGEN_FILTER_GRADIENT === '0') return false;
   const [kh, kw, cin] = filterShape as [number, number, number];
   return oneDnnRequested() && kh * kw > 1 && cin >= 64;
 }
