@@ -31,9 +31,11 @@ async function main(): Promise<void> {
   const model = argv.refconv ? refocus(plain, { seed: 1 }) : plain;
   const step = argv.infer ? makeInferStep(model, argv.batch) : makeTrainStep(model, argv.batch);
   step.run();
+  const usage0 = process.resourceUsage();
   const t0 = performance.now();
   const info = await tf.profile(() => step.run());
   const wall = performance.now() - t0;
+  const usage1 = process.resourceUsage();
   const byName = new Map<string, { ms: number; calls: number }>();
   // tf.profile also lists the op wrapper around a fused kernel (`fusedConv2d__op` around
   // `FusedConv2D`) with the same time; count the kernel only.
@@ -47,6 +49,9 @@ async function main(): Promise<void> {
   const total = [...byName.values()].reduce((s, e) => s + e.ms, 0);
   console.log(`${argv.arch}${argv.refconv ? ' (RefConv)' : ''}, ${argv.size} px, batch ${argv.batch}: one ${argv.infer ? 'inference batch' : 'training step'}, ${kernels.length} kernel calls, ` +
     `summed kernel time ${total.toFixed(0)} ms, wall ${wall.toFixed(0)} ms (profiling adds a sync per kernel)`);
+  // System CPU time and minor page faults: the cost of first touching freshly allocated tensor memory.
+  console.log(`process during the step: user CPU ${((usage1.userCPUTime - usage0.userCPUTime) / 1000).toFixed(0)} ms, ` +
+    `system CPU ${((usage1.systemCPUTime - usage0.systemCPUTime) / 1000).toFixed(0)} ms, minor page faults ${usage1.minorPageFault - usage0.minorPageFault}`);
   console.log('| kernel | ms | share | calls |\n|---|---:|---:|---:|');
   for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, argv.top)) {
     console.log(`| ${name} | ${e.ms.toFixed(0)} | ${((100 * e.ms) / total).toFixed(1)}% | ${e.calls} |`);
