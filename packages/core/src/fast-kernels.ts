@@ -44,8 +44,8 @@ let enabled = false;
 let originalBnCall: ((inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor) | null = null;
 let originalReluGrad: tf.GradConfig | undefined;
 let originalRelu6Grad: tf.GradConfig | undefined;
-let originalBackpropInput: tf.KernelConfig | undefined;
-let originalBackpropFilter: tf.KernelConfig | undefined;
+/** TF's own conv-gradient kernels replaced by {@link overrideConvGradient}, by kernel name. */
+const originalConvGradients = new Map<string, tf.KernelConfig>();
 let originalReluLayerCall: ((inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor) | null = null;
 let convCallPatched = false;
 
@@ -293,31 +293,48 @@ function preferForwardConv(dyShape: number[], strides: [number, number]): boolea
   return strides[0] === 1 && strides[1] === 1 ? area <= 64 : area <= 4;
 }
 
-function patchConvBackpropInput(): void {
-  if (originalBackpropInput) return;
-  originalBackpropInput = tf.getKernel('Conv2DBackpropInput', 'tensorflow');
-  if (!originalBackpropInput) return;
-  const original = originalBackpropInput;
-  tf.unregisterKernel('Conv2DBackpropInput', 'tensorflow');
+/** The attributes tfjs passes to its conv-gradient kernels (`inputShape` or `filterShape`). */
+interface ConvGradientAttrs {
+  strides: number | [number, number];
+  pad: Pad;
+  dataFormat: string;
+  dimRoundingMode?: string;
+  inputShape: number[];
+  filterShape: number[];
+}
+
+/**
+ * Our way of computing one conv gradient, or null to leave the call to TF's kernel. `explicit`:
+ * the padding is explicit amounts, which TF's op does not take from tfjs' kernel, so a route must
+ * handle it.
+ */
+type ConvGradientRoute = (inputs: Record<string, tf.Tensor4D>, attrs: ConvGradientAttrs, strides: [number, number], explicit: boolean) => tf.Tensor | null;
+
+/** Replaces a conv-gradient kernel of the tensorflow backend: NHWC calls go to `route` first, the rest and what it declines to TF's kernel. */
+function overrideConvGradient(kernelName: string, route: ConvGradientRoute): void {
+  if (originalConvGradients.has(kernelName)) return;
+  const original = tf.getKernel(kernelName, 'tensorflow');
+  if (!original) return;
+  originalConvGradients.set(kernelName, original);
+  tf.unregisterKernel(kernelName, 'tensorflow');
   tf.registerKernel({
     ...original,
     kernelFunc: (args) => {
-      const { dy, filter } = args.inputs as { dy: tf.Tensor4D; filter: tf.Tensor4D };
-      const attrs = args.attrs as unknown as { strides: number | [number, number]; pad: Pad; dataFormat: string; dimRoundingMode?: string; inputShape: number[] };
+      const attrs = args.attrs as unknown as ConvGradientAttrs;
       if (attrs.dataFormat !== 'NHWC' || attrs.dimRoundingMode != null) return original.kernelFunc(args);
       const strides: [number, number] = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
       const explicit = typeof attrs.pad !== 'string';
-      if (!explicit && !preferForwardConv(dy.shape, strides)) return original.kernelFunc(args);
-      return conv2dInputGradient(dy, filter, attrs.inputShape, strides, attrs.pad);
+      return route(args.inputs as Record<string, tf.Tensor4D>, attrs, strides, explicit) ?? original.kernelFunc(args);
     },
   });
 }
 
-function restoreConvBackpropInput(): void {
-  if (!originalBackpropInput) return;
-  tf.unregisterKernel('Conv2DBackpropInput', 'tensorflow');
-  tf.registerKernel(originalBackpropInput);
-  originalBackpropInput = undefined;
+function restoreConvGradients(): void {
+  for (const [name, original] of originalConvGradients) {
+    tf.unregisterKernel(name, 'tensorflow');
+    tf.registerKernel(original);
+  }
+  originalConvGradients.clear();
 }
 
 /**
@@ -363,34 +380,6 @@ function preferEigenFilterGradient(filterShape: number[]): boolean {
   return oneDnnRequested() && kh * kw > 1 && cin >= 64;
 }
 
-function patchConvBackpropFilter(): void {
-  if (originalBackpropFilter) return;
-  originalBackpropFilter = tf.getKernel('Conv2DBackpropFilter', 'tensorflow');
-  if (!originalBackpropFilter) return;
-  const original = originalBackpropFilter;
-  tf.unregisterKernel('Conv2DBackpropFilter', 'tensorflow');
-  tf.registerKernel({
-    ...original,
-    kernelFunc: (args) => {
-      const { x, dy } = args.inputs as { x: tf.Tensor4D; dy: tf.Tensor4D };
-      const attrs = args.attrs as unknown as { strides: number | [number, number]; pad: Pad; dataFormat: string; dimRoundingMode?: string; filterShape: number[] };
-      if (attrs.dataFormat !== 'NHWC' || attrs.dimRoundingMode != null) return original.kernelFunc(args);
-      const strides: [number, number] = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
-      // TF's op takes only 'same'/'valid' from tfjs' kernel; explicit amounts always come this way.
-      const explicit = typeof attrs.pad !== 'string';
-      if (!explicit && !preferEigenFilterGradient(attrs.filterShape)) return original.kernelFunc(args);
-      return conv2dFilterGradientExplicit(x, dy, attrs.filterShape, strides, attrs.pad);
-    },
-  });
-}
-
-function restoreConvBackpropFilter(): void {
-  if (!originalBackpropFilter) return;
-  tf.unregisterKernel('Conv2DBackpropFilter', 'tensorflow');
-  tf.registerKernel(originalBackpropFilter);
-  originalBackpropFilter = undefined;
-}
-
 /**
  * Switches on the fused native kernels described in the module comment. Only has an effect on
  * the `tensorflow` backend; idempotent. Returns whether the fast path is active.
@@ -404,8 +393,10 @@ export function enableFastKernels(): boolean {
   tf.registerGradient(nativeActivationGrad('Relu6Grad', 'Relu6'));
   patchBatchNormalization();
   patchReluLayer();
-  patchConvBackpropInput();
-  patchConvBackpropFilter();
+  overrideConvGradient('Conv2DBackpropInput', ({ dy, filter }, attrs, strides, explicit) =>
+    explicit || preferForwardConv(dy!.shape, strides) ? conv2dInputGradient(dy!, filter!, attrs.inputShape, strides, attrs.pad) : null);
+  overrideConvGradient('Conv2DBackpropFilter', ({ x, dy }, attrs, strides, explicit) =>
+    explicit || preferEigenFilterGradient(attrs.filterShape) ? conv2dFilterGradientExplicit(x!, dy!, attrs.filterShape, strides, attrs.pad) : null);
   patchConvLayer();
   enabled = true;
   return true;
@@ -421,8 +412,7 @@ export function disableFastKernels(): void {
     proto.call = originalBnCall;
     originalBnCall = null;
   }
-  restoreConvBackpropInput();
-  restoreConvBackpropFilter();
+  restoreConvGradients();
   restoreConvLayer();
   if (originalReluLayerCall) {
     reluLayerProto().call = originalReluLayerCall;

@@ -164,6 +164,22 @@ describe('Conv2D layers under a gradient tape (plain conv instead of the fused c
   });
 });
 
+/** Runs `f` and returns its result with the `padding` attribute of every native `Conv2DBackpropFilter` it ran. */
+function filterGradientPaddings<T>(f: () => T): { result: T; paddings: unknown[] } {
+  const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, attrs: Array<{ name: string; value: unknown }>, ...rest: unknown[]) => unknown };
+  const paddings: unknown[] = [];
+  const orig = backend.executeSingleOutput;
+  backend.executeSingleOutput = function (name, attrs, ...rest) {
+    if (name === 'Conv2DBackpropFilter') paddings.push(attrs.find((a) => a.name === 'padding')?.value);
+    return orig.call(this, name, attrs, ...rest);
+  };
+  try {
+    return { result: f(), paddings };
+  } finally {
+    backend.executeSingleOutput = orig;
+  }
+}
+
 describe("conv2d filter gradient on TF's Eigen kernel (explicit padding, >= 64 input channels)", () => {
   afterAll(() => enableFastKernels());
   const cases: Array<{ h: number; w: number; k: number; s: number; pad: 'same' | 'valid' | number[][] }> = [
@@ -187,15 +203,7 @@ describe("conv2d filter gradient on TF's Eigen kernel (explicit padding, >= 64 i
       // reference: TF's own kernel ('same'/'valid'; explicit padding as tf.pad + 'valid')
       const reference = grad(true);
       enableFastKernels();
-      const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, attrs: Array<{ name: string; value: unknown }>, ...rest: unknown[]) => unknown };
-      const paddings: unknown[] = [];
-      const orig = backend.executeSingleOutput;
-      backend.executeSingleOutput = function (name, attrs, ...rest) {
-        if (name === 'Conv2DBackpropFilter') paddings.push(attrs.find((a) => a.name === 'padding')?.value);
-        return orig.call(this, name, attrs, ...rest);
-      };
-      const fast = grad(false);
-      backend.executeSingleOutput = orig;
+      const { result: fast, paddings } = filterGradientPaddings(() => grad(false));
       expect(paddings).toEqual(['EXPLICIT']);
       expect(maxRelErr(fast, reference)).toBeLessThan(1e-5);
     });
@@ -204,35 +212,19 @@ describe("conv2d filter gradient on TF's Eigen kernel (explicit padding, >= 64 i
   it('REFCONV_EIGEN_FILTER_GRADIENT=0 keeps every filter gradient on the default kernel', () => {
     const x = tf.tensor4d(randomArray(2 * 6 * 6 * 64, 31), [2, 6, 6, 64]);
     const w = tf.tensor4d(randomArray(3 * 3 * 64 * 2, 32), [3, 3, 64, 2]);
-    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, attrs: Array<{ name: string; value: unknown }>, ...rest: unknown[]) => unknown };
-    const paddings: unknown[] = [];
-    const orig = backend.executeSingleOutput;
-    backend.executeSingleOutput = function (name, attrs, ...rest) {
-      if (name === 'Conv2DBackpropFilter') paddings.push(attrs.find((a) => a.name === 'padding')?.value);
-      return orig.call(this, name, attrs, ...rest);
-    };
     process.env.REFCONV_EIGEN_FILTER_GRADIENT = '0';
     try {
-      tf.grad((ww: tf.Tensor) => tf.sum(tf.conv2d(x, ww as tf.Tensor4D, 1, 'same')))(w).dataSync();
+      const { paddings } = filterGradientPaddings(() => tf.grad((ww: tf.Tensor) => tf.sum(tf.conv2d(x, ww as tf.Tensor4D, 1, 'same')))(w).dataSync());
+      expect(paddings).toEqual(['SAME']);
     } finally {
       delete process.env.REFCONV_EIGEN_FILTER_GRADIENT;
-      backend.executeSingleOutput = orig;
     }
-    expect(paddings).toEqual(['SAME']);
   });
 
   it('leaves narrow convs (the stem) to the default kernel', () => {
     const x = tf.tensor4d(randomArray(2 * 8 * 8 * 3, 21), [2, 8, 8, 3]);
     const w = tf.tensor4d(randomArray(3 * 3 * 3 * 4, 22), [3, 3, 3, 4]);
-    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, attrs: Array<{ name: string; value: unknown }>, ...rest: unknown[]) => unknown };
-    const paddings: unknown[] = [];
-    const orig = backend.executeSingleOutput;
-    backend.executeSingleOutput = function (name, attrs, ...rest) {
-      if (name === 'Conv2DBackpropFilter') paddings.push(attrs.find((a) => a.name === 'padding')?.value);
-      return orig.call(this, name, attrs, ...rest);
-    };
-    tf.grad((ww: tf.Tensor) => tf.sum(tf.conv2d(x, ww as tf.Tensor4D, 1, 'same')))(w).dataSync();
-    backend.executeSingleOutput = orig;
+    const { paddings } = filterGradientPaddings(() => tf.grad((ww: tf.Tensor) => tf.sum(tf.conv2d(x, ww as tf.Tensor4D, 1, 'same')))(w).dataSync());
     expect(paddings).toEqual(['SAME']);
   });
 });
