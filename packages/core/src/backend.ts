@@ -9,7 +9,8 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { enableFastKernels, oneDnnRequested } from './fast-kernels.js';
+import { applyKernelPlan, enableFastKernels, oneDnnRequested } from './fast-kernels.js';
+import { cpuIsa, hostFacts, loadOrRunKernelCheck, type KernelPlan } from './kernel-check.js';
 
 const require = createRequire(import.meta.url);
 
@@ -32,6 +33,10 @@ export interface BackendInfo {
   notes: string[];
   /** Whether the fused native training kernels are active (see fast-kernels.ts). */
   fastKernels: boolean;
+  /** Which native kernels are used on this host and why (the kernel self-check, kernel-check.ts). */
+  kernelPlan?: KernelPlan;
+  /** CPU model and ISA, e.g. `AMD EPYC 9R14 (AVX-512)`. */
+  cpu: string;
 }
 
 let current: BackendInfo | undefined;
@@ -44,21 +49,72 @@ function quietNativeLogs(): void {
   if (process.env.TF_CPP_MIN_LOG_LEVEL === undefined) process.env.TF_CPP_MIN_LOG_LEVEL = '3';
 }
 
+const ONEDNN_ENV = 'TF_ENABLE_ONEDNN_OPTS';
+
+/** The user's own oneDNN setting, if any (TF accepts 1/true/yes/on and 0/false/no/off). */
+function userOneDnn(): boolean | undefined {
+  const v = process.env[ONEDNN_ENV]?.toLowerCase();
+  if (v === undefined || v === '') return undefined;
+  return ['1', 'true', 'yes', 'on'].includes(v);
+}
+
 /**
- * Turn on TensorFlow's oneDNN CPU kernels unless the user chose: the C library leaves them off
- * (only the Python package turns them on by default). On this project's 2-core x86 machine they
- * made the conv / batch-norm kernels of ResNet-18 and MobileNetV2 1.38x faster overall
- * (`npx nx run core:bench-conv`, table in the README). TF reads the variable at its first op.
+ * Decides, before TensorFlow is loaded (it reads TF_ENABLE_ONEDNN_OPTS at its first op), whether
+ * oneDNN's CPU kernels are used and which kernel classes are routed elsewhere: from the kernel
+ * self-check's verdict for this host (run once, then cached; kernel-check.ts). oneDNN is faster
+ * where it is right (the C library leaves it off; on the project's 2-core AVX2 host it made the
+ * conv / batch-norm kernels of ResNet-18 and MobileNetV2 1.38x faster), but it is not right on
+ * every CPU. `TF_ENABLE_ONEDNN_OPTS` set by the user wins, with a warning where the check
+ * disagrees; `REFCONV_KERNEL_CHECK=0` skips the check and keeps the trusted path (oneDNN off).
  */
-function preferOneDnn(): void {
-  if (process.env.TF_ENABLE_ONEDNN_OPTS === undefined) process.env.TF_ENABLE_ONEDNN_OPTS = '1';
+async function resolveKernelPlan(nativePackage: string, notes: string[]): Promise<KernelPlan> {
+  const user = userOneDnn();
+  let plan: KernelPlan;
+  const mode = (process.env.REFCONV_KERNEL_CHECK ?? '').toLowerCase();
+  if (['0', 'off', 'skip', 'false'].includes(mode)) {
+    plan = { onednn: false, routes: {}, eigenFilterGradient: false, source: 'skipped', reason: 'oneDNN off: kernel self-check skipped (REFCONV_KERNEL_CHECK=0), trusted path' };
+  } else {
+    try {
+      const { verdict, cached } = await loadOrRunKernelCheck({ nativePackage, force: mode === 'force' });
+      plan = { ...verdict.plan, source: cached ? 'cache' : 'check' };
+      if (verdict.reference.failures.length > 0 || verdict.reference.crashes.length > 0) {
+        const bad = [...verdict.reference.failures, ...verdict.reference.crashes].slice(0, 3).join('; ');
+        process.emitWarning(`TensorFlow's own (Eigen) kernels disagree with a float64 loop on this CPU (${bad}): results may be wrong even with oneDNN off`, { code: 'REFCONV_KERNEL_CHECK' });
+      }
+    } catch (e) {
+      notes.push(`kernel self-check could not run: ${(e as Error).message}`);
+      plan = { onednn: false, routes: {}, eigenFilterGradient: false, source: 'skipped', reason: 'oneDNN off: kernel self-check could not run, trusted path' };
+    }
+  }
+  if (user === undefined) {
+    process.env[ONEDNN_ENV] = plan.onednn ? '1' : '0';
+    return plan;
+  }
+  if (user && !plan.onednn && plan.source !== 'skipped') {
+    process.emitWarning(`${ONEDNN_ENV}=${process.env[ONEDNN_ENV]} overrides the kernel self-check, which found oneDNN wrong on this CPU (${plan.reason}): results may be wrong`, { code: 'REFCONV_KERNEL_CHECK' });
+    return { ...plan, onednn: true, reason: `oneDNN on (${ONEDNN_ENV}=${process.env[ONEDNN_ENV]}, against the self-check: ${plan.reason})` };
+  }
+  if (!user) return { onednn: false, routes: {}, eigenFilterGradient: false, source: plan.source, reason: `oneDNN off (${ONEDNN_ENV}=${process.env[ONEDNN_ENV]})` };
+  return { ...plan, reason: `${plan.reason} (${ONEDNN_ENV}=${process.env[ONEDNN_ENV]})` };
+}
+
+function isInstalled(pkg: string): boolean {
+  try {
+    require.resolve(`${pkg}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function describeCpu(): string {
+  return `${hostFacts().cpuModel} (${cpuIsa()})`;
 }
 
 
 function tryNative(pkg: string): { ok: true; version?: string } | { ok: false; error: string } {
   try {
     quietNativeLogs();
-    preferOneDnn();
     const mod = require(pkg) as { backend?: unknown; version?: Record<string, string> };
     void mod;
     const be = tf.findBackend('tensorflow') as unknown as { binding?: { TF_Version?: string } } | null;
@@ -86,18 +142,26 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
 
   if (want === 'auto' || want === 'tensorflow') {
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+      const gpu = pkg.endsWith('-gpu');
+      const plan: KernelPlan | undefined = !isInstalled(pkg) ? undefined : gpu
+        ? { onednn: oneDnnRequested(), routes: {}, eigenFilterGradient: false, source: 'not-applicable', reason: 'GPU build: CPU kernel self-check not run' }
+        : await resolveKernelPlan(pkg, notes);
       const r = tryNative(pkg);
       if (r.ok) {
         await tf.setBackend('tensorflow');
         await tf.ready();
+        const fastKernels = enableFastKernels();
+        if (plan) applyKernelPlan(plan);
         current = {
           backend: 'tensorflow',
           package: pkg,
           tfjsVersion: tf.version_core,
           tensorflowVersion: r.version,
-          gpu: pkg.endsWith('-gpu'),
+          gpu,
           notes,
-          fastKernels: enableFastKernels(),
+          fastKernels,
+          kernelPlan: plan,
+          cpu: describeCpu(),
         };
         return current;
       }
@@ -130,7 +194,7 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
     }
   }
   await tf.ready();
-  current = { backend: tf.getBackend(), package: '@tensorflow/tfjs', tfjsVersion: tf.version_core, gpu: false, notes, fastKernels: false };
+  current = { backend: tf.getBackend(), package: '@tensorflow/tfjs', tfjsVersion: tf.version_core, gpu: false, notes, fastKernels: false, cpu: describeCpu() };
   return current;
 }
 
@@ -140,8 +204,9 @@ export function describeBackend(info: BackendInfo = current as BackendInfo): str
   const tfv = info.tensorflowVersion ? `, TensorFlow ${info.tensorflowVersion}` : '';
   const dev = info.backend === 'tensorflow' ? (info.gpu ? ' (GPU)' : ' (CPU)') : '';
   const fused = info.fastKernels ? ', fused BN/ReLU kernels' : '';
-  const onednn = info.backend === 'tensorflow' && !info.gpu ? `, oneDNN ${oneDnnRequested() ? 'on' : 'off'}` : '';
-  return `backend: ${info.backend}${dev} via ${info.package} (tfjs ${info.tfjsVersion}${tfv}${fused}${onednn})`;
+  const onednn = info.backend === 'tensorflow' && !info.gpu
+    ? `, ${info.kernelPlan?.reason ?? `oneDNN ${oneDnnRequested() ? 'on' : 'off'}`}` : '';
+  return `backend: ${info.backend}${dev} via ${info.package} (tfjs ${info.tfjsVersion}${tfv}${fused}${onednn}; CPU: ${info.cpu})`;
 }
 
 export { tf };

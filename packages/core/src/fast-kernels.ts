@@ -32,6 +32,8 @@
  * the layer's momentum). Everything else is untouched. `REFCONV_FAST_KERNELS=0` disables it.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { KernelClass, KernelRoute } from './kernel-check.js';
+import { pointwiseConv, pointwiseFilterGradient, pointwiseInputGradient } from './pointwise-matmul.js';
 
 /** The parts of tfjs-node's backend we call (not in tfjs' public typings). */
 interface NativeBackend {
@@ -41,6 +43,16 @@ interface NativeBackend {
 }
 
 let enabled = false;
+/**
+ * Correctness routes from the kernel self-check (kernel-check.ts): kernel classes whose native
+ * oneDNN kernel failed on this host, and the verified route to use instead. Unlike the speed
+ * routes they stay in force when the fast kernels are off.
+ */
+let correctnessRoutes: Partial<Record<KernelClass, KernelRoute>> = {};
+/** Whether the self-check verified the Eigen (EXPLICIT padding) filter gradient on this host. */
+let eigenFilterGradientVerified = false;
+let forwardOverridden = false;
+const originalForwardKernels = new Map<string, tf.KernelConfig>();
 let originalBnCall: ((inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor) | null = null;
 let originalReluGrad: tf.GradConfig | undefined;
 let originalRelu6Grad: tf.GradConfig | undefined;
@@ -375,7 +387,7 @@ export function conv2dFilterGradientExplicit(x: tf.Tensor4D, dy: tf.Tensor4D, fi
 function preferEigenFilterGradient(filterShape: number[]): boolean {
   // Measured on AVX2 only: where oneDNN has AVX-512 kernels it may win everywhere, so the choice
   // can be switched off (REFCONV_EIGEN_FILTER_GRADIENT=0) and re-measured with core:bench-conv.
-  if (process.env.REFCONV_EIGEN_FILTER_GRADIENT === '0') return false;
+  if (process.env.REFCONV_EIGEN_FILTER_GRADIENT === '0' || !eigenFilterGradientVerified) return false;
   const [kh, kw, cin] = filterShape as [number, number, number];
   return oneDnnRequested() && kh * kw > 1 && cin >= 64;
 }
@@ -393,13 +405,131 @@ export function enableFastKernels(): boolean {
   tf.registerGradient(nativeActivationGrad('Relu6Grad', 'Relu6'));
   patchBatchNormalization();
   patchReluLayer();
-  overrideConvGradient('Conv2DBackpropInput', ({ dy, filter }, attrs, strides, explicit) =>
-    explicit || preferForwardConv(dy!.shape, strides) ? conv2dInputGradient(dy!, filter!, attrs.inputShape, strides, attrs.pad) : null);
-  overrideConvGradient('Conv2DBackpropFilter', ({ x, dy }, attrs, strides, explicit) =>
-    explicit || preferEigenFilterGradient(attrs.filterShape) ? conv2dFilterGradientExplicit(x!, dy!, attrs.filterShape, strides, attrs.pad) : null);
-  patchConvLayer();
   enabled = true;
+  installConvGradientOverrides();
+  patchConvLayer();
   return true;
+}
+
+const isPointwise = (shape: number[]) => shape[0] === 1 && shape[1] === 1;
+
+/**
+ * The conv-gradient kernels: correctness routes first (they apply whether or not the fast kernels
+ * are on), then the speed routes while the fast kernels are on, else TF's own kernel.
+ */
+function installConvGradientOverrides(): void {
+  overrideConvGradient('Conv2DBackpropInput', ({ dy, filter }, attrs, strides, explicit) => {
+    const route = correctnessRoutes[isPointwise(filter!.shape) ? 'conv1x1.inputGrad' : 'conv.inputGrad'];
+    if (route === 'matmul' && !explicit) return pointwiseInputGradient(dy!, filter!, attrs.inputShape, strides);
+    if (route === 'explicit' || (route === 'matmul' && explicit)) return conv2dInputGradientExplicit(dy!, filter!, attrs.inputShape, strides, attrs.pad);
+    if (!enabled) return null;
+    return explicit || preferForwardConv(dy!.shape, strides) ? conv2dInputGradient(dy!, filter!, attrs.inputShape, strides, attrs.pad) : null;
+  });
+  overrideConvGradient('Conv2DBackpropFilter', ({ x, dy }, attrs, strides, explicit) => {
+    const route = correctnessRoutes[isPointwise(attrs.filterShape) ? 'conv1x1.filterGrad' : 'conv.filterGrad'];
+    if (route === 'matmul' && !explicit) return pointwiseFilterGradient(x!, dy!, strides);
+    if (route !== undefined) return conv2dFilterGradientExplicit(x!, dy!, attrs.filterShape, strides, attrs.pad);
+    if (!enabled) return null;
+    return explicit || preferEigenFilterGradient(attrs.filterShape) ? conv2dFilterGradientExplicit(x!, dy!, attrs.filterShape, strides, attrs.pad) : null;
+  });
+}
+
+/** The attributes tfjs passes to Conv2D / FusedConv2D. */
+interface ConvForwardAttrs {
+  strides: number | [number, number];
+  pad: Pad;
+  dataFormat: string;
+  dilations: number | [number, number];
+  dimRoundingMode?: string;
+  activation?: string;
+  leakyreluAlpha?: number;
+}
+
+/** Replaces Conv2D and FusedConv2D so that 1x1 convs (NHWC, no dilation) run as MatMul. */
+function overrideForwardPointwise(): void {
+  if (forwardOverridden) return;
+  for (const kernelName of ['Conv2D', 'FusedConv2D']) {
+    const original = tf.getKernel(kernelName, 'tensorflow');
+    if (!original) continue;
+    originalForwardKernels.set(kernelName, original);
+    tf.unregisterKernel(kernelName, 'tensorflow');
+    tf.registerKernel({
+      ...original,
+      kernelFunc: (args) => {
+        const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.Tensor4D>;
+        const a = args.attrs as unknown as ConvForwardAttrs;
+        const dilations = typeof a.dilations === 'number' ? [a.dilations, a.dilations] : a.dilations ?? [1, 1];
+        const applies = correctnessRoutes['conv1x1.forward'] === 'matmul' && a.dataFormat === 'NHWC' && a.dimRoundingMode == null
+          && typeof a.pad === 'string' && dilations.every((d) => d === 1) && isPointwise(filter!.shape);
+        if (!applies) return original.kernelFunc(args);
+        const strides: [number, number] = typeof a.strides === 'number' ? [a.strides, a.strides] : a.strides;
+        const y = pointwiseConv(x!, filter!, strides);
+        if (kernelName === 'Conv2D') return y;
+        const biased = bias ? tf.add(y, bias) : y;
+        if (biased !== y) y.dispose();
+        const be = args.backend as unknown as { applyActivation(x: tf.Tensor, act?: string, prelu?: tf.Tensor, alpha?: number): tf.Tensor };
+        const out = be.applyActivation(biased, a.activation, preluActivationWeights, a.leakyreluAlpha);
+        if (out !== biased) biased.dispose();
+        return out;
+      },
+    });
+  }
+  forwardOverridden = true;
+}
+
+function restoreForwardKernels(): void {
+  for (const [name, original] of originalForwardKernels) {
+    tf.unregisterKernel(name, 'tensorflow');
+    tf.registerKernel(original);
+  }
+  originalForwardKernels.clear();
+  forwardOverridden = false;
+}
+
+/**
+ * Applies the kernel self-check's verdict on the `tensorflow` backend: routes the kernel classes
+ * whose oneDNN kernel failed to their verified alternative, and allows the Eigen filter-gradient
+ * speed route only where it was verified. Call after the backend is set; idempotent.
+ */
+export function applyKernelPlan(plan: { routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean }): void {
+  correctnessRoutes = { ...plan.routes };
+  eigenFilterGradientVerified = plan.eigenFilterGradient;
+  if (tf.getBackend() !== 'tensorflow') return;
+  if (Object.keys(correctnessRoutes).length > 0) installConvGradientOverrides();
+  if (correctnessRoutes['conv1x1.forward'] === 'matmul') overrideForwardPointwise();
+  else restoreForwardKernels();
+}
+
+/** The correctness routes in force (see {@link applyKernelPlan}). */
+export function activeKernelRoutes(): Partial<Record<KernelClass, KernelRoute>> {
+  return { ...correctnessRoutes };
+}
+
+/**
+ * dL/dx of y = conv2d(x, W) by TF's `Conv2DBackpropInput` with EXPLICIT padding, which TF's
+ * oneDNN rewrite leaves to its Eigen kernel.
+ */
+export function conv2dInputGradientExplicit(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: number[], strides: [number, number], pad: Pad): tf.Tensor4D {
+  const [, h, w] = inputShape;
+  const [kh, kw] = filter.shape;
+  const [pt, pb] = forwardPadding(h!, kh, strides[0], pad, 1);
+  const [pl, pr] = forwardPadding(w!, kw, strides[1], pad, 2);
+  const b = native();
+  const int = b.binding.TF_ATTR_INT;
+  const sizes = tf.tensor1d(inputShape, 'int32');
+  try {
+    return b.executeSingleOutput('Conv2DBackpropInput', [
+      floatTypeAttr(b),
+      { name: 'strides', type: int, value: [1, strides[0], strides[1], 1] },
+      { name: 'use_cudnn_on_gpu', type: b.binding.TF_ATTR_BOOL, value: true },
+      { name: 'padding', type: b.binding.TF_ATTR_STRING, value: 'EXPLICIT' },
+      { name: 'explicit_paddings', type: int, value: [0, 0, pt, pb, pl, pr, 0, 0] },
+      { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
+      { name: 'dilations', type: int, value: [1, 1, 1, 1] },
+    ], [sizes, filter, dy]) as tf.Tensor4D;
+  } finally {
+    sizes.dispose();
+  }
 }
 
 /** Restores tfjs' own gradients and batch-norm implementation (used by tests to compare). */
@@ -412,7 +542,9 @@ export function disableFastKernels(): void {
     proto.call = originalBnCall;
     originalBnCall = null;
   }
-  restoreConvGradients();
+  enabled = false;
+  // The correctness routes stay: they are what makes this host's kernels right.
+  if (Object.keys(correctnessRoutes).length === 0) restoreConvGradients();
   restoreConvLayer();
   if (originalReluLayerCall) {
     reluLayerProto().call = originalReluLayerCall;

@@ -10,4 +10,6 @@ export * from './refocus.js';
 export * from './fuse.js';
 export * from './stats.js';
 export * from './fast-kernels.js';
+export * from './kernel-check.js';
+export * from './pointwise-matmul.js';
 export * from './safetensors.js';

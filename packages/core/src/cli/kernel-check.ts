@@ -1,0 +1,51 @@
+/**
+ * `npx nx run core:kernel-check [-- --force] [--json] [--fault CLS/ROUTE:scale|nan|crash]`
+ *
+ * Runs (or reads from the cache) the kernel self-check for this host and prints, per kernel class
+ * and route, how many cases passed, failed or crashed and the worst relative error, then the
+ * plan the backend follows. `--fault` injects a deliberately wrong kernel into the oneDNN side
+ * (a separate cache entry) to see the check catch it.
+ */
+import { parseArgs } from 'node:util';
+import { cpuIsa, describeClass, hostFacts, loadOrRunKernelCheck, verdictPath } from '../kernel-check.js';
+
+const { values } = parseArgs({
+  options: {
+    force: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    fault: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+  strict: true,
+});
+
+if (values.help) {
+  console.log('usage: kernel-check [--force] [--json] [--fault CLS/ROUTE:scale|nan|crash]');
+  process.exit(0);
+}
+if (values.fault) process.env.REFCONV_KERNEL_CHECK_FAULT = values.fault;
+
+const facts = hostFacts();
+const { verdict, cached } = await loadOrRunKernelCheck({ force: values.force, log: (l) => { if (!values.json) console.log(l); } });
+if (values.json) {
+  process.stdout.write(`${JSON.stringify(verdict, null, 1)}\n`);
+} else {
+  console.log(`CPU: ${facts.cpuModel} (${cpuIsa()}), ${facts.threads} threads; TensorFlow ${verdict.tensorflowVersion ?? '?'}; ${facts.nativeLibrary}`);
+  console.log(`verdict: ${cached ? 'cached' : 'measured now'} (${verdict.createdAt}, ${(verdict.durationMs / 1000).toFixed(1)} s) in ${verdictPath(facts)}`);
+  console.log(`trusted path (oneDNN off) vs float64 loops: ${verdict.reference.checked} cases, worst relative L1 error ${verdict.reference.worstFloat64Error.toExponential(2)}` +
+    `${verdict.reference.failures.length ? `, FAILED: ${verdict.reference.failures.join(', ')}` : ''}${verdict.reference.crashes.length ? `, CRASHED: ${verdict.reference.crashes.join(', ')}` : ''}`);
+  console.log('');
+  console.log('| kernel class | route | passed | failed | crashed | worst rel. L1 error | first failure |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [cls, byRoute] of Object.entries(verdict.classes)) {
+    for (const [route, s] of Object.entries(byRoute)) {
+      const worst = Number.isFinite(s.worstError) ? s.worstError.toExponential(2) : 'non-finite';
+      console.log(`| ${describeClass(cls)} | ${route} | ${s.passed} | ${s.failed} | ${s.crashed} | ${worst} | ${s.firstFailure ?? ''} |`);
+    }
+  }
+  console.log('');
+  console.log(`plan: ${verdict.plan.reason}`);
+  const routes = Object.entries(verdict.plan.routes);
+  if (routes.length) console.log(`routes: ${routes.map(([c, r]) => `${describeClass(c)} -> ${r}`).join(', ')}`);
+  console.log(`Eigen filter-gradient speed route: ${verdict.plan.eigenFilterGradient ? 'verified' : 'not used'}`);
+}

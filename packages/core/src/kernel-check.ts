@@ -1,0 +1,414 @@
+/**
+ * The kernel self-check: correct first, fast second, on whatever CPU this runs on.
+ *
+ * TensorFlow's oneDNN kernels are faster than its own (Eigen) kernels on the CPUs measured, but
+ * not right on every CPU: on one AVX-512 host oneDNN's 1x1-conv input gradient was off by 1-6.5 %
+ * and its 1x1 forward conv killed the process with SIGFPE for ResNet-50's widest layers. So before
+ * the native backend is loaded, {@link resolveKernelPlan} decides from a known-answer test on
+ * *this* host which kernels may be used:
+ *
+ * 1. a child process with oneDNN off (the trusted path; it also checks its smaller cases against
+ *    float64 loops) runs every case of `scripts/kernel-check-child.mjs` (conv forward, input and
+ *    filter gradient for 1x1, 3x3, 5x5, 7x7, strided, valid and depthwise convs over the shapes
+ *    of the backbones at full width, the RefConv transforms, batch norm, matmul) and writes the
+ *    outputs;
+ * 2. a child process with oneDNN on runs the same cases on the native kernels and on each
+ *    alternative route the runtime can use instead (MatMul for 1x1 convs, TF's EXPLICIT-padding
+ *    gradient kernels, which stay on Eigen), and compares each with step 1 (relative L1 error);
+ *    a crash is caught by the parent, which reads the case that was running and starts the
+ *    child again without it;
+ * 3. {@link decideKernelPlan} keeps oneDNN on if every kernel class is right natively or has a
+ *    route that is, routes those classes, and turns oneDNN off as a whole otherwise.
+ *
+ * The verdict is cached per host (CPU model, flags and cache topology, thread count, the native
+ * library's files, the check's own source) under `~/.cache/refconv/kernel-check/`, so the ~15 s
+ * are spent once. `REFCONV_KERNEL_CHECK=0` skips the check (and then leaves oneDNN off unless
+ * `TF_ENABLE_ONEDNN_OPTS` says otherwise); `REFCONV_KERNEL_CHECK=force` runs it again.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Kernel classes that the runtime routes as a whole (see the child script's cases). */
+export type KernelClass =
+  | 'conv1x1.forward' | 'conv1x1.inputGrad' | 'conv1x1.filterGrad'
+  | 'conv.forward' | 'conv.inputGrad' | 'conv.filterGrad'
+  | 'depthwise.forward' | 'depthwise.inputGrad' | 'depthwise.filterGrad'
+  | 'batchNorm.training' | 'batchNorm.inference' | 'matmul';
+
+/**
+ * Ways to compute a kernel class: `native` = TF's op as tfjs calls it (oneDNN's kernel when oneDNN
+ * is on); `explicit` = TF's gradient op with EXPLICIT padding, which TF's oneDNN rewrite leaves to
+ * its Eigen kernel; `matmul` = a 1x1 conv as a MatMul over the (strided) input.
+ */
+export type KernelRoute = 'native' | 'explicit' | 'matmul';
+
+/** Alternatives to try, in order of preference, when a class's native kernel fails. */
+const FALLBACK_ROUTES: Partial<Record<KernelClass, KernelRoute[]>> = {
+  'conv1x1.forward': ['matmul'],
+  'conv1x1.inputGrad': ['explicit', 'matmul'],
+  'conv1x1.filterGrad': ['explicit', 'matmul'],
+  'conv.inputGrad': ['explicit'],
+  'conv.filterGrad': ['explicit'],
+};
+
+/** Relative L1 error above which a kernel is wrong (float32 reorderings stay near 1e-6). */
+export const KERNEL_CHECK_TOLERANCE = 1e-4;
+
+/** Result of one case on one route. */
+export interface KernelCaseResult {
+  /** `case id|route`. */
+  key: string;
+  cls: KernelClass;
+  route: KernelRoute;
+  /** Relative L1 error against the trusted side (candidate runs). */
+  error?: number;
+  /** Relative L1 error of the trusted side against a float64 loop (reference runs, small cases). */
+  float64Error?: number;
+  /** Signal or exit code when the process died in this case. */
+  crashed?: string;
+  ms?: number;
+}
+
+/** Per class and route: how many cases passed and the worst one. */
+export interface RouteSummary {
+  passed: number;
+  failed: number;
+  crashed: number;
+  worstError: number;
+  /** The first failing case, for messages. */
+  firstFailure?: string;
+}
+
+/** What the backend uses on this host. */
+export interface KernelPlan {
+  /** Whether oneDNN's kernels are switched on (TF_ENABLE_ONEDNN_OPTS). */
+  onednn: boolean;
+  /** Classes moved off their native oneDNN kernel, and where to. */
+  routes: Partial<Record<KernelClass, KernelRoute>>;
+  /** Whether the Eigen filter-gradient speed route (EXPLICIT padding) was verified on this host. */
+  eigenFilterGradient: boolean;
+  /** Why, in one line (for describeBackend). */
+  reason: string;
+  /** Where the plan came from. */
+  source: 'check' | 'cache' | 'skipped' | 'not-applicable';
+}
+
+/** The cached verdict. */
+export interface KernelCheckVerdict {
+  hostKey: string;
+  host: HostFacts;
+  createdAt: string;
+  durationMs: number;
+  tensorflowVersion?: string;
+  /** Candidate (oneDNN on) results per class and route. */
+  classes: Record<string, Record<string, RouteSummary>>;
+  /** Trusted side: worst float64 error, failures and crashes. */
+  reference: { checked: number; worstFloat64Error: number; failures: string[]; crashes: string[] };
+  plan: Omit<KernelPlan, 'source'>;
+  /** Every case result (for `core:kernel-check --json`). */
+  results: KernelCaseResult[];
+}
+
+/** What identifies a host for the cache. */
+export interface HostFacts {
+  cpuModel: string;
+  arch: string;
+  platform: string;
+  cpuFlagsHash: string;
+  caches: string;
+  threads: number;
+  nativeLibrary: string;
+  checkSource: string;
+  env: string;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const childScript = path.join(here, '..', 'scripts', 'kernel-check-child.mjs');
+const requireHere = createRequire(path.join(here, '..', 'package.json'));
+
+function sha(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** CPU model, ISA flags, cache topology, the native library and the check's own source. */
+export function hostFacts(nativePackage = '@tensorflow/tfjs-node'): HostFacts {
+  const cpuinfo = readText('/proc/cpuinfo');
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1]?.trim() ?? '';
+  const flags = field('flags') || field('Features');
+  const cacheDir = '/sys/devices/system/cpu/cpu0/cache';
+  let caches = '';
+  try {
+    caches = fs.readdirSync(cacheDir).filter((d) => d.startsWith('index')).sort()
+      .map((d) => ['level', 'type', 'size'].map((f) => readText(path.join(cacheDir, d, f)).trim()).join(' ')).join('; ');
+  } catch { /* not Linux */ }
+  let nativeLibrary = 'none';
+  try {
+    const pkgJson = requireHere.resolve(`${nativePackage}/package.json`);
+    const version = (JSON.parse(readText(pkgJson)) as { version: string }).version;
+    const libDir = path.join(path.dirname(pkgJson), 'deps', 'lib');
+    const libs = fs.readdirSync(libDir).sort().map((f) => `${f}:${fs.statSync(path.join(libDir, f)).size}`).join(',');
+    nativeLibrary = `${nativePackage}@${version} ${sha(libs)}`;
+  } catch { /* not installed */ }
+  const relevantEnv = ['REFCONV_KERNEL_CHECK_FAULT', 'ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'TF_NUM_INTRAOP_THREADS', 'OMP_NUM_THREADS']
+    .map((k) => (process.env[k] !== undefined ? `${k}=${process.env[k]}` : '')).filter(Boolean).join(' ');
+  return {
+    cpuModel: field('model name') || field('Hardware') || os.cpus()[0]?.model || 'unknown',
+    arch: os.arch(),
+    platform: os.platform(),
+    cpuFlagsHash: sha(`${field('cpu family')} ${field('model')} ${field('stepping')} ${flags}`),
+    caches,
+    threads: os.availableParallelism(),
+    nativeLibrary,
+    checkSource: sha(readText(childScript)),
+    env: relevantEnv,
+  };
+}
+
+/** The ISA summary of this CPU for reports: e.g. `AVX-512 (avx512f, avx512bw, ...)`, `AVX2`. */
+export function cpuIsa(): string {
+  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(readText('/proc/cpuinfo'))?.[1] ?? '').split(/\s+/));
+  if (flags.has('avx512f')) return `AVX-512${flags.has('amx_tile') ? ' + AMX' : ''}`;
+  if (flags.has('avx2')) return 'AVX2';
+  if (os.arch() === 'arm64') return 'arm64';
+  return flags.size > 1 ? 'x86-64 (no AVX2)' : os.arch();
+}
+
+function cacheRoot(): string {
+  return process.env.REFCONV_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'refconv');
+}
+
+/** Where the verdict for these host facts is cached. */
+export function verdictPath(facts: HostFacts): string {
+  return path.join(cacheRoot(), 'kernel-check', `${sha(JSON.stringify(facts))}.json`);
+}
+
+interface ChildRun {
+  results: KernelCaseResult[];
+  tfVersion?: string;
+}
+
+/** Runs one side; restarts it after a crash without the case that crashed (and the rest of its class/route). */
+async function runSide(role: 'reference' | 'candidate', nativePackage: string, dir: string, fault: string | undefined, onednn: boolean): Promise<ChildRun> {
+  /** Results of earlier starts (finished cases and crashes), kept across restarts. */
+  const kept: KernelCaseResult[] = [];
+  const skip = new Set<string>();
+  let cases: Array<{ id: string; cls: KernelClass; routes: KernelRoute[] }> | null = null;
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const cfgFile = path.join(dir, `${role}.config.json`);
+    fs.writeFileSync(cfgFile, JSON.stringify({ package: nativePackage, role, outDir: dir, skip: [...skip], fault }));
+    const resultsFile = path.join(dir, `${role}.jsonl`);
+    const progressFile = path.join(dir, `${role}.progress`);
+    fs.rmSync(resultsFile, { force: true });
+    fs.rmSync(progressFile, { force: true });
+    const { code, signal, stderr } = await runChild([childScript, cfgFile], {
+      ...process.env,
+      TF_ENABLE_ONEDNN_OPTS: onednn ? '1' : '0',
+      TF_CPP_MIN_LOG_LEVEL: '3',
+    });
+    const lines = readText(resultsFile).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const meta = lines.find((l) => 'meta' in l)?.meta as { tfVersion?: string } | undefined;
+    const results = lines.filter((l) => 'key' in l) as unknown as KernelCaseResult[];
+    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], tfVersion: meta?.tfVersion };
+    const progress = readText(progressFile).split('\n').filter(Boolean);
+    const last = progress[progress.length - 1];
+    if (code === 2 || !last) {
+      throw new Error(`kernel self-check: the ${role} process failed (exit ${code ?? signal}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    }
+    cases ??= listCheckCases();
+    const id = last.slice(0, last.lastIndexOf('|'));
+    const route = last.slice(last.lastIndexOf('|') + 1) as KernelRoute;
+    const cls = cases.find((c) => c.id === id)?.cls ?? ('unknown' as KernelClass);
+    kept.push({ key: last, cls, route, crashed: signal ?? `exit ${code}` }, ...results);
+    // Everything that finished before the crash is kept and not run again. On the candidate side
+    // the class has failed on this route, so its other cases on that route are not run either.
+    for (const r of results) skip.add(r.key);
+    skip.add(last);
+    if (role === 'candidate') for (const c of cases) if (c.cls === cls) skip.add(`${c.id}|${route}`);
+  }
+  throw new Error(`kernel self-check: the ${role} process kept crashing`);
+}
+
+function runChild(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+  });
+}
+
+/** The check's cases (id, class, routes), from the child script. */
+export function listCheckCases(): Array<{ id: string; cls: KernelClass; routes: KernelRoute[] }> {
+  const out = execFileSync(process.execPath, [childScript, '--list'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  return (JSON.parse(out) as { cases: Array<{ id: string; cls: KernelClass; routes: KernelRoute[] }> }).cases;
+}
+
+/** Summaries per class and route from the candidate's results. */
+export function summarise(results: KernelCaseResult[]): Record<string, Record<string, RouteSummary>> {
+  const classes: Record<string, Record<string, RouteSummary>> = {};
+  for (const r of results) {
+    const byRoute = (classes[r.cls] ??= {});
+    const s = (byRoute[r.route] ??= { passed: 0, failed: 0, crashed: 0, worstError: 0 });
+    if (r.crashed) {
+      s.crashed++;
+      s.firstFailure ??= `${r.key.split('|')[0]}: process died (${r.crashed})`;
+      continue;
+    }
+    const err = r.error ?? Infinity;
+    const ok = Number.isFinite(err) && err <= KERNEL_CHECK_TOLERANCE;
+    if (ok) s.passed++;
+    else {
+      s.failed++;
+      s.firstFailure ??= `${r.key.split('|')[0]}: relative L1 error ${Number.isFinite(err) ? err.toExponential(2) : 'non-finite'}`;
+    }
+    s.worstError = Math.max(s.worstError, Number.isFinite(err) ? err : Infinity);
+  }
+  return classes;
+}
+
+function routeOk(s: RouteSummary | undefined): boolean {
+  return !!s && s.failed === 0 && s.crashed === 0 && s.passed > 0;
+}
+
+const ROUTE_WORDS: Record<KernelRoute, string> = { native: 'oneDNN', explicit: 'Eigen', matmul: 'MatMul' };
+
+/** Human words for a class: `conv1x1.inputGrad` -> `1x1 conv input gradients`. */
+export function describeClass(cls: string): string {
+  const [kind, op] = cls.split('.');
+  const k = kind === 'conv1x1' ? '1x1 conv' : kind === 'conv' ? 'spatial conv' : kind === 'batchNorm' ? 'batch norm' : kind;
+  const o = op === 'inputGrad' ? 'input gradients' : op === 'filterGrad' ? 'filter gradients' : op === 'forward' ? 'forward' : op ?? '';
+  return `${k} ${o}`.trim();
+}
+
+/**
+ * The plan from the candidate's per-class summaries: oneDNN stays on when every class passed
+ * natively or through a fallback route; otherwise it goes off as a whole.
+ */
+export function decideKernelPlan(classes: Record<string, Record<string, RouteSummary>>): Omit<KernelPlan, 'source'> {
+  const routes: Partial<Record<KernelClass, KernelRoute>> = {};
+  const routed: string[] = [];
+  const unfixable: string[] = [];
+  for (const [cls, byRoute] of Object.entries(classes)) {
+    if (routeOk(byRoute.native)) continue;
+    const alt = (FALLBACK_ROUTES[cls as KernelClass] ?? []).find((r) => routeOk(byRoute[r]));
+    const why = byRoute.native?.firstFailure ?? 'not run';
+    if (alt) {
+      routes[cls as KernelClass] = alt;
+      routed.push(`${describeClass(cls)} on ${ROUTE_WORDS[alt]} (${why})`);
+    } else unfixable.push(`${describeClass(cls)} (${why})`);
+  }
+  const eigenFilterGradient = routeOk(classes['conv.filterGrad']?.explicit);
+  if (unfixable.length > 0) {
+    return { onednn: false, routes: {}, eigenFilterGradient: false, reason: `oneDNN off: self-check failed for oneDNN's ${unfixable.join('; ')} on this CPU` };
+  }
+  if (routed.length > 0) {
+    return { onednn: true, routes, eigenFilterGradient, reason: `oneDNN on, ${routed.join('; ')}: self-check failed for oneDNN on this CPU` };
+  }
+  return { onednn: true, routes, eigenFilterGradient, reason: 'oneDNN on: kernel self-check passed on this CPU' };
+}
+
+/** Runs the whole check (two child processes) and returns the verdict; writes nothing to the cache. */
+export async function runKernelCheck(opts: { nativePackage?: string; fault?: string } = {}): Promise<KernelCheckVerdict> {
+  const nativePackage = opts.nativePackage ?? '@tensorflow/tfjs-node';
+  const facts = hostFacts(nativePackage);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'refconv-kernel-check-'));
+  const t0 = performance.now();
+  try {
+    const reference = await runSide('reference', nativePackage, dir, undefined, false);
+    const candidate = await runSide('candidate', nativePackage, dir, opts.fault, true);
+    const referenceKeys = new Set(reference.results.filter((r) => !r.crashed).map((r) => r.key.split('|')[0]));
+    // A case whose trusted side crashed has nothing to compare with: it counts as not passed.
+    const results = candidate.results.map((r) => (referenceKeys.has(r.key.split('|')[0]) || r.crashed ? r : { ...r, error: Infinity }));
+    const f64 = reference.results.filter((r) => r.float64Error !== undefined);
+    const classes = summarise(results);
+    return {
+      hostKey: verdictPath(facts),
+      host: facts,
+      createdAt: new Date().toISOString(),
+      durationMs: Math.round(performance.now() - t0),
+      tensorflowVersion: candidate.tfVersion ?? reference.tfVersion,
+      classes,
+      reference: {
+        checked: f64.length,
+        worstFloat64Error: Math.max(0, ...f64.map((r) => r.float64Error as number)),
+        failures: f64.filter((r) => !((r.float64Error as number) <= KERNEL_CHECK_TOLERANCE)).map((r) => r.key),
+        crashes: reference.results.filter((r) => r.crashed).map((r) => `${r.key} (${r.crashed})`),
+      },
+      plan: decideKernelPlan(classes),
+      results,
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function readVerdict(file: string): KernelCheckVerdict | null {
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as KernelCheckVerdict;
+    return v.plan && v.classes ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeAtomic(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The cached verdict for this host, or a fresh check (one process at a time: a lock directory
+ * next to the cache file makes concurrent first uses wait for the first one).
+ */
+export async function loadOrRunKernelCheck(opts: { nativePackage?: string; force?: boolean; log?: (line: string) => void } = {}): Promise<{ verdict: KernelCheckVerdict; cached: boolean }> {
+  const facts = hostFacts(opts.nativePackage);
+  const file = verdictPath(facts);
+  if (!opts.force) {
+    const cached = readVerdict(file);
+    if (cached) return { verdict: cached, cached: true };
+  }
+  const lock = `${file}.lock`;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      const age = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+      if (age > 10 * 60_000) fs.rmSync(lock, { recursive: true, force: true });
+      await sleep(500);
+      const done = !opts.force && readVerdict(file);
+      if (done) return { verdict: done, cached: true };
+    }
+  }
+  try {
+    (opts.log ?? ((l) => process.stderr.write(`${l}\n`)))(
+      `[refconv] checking TensorFlow's native kernels on this CPU (${facts.cpuModel}, ${cpuIsa()}) against a trusted path; once per host, ~15 s`,
+    );
+    const verdict = await runKernelCheck({ nativePackage: opts.nativePackage, fault: process.env.REFCONV_KERNEL_CHECK_FAULT });
+    writeAtomic(file, JSON.stringify(verdict, null, 1));
+    return { verdict, cached: false };
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+}
