@@ -417,8 +417,15 @@ export function loadTorchWeights(model: tf.LayersModel, source: string | Uint8Ar
 export function exportTorchWeights(model: tf.LayersModel, file: string, metadata: Record<string, string> = {}): void {
   const out: Record<string, SafeTensorInput> = {};
   for (const [key, slot] of torchSlots(model)) {
-    const data = tf.tidy(() => slot.toTorch(slot.layer.weights[slot.index]!.read()).dataSync() as Float32Array);
-    out[key] = { shape: slot.torchShape, data: Float32Array.from(data) };
+    // Return the tensor from tidy, not its data: tidy walks a returned typed array element by
+    // element looking for tensors (29 of 36 s for ResNet-18 when the data was returned).
+    const t = tf.tidy(() => slot.toTorch(slot.layer.weights[slot.index]!.read()));
+    try {
+      // dataSync may return the backend's own buffer: copy it.
+      out[key] = { shape: slot.torchShape, data: Float32Array.from(t.dataSync() as Float32Array) };
+    } finally {
+      t.dispose();
+    }
     if (key.endsWith('.running_var')) {
       out[key.replace(/running_var$/, 'num_batches_tracked')] = { shape: [], data: new BigInt64Array([0n]) };
     }

@@ -304,7 +304,7 @@ describe('exportTorchWeights', () => {
   const tmp = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bb-export-')), 'w.safetensors');
   const cases = loadCases();
 
-  for (const name of ['mobilenet_v3_large_w025', 'refconv_mobilenet_v2_w025']) {
+  for (const name of ['mobilenet_v3_large_w025', 'refconv_mobilenet_v2_w025', 'refconv_resnet18_w0125', 'resnet50_w0125']) {
     it(`${name}: writes back exactly the PyTorch state dict it loaded`, () => {
       const c = cases[name]!;
       const { arch, ...opts } = c.options;
