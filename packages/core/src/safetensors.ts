@@ -9,7 +9,9 @@
  * lossless; convert with `Number()` where needed). The stored dtype is reported either way.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { writeFileAtomic } from './atomic-write.js';
+
+export { removeStaleTemporaries, writeFileAtomic } from './atomic-write.js';
 
 /** Element types of the safetensors format that this module reads and writes. */
 export type SafetensorsDType =
@@ -321,24 +323,14 @@ export function encodeSafetensors(
 }
 
 /**
- * Writes tensors to a safetensors file atomically: the bytes go to a temporary file in the same
- * directory which is then renamed over `file`, so a crash never leaves a half-written file.
- * Parent directories are created.
+ * Writes tensors to a safetensors file atomically and durably with {@link writeFileAtomic}
+ * (temporary file, fsync, rename, fsync of the directory; stale temporaries of a killed earlier
+ * write are removed), so a crash never leaves a half-written file. Parent directories are created.
  */
 export function writeSafetensors(
   file: string,
   tensors: Record<string, SafeTensorInput>,
   metadata?: Record<string, string>,
 ): void {
-  const bytes = encodeSafetensors(tensors, metadata);
-  const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw new Error(`safetensors write ${file}: ${(e as Error).message}`);
-  }
+  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
 }

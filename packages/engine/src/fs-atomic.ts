@@ -1,31 +1,11 @@
-/** Crash-safe file writes: write a temporary file beside the target, fsync, rename. */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-
 /**
- * Writes `data` to `file` so that a reader (or a run killed at any moment) only ever sees
- * the old complete file or the new complete file: the bytes go to a temporary file in the
- * same directory, are flushed to disk, and the temporary file is renamed over the target
- * (rename is atomic within one filesystem). Parent directories are created.
+ * Crash-safe file writes. The writer itself lives in `@refconv/core` (`atomic-write.ts`: temp
+ * file, fsync, rename, fsync of the directory, stale temporaries removed) so that core's
+ * `writeSafetensors` and every engine checkpoint go through one helper; it is re-exported here.
  */
-export function writeFileAtomic(file: string, data: Uint8Array | string): void {
-  const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'w');
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw new Error(`writing ${file} failed: ${(e as Error).message}`);
-  }
-}
+import * as fs from 'node:fs';
+
+export { removeStaleTemporaries, writeFileAtomic } from '@refconv/core';
 
 /** Reads and parses a JSON file, naming the file in any error. */
 export function readJsonFile<T = unknown>(file: string): T {
