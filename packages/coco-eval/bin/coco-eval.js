@@ -1,12 +1,20 @@
 #!/usr/bin/env node
-// Launcher: runs the TypeScript CLI through tsx with the @refconv/source condition, so no build
-// step is needed. Exit code and output are the CLI's.
-import { spawnSync } from 'node:child_process';
+// Launcher of the compiled CLI (dist/cli.js, built by `npm ci` / `npm run build` in the workspace
+// and shipped in the published package). No TypeScript runs here; the nx target
+// `coco-eval:eval` runs src/cli.ts through tsx for development.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
-const tsx = import.meta.resolve('tsx');
-const r = spawnSync(process.execPath, ['--conditions=@refconv/source', '--import', tsx, cli, ...process.argv.slice(2)], {
-  stdio: 'inherit',
-});
-process.exit(r.status ?? 1);
+const cliUrl = new URL('../dist/cli.js', import.meta.url);
+const cli = fileURLToPath(cliUrl);
+if (!existsSync(cli)) {
+  process.stderr.write(
+    `coco-eval: error: ${cli} does not exist: the package is not built. In the RefConv workspace run ` +
+      '`npm run build` (or `npx nx run coco-eval:build`); `npm ci` builds it too unless scripts are disabled.\n',
+  );
+  process.exit(1);
+}
+// dist/cli.js runs its main() only when it is the entry script (it compares import.meta.url with
+// process.argv[1]), so present it as such; the arguments after it are left as the user gave them.
+process.argv[1] = cli;
+await import(cliUrl.href);
