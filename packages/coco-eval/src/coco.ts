@@ -315,10 +315,16 @@ export class COCO {
    * Loads detection results against this ground truth (pycocotools `loadRes`). Results of the
    * `bbox` kind (the first result has a non-empty bbox) get area = w*h and, where absent, the box as
    * a polygon segmentation; `segm` results get area and (where absent) bbox from the mask. Ids are
-   * 1..N, iscrowd 0. Throws, naming the result, on a missing/mistyped field or an unknown image id.
+   * 1..N, iscrowd 0. Throws, naming the result, on a missing/mistyped field or an unknown image id,
+   * and naming this ground truth when it has no `images` array. Scores may be `NaN` / `Infinity` /
+   * `-Infinity` (Python writes them bare; {@link readJson} reads them) and are ranked as pycocotools ranks them.
    */
   loadRes(results: string | DetectionResult[], opts: LoadResOptions = {}): COCO {
     const source = typeof results === 'string' ? results : '<results>';
+    if (this.datasetValue.images === undefined) {
+      // pycocotools fails here with KeyError: 'images' (it copies gt.dataset['images'])
+      throw new Error(`${this.source}: the ground truth has no 'images' array, so no result can be matched to an image (pycocotools: KeyError 'images')`);
+    }
     const anns = typeof results === 'string' ? readJson(results) : results;
     if (!Array.isArray(anns)) throw new Error(`${source}: results must be a JSON array of objects, got ${typeName(anns)}`);
     if (anns.length === 0 && !opts.allowEmpty) {
@@ -399,10 +405,58 @@ export function readJson(path: string): any {
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
   }
   try {
-    return JSON.parse(text);
+    return parseJsonWithPythonNumbers(text);
   } catch (e) {
     throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
   }
+}
+
+/**
+ * `JSON.parse` that also accepts the bare `NaN`, `Infinity` and `-Infinity` tokens Python's
+ * `json.dump` writes for non-finite floats (pycocotools reads such files with `json.load`), as
+ * the numbers `NaN`, `Infinity`, `-Infinity`. Tokens inside strings are left alone. Plain JSON
+ * takes the fast path (one `JSON.parse`); errors are `JSON.parse`'s own.
+ */
+export function parseJsonWithPythonNumbers(text: string): any {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    if (!/NaN|Infinity/.test(text)) throw e;
+  }
+  // Replace each bare token outside strings by a string marker no JSON text can hold unescaped
+  // (a raw U+0000 is not allowed inside a JSON string), then map the markers back.
+  const marks: Record<string, number> = { '\u0000NaN': NaN, '\u0000Infinity': Infinity, '\u0000-Infinity': -Infinity };
+  let out = '';
+  let last = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+      continue;
+    }
+    if (c === 34) {
+      inString = true;
+      continue;
+    }
+    if (c !== 45 /* - */ && c !== 73 /* I */ && c !== 78 /* N */) continue;
+    for (const token of ['-Infinity', 'Infinity', 'NaN']) {
+      if (text.startsWith(token, i) && !/[\w$]/.test(text[i + token.length] ?? '') && !/[\w$.]/.test(text[i - 1] ?? '')) {
+        out += text.slice(last, i) + JSON.stringify(`\u0000${token}`);
+        i += token.length - 1;
+        last = i + 1;
+        break;
+      }
+    }
+  }
+  out += text.slice(last);
+  return JSON.parse(out, (_key, value) => (typeof value === 'string' && value.charCodeAt(0) === 0 && value in marks ? marks[value] : value));
+}
+
+/** A value for an error message: JSON, but NaN / Infinity shown as such (JSON.stringify writes null). */
+function show(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? `\u0000${x}` : x))?.replace(/"\\u0000([^"]*)"/g, '$1') ?? String(v);
 }
 
 function isNum(v: unknown): v is number {
@@ -489,7 +543,7 @@ function checkKeypoints(kp: unknown, where: string): number[] {
 
 function checkBox(bb: unknown, where: string): asserts bb is number[] {
   if (!Array.isArray(bb) || bb.length !== 4 || !bb.every(isNum)) {
-    throw new Error(`${where}: 'bbox' must be [x, y, width, height] (4 finite numbers), got ${JSON.stringify(bb)}`);
+    throw new Error(`${where}: 'bbox' must be [x, y, width, height] (4 finite numbers), got ${show(bb)}`);
   }
 }
 
@@ -512,9 +566,12 @@ function tableFromResults(anns: DetectionResult[], source: string, gt: COCO): An
   anns.forEach((r, i) => {
     const where = `${source}: results[${i}]`;
     if (r === null || typeof r !== 'object') throw new Error(`${where} is not an object`);
-    for (const key of ['image_id', 'category_id', 'score'] as const) {
-      if (!isNum(r[key])) throw new Error(`${where}: '${key}' must be a finite number, got ${JSON.stringify(r[key])}`);
+    for (const key of ['image_id', 'category_id'] as const) {
+      if (!isNum(r[key])) throw new Error(`${where}: '${key}' must be a finite number, got ${show(r[key])}`);
     }
+    // pycocotools takes any float score: NaN / +-Infinity (Python's json.dump writes them bare) sort
+    // as numpy's argsort of -score puts them (Infinity first, -Infinity after every finite, NaN last)
+    if (typeof r.score !== 'number') throw new Error(`${where}: 'score' must be a number, got ${show(r.score)}`);
     if (!gt.imgs.has(r.image_id)) {
       throw new Error(`${where}: image_id ${r.image_id} is not an image of the ground truth (${gt.source}); results do not correspond to this set`);
     }

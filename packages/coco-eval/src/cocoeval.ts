@@ -142,7 +142,7 @@ export class COCOeval {
 
     const gtGroups = this.groupRows(this.cocoGt.table, p);
     const dtGroups = this.groupRows(this.cocoDt.table, p);
-    const dtRows = sortAndCutDetections(dtGroups, this.cocoDt.table.score, maxDet, this.cocoDt.source, this.cocoDt.table.id);
+    const dtRows = sortAndCutDetections(dtGroups, this.cocoDt.table.score, maxDet);
 
     const nonEmpty = new Uint8Array(K * I);
     const dtStart = new Int32Array(K * I + 1);
@@ -305,12 +305,22 @@ export class COCOeval {
    * The 12 standard numbers (AP, AP50, AP75, AP S/M/L, AR1, AR10, AR100, AR S/M/L; for keypoints
    * the 10 of pycocotools: AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl), printed as
    * pycocotools prints them. Sets and returns `stats`.
+   * @throws for bbox/segm when `params.maxDets` has fewer than three entries (pycocotools raises
+   *   IndexError there), saying which entries the stats read.
    */
   summarize(opts: SummarizeOptions = {}): number[] {
     const e = this.eval;
     if (!e) throw new Error('COCOeval.summarize: run accumulate() first');
     const log = opts.log === undefined ? (l: string) => console.log(l) : opts.log;
     const md = this.params.maxDets;
+    if (this.params.iouType !== 'keypoints' && md.length < 3) {
+      // pycocotools raises IndexError (params.maxDets[2]) after printing the first line
+      throw new Error(
+        `COCOeval.summarize: the 12 detection stats read maxDets[0], maxDets[1] and maxDets[2], but Params.maxDets is ` +
+          `[${md.join(', ')}] (${md.length} entr${md.length === 1 ? 'y' : 'ies'}; pycocotools raises IndexError here). ` +
+          'Give at least three values (default [1, 10, 100]) or read eval.precision / eval.recall directly.',
+      );
+    }
     const specs: [number, number | null, string, number][] = this.params.iouType === 'keypoints' ? [
       [1, null, 'all', 20],
       [1, 0.5, 'all', 20],

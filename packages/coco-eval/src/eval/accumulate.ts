@@ -2,7 +2,7 @@
  * The accumulate part of COCOeval: per category, one stable merge of the per-image score-sorted
  * detections and one pass that counts true/false positives for every (maxDet, area, threshold).
  */
-import { EPS, FLAG_FP, FLAG_TP } from './match.js';
+import { compareScores, EPS, FLAG_FP, FLAG_TP } from './match.js';
 
 /**
  * Stable merge of runs that are each sorted best score first: the order numpy's stable argsort of
@@ -37,7 +37,7 @@ export function mergeSortedRuns(
       let o = lo;
       while (i < mid && j < hi) {
         // take from the right run only when strictly better: ties keep the left (earlier) one
-        if (score[a[j]!]! > score[a[i]!]!) b[o++] = a[j++]!;
+        if (compareScores(score[a[j]!]!, score[a[i]!]!) < 0) b[o++] = a[j++]!;
         else b[o++] = a[i++]!;
       }
       while (i < mid) b[o++] = a[i++]!;

@@ -191,7 +191,7 @@ export function matchGroup(
 }
 
 /** Detections of each group sorted by score (stable) and cut to maxDet, as row indices. */
-export function sortAndCutDetections(groups: { start: Int32Array; rows: Int32Array }, score: Float64Array, maxDet: number, source: string, ids: Float64Array) {
+export function sortAndCutDetections(groups: { start: Int32Array; rows: Int32Array }, score: Float64Array, maxDet: number) {
   const nG = groups.start.length - 1;
   const start = new Int32Array(nG);
   const count = new Int32Array(nG);
@@ -202,23 +202,33 @@ export function sortAndCutDetections(groups: { start: Int32Array; rows: Int32Arr
     start[g] = s;
     if (e === s) continue;
     const seg = groups.rows.subarray(s, e);
-    for (let j = 0; j < seg.length; j++) {
-      if (!Number.isFinite(score[seg[j]!]!)) throw new Error(`${source}: detection ${ids[seg[j]!]} has no finite 'score'`);
-    }
     rows.set(stableScoreOrder(seg, score), s);
     count[g] = Math.min(e - s, maxDet);
   }
   return { start, count, rows };
 }
 
-/** Rows reordered best score first, ties in their given order (np.argsort(-score, kind='mergesort')). */
+/**
+ * Order of two scores in numpy's `argsort(-score)`: negative when `a` comes first. Higher scores
+ * first, `Infinity` before every finite score, `-Infinity` after them, `NaN` last (numpy sorts NaN
+ * keys to the end); 0 for ties (equal scores, two infinities of one sign, two NaNs).
+ */
+export function compareScores(a: number, b: number): number {
+  if (a === b) return 0;
+  const an = a !== a;
+  const bn = b !== b;
+  if (an || bn) return an === bn ? 0 : an ? 1 : -1;
+  return a > b ? -1 : 1;
+}
+
+/** Rows reordered best score first, ties in their given order (np.argsort(-score, kind='mergesort')); see {@link compareScores}. */
 export function stableScoreOrder(rows: Int32Array, score: Float64Array): Int32Array {
   let ordered = true;
-  for (let j = 1; j < rows.length && ordered; j++) ordered = score[rows[j]!]! <= score[rows[j - 1]!]!;
+  for (let j = 1; j < rows.length && ordered; j++) ordered = compareScores(score[rows[j]!]!, score[rows[j - 1]!]!) >= 0;
   if (ordered) return rows.slice();
   const pos = new Int32Array(rows.length);
   for (let j = 0; j < pos.length; j++) pos[j] = j;
-  pos.sort((x, y) => score[rows[y]!]! - score[rows[x]!]! || x - y);
+  pos.sort((x, y) => compareScores(score[rows[x]!]!, score[rows[y]!]!) || x - y);
   return pos.map((j) => rows[j]!);
 }
 
