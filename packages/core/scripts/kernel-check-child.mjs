@@ -93,6 +93,10 @@ const batchFor = (h) => (h >= 56 ? 1 : 2);
  */
 export function listCases() {
   const cases = [];
+  const push = cases.push.bind(cases);
+  const seen = new Set();
+  // A shape used by two models (ResNet's 28x28x512->256 is also an FPN lateral) is one case.
+  cases.push = (...items) => push(...items.filter((c) => !seen.has(c.id) && seen.add(c.id)));
   for (const [h, cin, cout, s] of POINTWISE) {
     const base = { kind: 'conv', k: 1, h, cin, cout, stride: s, pad: 'same', n: batchFor(h) };
     const id = `1x1 ${h}x${h}x${cin}->${cout}${s > 1 ? ` s${s}` : ''}`;
@@ -338,11 +342,14 @@ function readConfig(file) {
   return cfg;
 }
 
-function parseFault(spec) {
-  if (!spec) return null;
-  const m = /^([\w.]+)\/(\w+):(scale|nan|crash)(?:@(.+))?$/.exec(spec);
-  if (!m) throw new Error(`kernel check: bad fault '${spec}' (expected cls/route:scale|nan|crash[@text in the case id])`);
-  return { cls: m[1], route: m[2], kind: m[3], only: m[4] };
+/** Faults, comma-separated: "cls/route:kind[@text]". */
+function parseFaults(spec) {
+  if (!spec) return [];
+  return spec.split(',').map((one) => {
+    const m = /^([\w.]+)\/(\w+):(scale|nan|crash)(?:@(.+))?$/.exec(one.trim());
+    if (!m) throw new Error(`kernel check: bad fault '${one}' (expected cls/route:scale|nan|crash[@text in the case id])`);
+    return { cls: m[1], route: m[2], kind: m[3], only: m[4] };
+  });
 }
 
 async function main() {
@@ -351,7 +358,7 @@ async function main() {
     return;
   }
   const cfg = readConfig(process.argv[2]);
-  const fault = cfg.role === 'candidate' ? parseFault(cfg.fault) : null;
+  const faults = cfg.role === 'candidate' ? parseFaults(cfg.fault) : [];
   const skip = new Set(cfg.skip ?? []);
   const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
   const tf = require(cfg.package);
@@ -370,15 +377,15 @@ async function main() {
       if (skip.has(key)) continue;
       // Written before the kernel runs: if the process dies inside it, this line names the case.
       fs.appendFileSync(progress, `${key}\n`);
-      const faulty = fault && fault.cls === c.cls && fault.route === route && (!fault.only || c.id.includes(fault.only));
-      if (faulty && fault.kind === 'crash') process.kill(process.pid, 'SIGFPE');
+      const fault = faults.find((f) => f.cls === c.cls && f.route === route && (!f.only || c.id.includes(f.only)));
+      if (fault?.kind === 'crash') process.kill(process.pid, 'SIGFPE');
       const t0 = performance.now();
       const y = ops.run(c, route);
       const data = y.dataSync();
       const ms = performance.now() - t0;
       y.dispose();
-      if (faulty && fault.kind === 'scale') for (let i = 0; i < data.length; i += 3) data[i] *= 1.03;
-      if (faulty && fault.kind === 'nan') data[data.length >> 1] = NaN;
+      if (fault?.kind === 'scale') for (let i = 0; i < data.length; i += 3) data[i] *= 1.03;
+      if (fault?.kind === 'nan') data[data.length >> 1] = NaN;
       const record = { key, cls: c.cls, route, ms: Math.round(ms * 10) / 10 };
       const file = path.join(cfg.outDir, `reference-${ci}.f32`);
       if (cfg.role === 'reference') {

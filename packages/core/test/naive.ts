@@ -110,3 +110,35 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i] - b[i]));
   return e / scale;
 }
+
+/**
+ * Naive gradients of y = conv2d(x, W) (NHWC input, HWIO kernel [k, k, Cin, Cout], TF padding) for
+ * an output gradient dy: dx (x's layout) and dW (HWIO), as float64 sums.
+ */
+export function naiveConvGradients(
+  x: Float32Array, [b, h, wd, cin]: number[], w: Float32Array, cout: number, k: number,
+  stride: number, padding: 'same' | 'valid', dy: Float32Array,
+): { dx: Float64Array; dw: Float64Array } {
+  const [pt, , oh] = padAmounts(h, k, stride, 1, padding);
+  const [pl, , ow] = padAmounts(wd, k, stride, 1, padding);
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  for (let n = 0; n < b; n++)
+    for (let oy = 0; oy < oh; oy++)
+      for (let ox = 0; ox < ow; ox++)
+        for (let ky = 0; ky < k; ky++)
+          for (let kx = 0; kx < k; kx++) {
+            const iy = oy * stride + ky - pt;
+            const ix = ox * stride + kx - pl;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+            for (let i = 0; i < cin; i++)
+              for (let o = 0; o < cout; o++) {
+                const g = dy[((n * oh + oy) * ow + ox) * cout + o];
+                const wi = ((ky * k + kx) * cin + i) * cout + o;
+                const xi = ((n * h + iy) * wd + ix) * cin + i;
+                dx[xi] += g * w[wi];
+                dw[wi] += g * x[xi];
+              }
+          }
+  return { dx, dw };
+}

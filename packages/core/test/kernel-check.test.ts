@@ -1,0 +1,185 @@
+/**
+ * The kernel self-check must catch a deliberately wrong kernel (scaled outputs, NaN), survive a
+ * kernel that kills its process, route what has a verified alternative, turn oneDNN off where
+ * nothing does, cache its verdict per host, and drive initBackend (which runs in a child process
+ * here: TensorFlow reads TF_ENABLE_ONEDNN_OPTS once per process).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decideKernelPlan, listCheckCases, loadOrRunKernelCheck, type KernelCheckVerdict, type RouteSummary } from '../src/kernel-check.js';
+
+const ok = (n = 3): RouteSummary => ({ passed: n, failed: 0, crashed: 0, worstError: 1e-6 });
+const bad = (what: string): RouteSummary => ({ passed: 1, failed: 2, crashed: 0, worstError: 0.03, firstFailure: what });
+
+describe('decideKernelPlan', () => {
+  it('keeps oneDNN on when every class passes natively', () => {
+    const plan = decideKernelPlan({ 'conv1x1.forward': { native: ok(), matmul: ok() }, 'conv.filterGrad': { native: ok(), explicit: ok() } });
+    expect(plan).toMatchObject({ onednn: true, routes: {}, eigenFilterGradient: true });
+    expect(plan.reason).toBe('oneDNN on: kernel self-check passed on this CPU');
+  });
+
+  it('routes a failing class to its first verified alternative and says why', () => {
+    const plan = decideKernelPlan({
+      'conv1x1.inputGrad': { native: bad('1x1 7x7x512->2048 input-grad: relative L1 error 3.00e-2'), explicit: bad('x'), matmul: ok() },
+      'conv.filterGrad': { native: ok(), explicit: bad('y') },
+    });
+    expect(plan.onednn).toBe(true);
+    expect(plan.routes).toEqual({ 'conv1x1.inputGrad': 'matmul' });
+    expect(plan.eigenFilterGradient).toBe(false);
+    expect(plan.reason).toContain('1x1 conv input gradients on MatMul (1x1 7x7x512->2048 input-grad: relative L1 error 3.00e-2)');
+  });
+
+  it('turns oneDNN off when a failing class has no verified alternative', () => {
+    const crashed: RouteSummary = { passed: 0, failed: 0, crashed: 1, worstError: 0, firstFailure: 'depthwise 3x3 7x7x960 forward: process died (SIGFPE)' };
+    const plan = decideKernelPlan({ 'depthwise.forward': { native: crashed }, 'conv1x1.forward': { native: bad('z'), matmul: ok() } });
+    expect(plan).toMatchObject({ onednn: false, routes: {} });
+    expect(plan.reason).toContain("oneDNN off: self-check failed for oneDNN's depthwise forward (depthwise 3x3 7x7x960 forward: process died (SIGFPE))");
+  });
+});
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'refconv-kc-test-'));
+const ROUTABLE_FAULTS = 'conv1x1.inputGrad/native:scale@x512->,conv1x1.forward/native:crash@7x7x512->2048';
+const FATAL_FAULT = 'depthwise.forward/native:nan@112x112x32';
+
+/** Runs the check (or reads its cache) with REFCONV_CACHE_DIR and the fault set in this process. */
+async function checkWith(fault: string): Promise<{ verdict: KernelCheckVerdict; cached: boolean }> {
+  const saved = { dir: process.env.REFCONV_CACHE_DIR, fault: process.env.REFCONV_KERNEL_CHECK_FAULT };
+  process.env.REFCONV_CACHE_DIR = cacheDir;
+  process.env.REFCONV_KERNEL_CHECK_FAULT = fault;
+  try {
+    return await loadOrRunKernelCheck({ log: () => {} });
+  } finally {
+    for (const [k, v] of [['REFCONV_CACHE_DIR', saved.dir], ['REFCONV_KERNEL_CHECK_FAULT', saved.fault]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+/** initBackend + describeBackend in a fresh process; returns its stdout lines and stderr. */
+function backendInChild(env: Record<string, string | undefined>): { stdout: string; stderr: string } {
+  const script = path.join(cacheDir, 'init.mts');
+  fs.writeFileSync(script, [
+    `import { initBackend, describeBackend, activeKernelRoutes } from ${JSON.stringify(path.join(here, '..', 'src', 'index.ts'))};`,
+    'const info = await initBackend();',
+    'console.log(describeBackend(info));',
+    'console.log(JSON.stringify({ onednnEnv: process.env.TF_ENABLE_ONEDNN_OPTS, routes: activeKernelRoutes() }));',
+  ].join('\n'));
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, REFCONV_CACHE_DIR: cacheDir };
+  delete childEnv.TF_ENABLE_ONEDNN_OPTS;
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete childEnv[k];
+    else childEnv[k] = v;
+  }
+  const out = { stdout: '', stderr: '' };
+  try {
+    out.stdout = execFileSync(process.execPath, ['--import', 'tsx', script], { env: childEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], cwd: path.join(here, '..') });
+  } catch (e) {
+    throw new Error(`child failed: ${(e as { stderr?: string }).stderr ?? e}`);
+  }
+  return out;
+}
+
+
+describe('the kernel self-check on this host, with deliberately wrong kernels', () => {
+  const cases = listCheckCases();
+  let routable: KernelCheckVerdict;
+  let fatal: KernelCheckVerdict;
+  beforeAll(async () => {
+    routable = (await checkWith(ROUTABLE_FAULTS)).verdict;
+    fatal = (await checkWith(FATAL_FAULT)).verdict;
+  }, 300_000);
+  afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
+
+  it('covers the shapes the issue names: full-width ResNet-50 1x1 convs and the input channels seen wrong', () => {
+    const ids = cases.map((c) => c.id);
+    for (const s of ['1x1 7x7x512->2048 forward', '1x1 14x14x256->1024 forward', 'depthwise 5x5', '7x7 224x224x3->64 s2', 'batch norm']) {
+      expect(ids.some((id) => id.startsWith(s)), s).toBe(true);
+    }
+    for (const cin of [40, 72, 80, 112, 176, 320, 512]) expect(ids.some((id) => id.includes(`x${cin}->`) && id.endsWith('input-grad')), `cin ${cin}`).toBe(true);
+  });
+
+  it('the trusted side agrees with float64 loops', () => {
+    expect(routable.reference.checked).toBeGreaterThan(100);
+    expect(routable.reference.failures).toEqual([]);
+    expect(routable.reference.crashes).toEqual([]);
+  });
+
+  it('catches a 1x1 input gradient that is 1 % off on some channel counts', () => {
+    const faulted = cases.filter((c) => c.cls === 'conv1x1.inputGrad' && c.id.includes('x512->')).length;
+    const s = routable.classes['conv1x1.inputGrad']!.native!;
+    expect(s.failed).toBeGreaterThanOrEqual(faulted);
+    expect(s.worstError).toBeGreaterThan(5e-3);
+    expect(s.firstFailure).toMatch(/x512->.*relative L1 error/);
+  });
+
+  it('survives a kernel that kills its process, names the case, and checks everything else', () => {
+    const s = routable.classes['conv1x1.forward']!.native!;
+    expect(s.crashed).toBe(1);
+    expect(s.firstFailure).toBe('1x1 7x7x512->2048 forward: process died (SIGFPE)');
+    const depthwise = cases.filter((c) => c.cls === 'depthwise.forward').length;
+    const d = routable.classes['depthwise.forward']!.native!;
+    expect(d.passed + d.failed + d.crashed).toBe(depthwise);
+    const matmul = routable.classes['conv1x1.forward']!.matmul!;
+    expect(matmul.passed + matmul.failed).toBe(cases.filter((c) => c.cls === 'conv1x1.forward').length);
+  });
+
+  it('routes the failing 1x1 classes to verified alternatives (or turns oneDNN off)', () => {
+    const plan = routable.plan;
+    if (plan.onednn) {
+      expect(plan.routes['conv1x1.forward']).toBe('matmul');
+      expect(['explicit', 'matmul']).toContain(plan.routes['conv1x1.inputGrad']);
+      expect(plan.reason).toContain('1x1 conv forward on MatMul (1x1 7x7x512->2048 forward: process died (SIGFPE))');
+    }
+    // Wherever both alternatives verify on this host, the plan must use them and keep oneDNN.
+    const alternativesOk = ['matmul', 'explicit'].every((r) => {
+      const byRoute = routable.classes[r === 'matmul' ? 'conv1x1.forward' : 'conv1x1.inputGrad']![r]!;
+      return byRoute.failed === 0 && byRoute.crashed === 0;
+    });
+    const othersOk = Object.entries(routable.classes).every(([cls, byRoute]) => cls.startsWith('conv1x1.') || (byRoute.native!.failed === 0 && byRoute.native!.crashed === 0));
+    if (alternativesOk && othersOk) {
+      expect(plan.onednn).toBe(true);
+      expect(plan.routes).toMatchObject({ 'conv1x1.forward': 'matmul', 'conv1x1.inputGrad': 'explicit' });
+    }
+  });
+
+  it('turns oneDNN off when a class without an alternative (depthwise) gives NaN', () => {
+    expect(fatal.classes['depthwise.forward']!.native!.firstFailure).toBe('depthwise 3x3 112x112x32 forward: relative L1 error non-finite');
+    expect(fatal.plan).toMatchObject({ onednn: false, routes: {} });
+    expect(fatal.plan.reason).toMatch(/^oneDNN off: self-check failed for oneDNN's depthwise forward/);
+  });
+
+  it('caches the verdict per host and fault set', async () => {
+    const again = await checkWith(ROUTABLE_FAULTS);
+    expect(again.cached).toBe(true);
+    expect(again.verdict.createdAt).toBe(routable.createdAt);
+    expect(fs.readdirSync(path.join(cacheDir, 'kernel-check')).filter((f) => f.endsWith('.json'))).toHaveLength(2);
+  });
+
+  it('initBackend follows the verdict, says why, and warns when an env var overrides it', () => {
+    const off = backendInChild({ REFCONV_KERNEL_CHECK_FAULT: FATAL_FAULT });
+    expect(off.stdout).toContain("oneDNN off: self-check failed for oneDNN's depthwise forward");
+    expect(off.stdout).toMatch(/CPU: .+\((AVX|x86|arm)/);
+    expect(JSON.parse(off.stdout.trim().split('\n').pop()!)).toMatchObject({ onednnEnv: '0', routes: {} });
+
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, REFCONV_CACHE_DIR: cacheDir, REFCONV_KERNEL_CHECK_FAULT: FATAL_FAULT, TF_ENABLE_ONEDNN_OPTS: '1' };
+    const forced = spawnSync(process.execPath, ['--import', 'tsx', path.join(cacheDir, 'init.mts')], { env: childEnv, encoding: 'utf8', cwd: path.join(here, '..') });
+    expect(forced.status).toBe(0);
+    expect(forced.stderr).toContain('TF_ENABLE_ONEDNN_OPTS=1 overrides the kernel self-check');
+    expect(forced.stdout).toContain('oneDNN on (TF_ENABLE_ONEDNN_OPTS=1, against the self-check');
+
+    if (routable.plan.onednn) {
+      const routed = backendInChild({ REFCONV_KERNEL_CHECK_FAULT: ROUTABLE_FAULTS });
+      expect(routed.stdout).toContain('1x1 conv forward on MatMul');
+      expect(JSON.parse(routed.stdout.trim().split('\n').pop()!)).toMatchObject({ onednnEnv: '1', routes: routable.plan.routes });
+    }
+
+    const skipped = backendInChild({ REFCONV_KERNEL_CHECK: '0' });
+    expect(skipped.stdout).toContain('oneDNN off: kernel self-check skipped (REFCONV_KERNEL_CHECK=0)');
+  });
+});
