@@ -17,3 +17,5 @@ export * from './train-step.js';
 export * from './reseed.js';
 export * from './cli.js';
 export * from './shared-datasets.js';
+export * from './epoch-loop.js';
+export * from './training-options.js';

@@ -69,3 +69,36 @@ export function createWarmupCosineSchedule(opts: WarmupCosineOptions): LrSchedul
 export function createConstantSchedule(lr: number): LrSchedule {
   return { at: () => lr, describe: () => ({ kind: 'constant', lr }) };
 }
+
+/** Options of {@link createPolySchedule}. */
+export interface PolyOptions {
+  baseLr: number;
+  /** Total optimizer steps of the run. */
+  totalSteps: number;
+  /** Exponent (0.9 in DeepLab and torchvision's segmentation reference). */
+  power?: number;
+  /** Linear warmup steps (default 0). */
+  warmupSteps?: number;
+  /** Learning rate at step 0 as a fraction of `baseLr` (default 0.01). Ignored without warmup. */
+  warmupStartFactor?: number;
+}
+
+/**
+ * The DeepLab "poly" policy: `lr(step) = baseLr * (1 - step / totalSteps) ^ power`, as
+ * torchvision's segmentation reference (`LambdaLR(lambda x: (1 - x / iters) ** 0.9)`), after an
+ * optional linear warmup from `baseLr * warmupStartFactor`.
+ */
+export function createPolySchedule(opts: PolyOptions): LrSchedule {
+  const power = opts.power ?? 0.9;
+  const warm = opts.warmupSteps ?? 0;
+  const f = opts.warmupStartFactor ?? 0.01;
+  if (!(opts.totalSteps > 0)) throw new Error(`poly schedule: totalSteps must be > 0, got ${opts.totalSteps}`);
+  if (warm < 0 || warm >= opts.totalSteps) throw new Error(`poly schedule: warmupSteps must be in [0, ${opts.totalSteps}), got ${warm}`);
+  return {
+    at(step: number): number {
+      if (step < warm) return opts.baseLr * (f + ((1 - f) * step) / warm);
+      return opts.baseLr * Math.pow(Math.max(0, 1 - step / opts.totalSteps), power);
+    },
+    describe: () => ({ kind: 'poly', baseLr: opts.baseLr, totalSteps: opts.totalSteps, power, warmupSteps: warm }),
+  };
+}
