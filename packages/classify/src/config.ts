@@ -47,6 +47,8 @@ export interface RunConfig {
   prefetch: number;
   skipBadImages: boolean;
   resume: boolean;
+  /** With `resume`: continue stages whose stored options differ (recorded in the log and report). */
+  acceptChangedOptions?: boolean;
   /** Timed forward passes per model for the latency column. */
   latencyRuns: number;
 }

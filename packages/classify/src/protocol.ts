@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { countFlops, countParams, fuse } from '@refconv/core';
-import { loadCheckpoint, modelWeights, Rng, saveCheckpoint, setModelWeights, writeFileAtomic } from '@refconv/engine';
+import { loadCheckpoint, modelWeights, Rng, saveCheckpoint, setModelWeights, writeFileAtomic, type OptionChange } from '@refconv/engine';
 import { IMAGENET_MEAN, IMAGENET_STD } from '@refconv/engine';
 import type { RunConfig, Stage } from './config.js';
 import { subsetSplit, type ClassificationData, type Split } from './data/dataset.js';
@@ -50,6 +50,8 @@ export interface SeedResult {
   models: Partial<Record<ModelKindName, ModelSummary>>;
   /** Images whose fused prediction differs from the unfused RefConv prediction. */
   fusedPredictionMismatches?: number;
+  /** Options changed on `--resume --accept-changed-options`, per stage (old -> new). */
+  changedOptions?: Array<OptionChange & { stage: string }>;
   badImages: BadImage[];
 }
 
@@ -133,7 +135,12 @@ export async function runSeed(cfg: RunConfig, seed: number, p: PreparedData, loa
   const dir = path.join(cfg.out, `seed-${seed}`);
   fs.mkdirSync(dir, { recursive: true });
   const spec: ModelSpec = { arch: cfg.arch, numClasses: p.data.classNames.length, inputSize: cfg.inputSize, inChannels: p.data.channels, width: cfg.width };
-  const common = { classNames: p.data.classNames, seed, train: p.train, val: p.val, loader, trainTransform: p.trainTransform, evalTransform: p.evalTransform, resume: cfg.resume, extra: { config: cfg } };
+  const common = {
+    classNames: p.data.classNames, seed, train: p.train, val: p.val, loader, trainTransform: p.trainTransform, evalTransform: p.evalTransform,
+    resume: cfg.resume, acceptChangedOptions: cfg.acceptChangedOptions, extra: { config: cfg },
+  };
+  // what changes a stage's result besides its own schedule, seed and split sizes (compared on --resume)
+  const dataOptions = { format: cfg.format, inputSize: cfg.inputSize, evalResize: cfg.evalResize, scale: cfg.scale, ratio: cfg.ratio, flipProb: cfg.flipProb, cacheResize: cfg.cacheResize, trainLimit: cfg.trainLimit, valLimit: cfg.valLimit };
   const result: SeedResult = { seed, histories: {}, models: {}, badImages: [] };
   const files = {
     baseline: cfg.baseline ?? path.join(dir, 'pretrain', 'final.safetensors'),
@@ -144,8 +151,9 @@ export async function runSeed(cfg: RunConfig, seed: number, p: PreparedData, loa
 
   if (has(cfg, 'pretrain') && !cfg.baseline) {
     const model = buildBaseline(spec, seed);
-    const r = await trainStage({ ...common, name: 'pretrain', dir: path.join(dir, 'pretrain'), model, spec, optim: cfg.pretrain });
+    const r = await trainStage({ ...common, name: 'pretrain', dir: path.join(dir, 'pretrain'), model, spec, optim: cfg.pretrain, runOptions: { spec, data: dataOptions } });
     result.histories.pretrain = r.history;
+    if (r.changedOptions.length) result.changedOptions = r.changedOptions.map((c) => ({ stage: 'pretrain', ...c }));
     model.dispose();
   }
 
@@ -155,7 +163,8 @@ export async function runSeed(cfg: RunConfig, seed: number, p: PreparedData, loa
     loadInto(base, requireFile(files.baseline, `${stage} needs the baseline checkpoint`));
     const model = stage === 'refocus' ? refocusModel(base, cfg.refocus, seed) : base;
     const stageSpec = stage === 'refocus' ? { ...spec, refocus: cfg.refocus } : spec;
-    const r = await trainStage({ ...common, name: stage, dir: path.join(dir, stage), model, spec: stageSpec, optim: cfg.finetune });
+    const r = await trainStage({ ...common, name: stage, dir: path.join(dir, stage), model, spec: stageSpec, optim: cfg.finetune, runOptions: { spec: stageSpec, data: dataOptions, baseline: cfg.baseline ?? 'pretrain' } });
+    if (r.changedOptions.length) result.changedOptions = [...(result.changedOptions ?? []), ...r.changedOptions.map((c) => ({ stage, ...c }))];
     result.histories[stage] = r.history;
     if (model !== base) model.dispose();
     base.dispose();

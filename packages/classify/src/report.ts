@@ -4,8 +4,9 @@
  * per-seed numbers, the fused-equals-unfused check, and PNG curves.
  */
 import * as path from 'node:path';
-import { lineChartPng, loadCheckpoint, writeFileAtomic, type Series } from '@refconv/engine';
+import { describeChanges, lineChartPng, loadCheckpoint, writeFileAtomic, type Series } from '@refconv/engine';
 import type { RunConfig } from './config.js';
+import type { EpochRecord } from './train.js';
 import { MODEL_KINDS, type ModelKindName, type SeedResult } from './protocol.js';
 
 /** Mean and sample standard deviation (n - 1; 0 for a single value). */
@@ -33,6 +34,20 @@ function describeBaseline(cfg: RunConfig): string {
   return `baseline \`${cfg.baseline}\` (${how}, shared by all seeds)`;
 }
 
+/** What the run trained: only the stages it ran (a pretrain-only run does not mention refocus/control). */
+function describeStages(cfg: RunConfig): string {
+  const fine = (['refocus', 'control'] as const).filter((s) => cfg.stages.includes(s));
+  const parts: string[] = [];
+  if (cfg.baseline || cfg.stages.includes('pretrain')) parts.push(describeBaseline(cfg));
+  if (fine.length) {
+    parts.push(
+      `then ${fine.join(' and ')} ${cfg.finetune.epochs} epochs${fine.length > 1 ? ' each' : ''} (lr ${cfg.finetune.lr}${fine.length > 1 ? ', same schedule' : ''})` +
+        (cfg.stages.includes('refocus') ? `; RefConv map_k ${cfg.refocus.mapK}, grouping ${cfg.refocus.grouping}, init ${cfg.refocus.init}, frozen ${cfg.refocus.frozen}` : ''),
+    );
+  }
+  return parts.join(', ');
+}
+
 const fmt = (m: { mean: number; std: number; n: number }, digits = 2) => (m.n === 0 ? 'n/a' : m.n === 1 ? m.mean.toFixed(digits) : `${m.mean.toFixed(digits)} ± ${m.std.toFixed(digits)}`);
 const LABEL: Record<ModelKindName, string> = { baseline: 'baseline (pretrained)', control: 'control (equal epochs, plain)', refconv: 'RefConv (unfused)', fused: 'RefConv fused' };
 
@@ -43,12 +58,9 @@ export async function writeReport(cfg: RunConfig, results: SeedResult[], command
   lines.push(`# RefConv classification experiment`, '');
   lines.push(`Command: \`${command}\``, '');
   lines.push(`Data: ${dataDescription}`, '');
-  lines.push(
-    `Model: \`${cfg.arch}\` width ${cfg.width}, input ${cfg.inputSize}; ${describeBaseline(cfg)}, ` +
-      `then refocus and control ${cfg.finetune.epochs} epochs each (lr ${cfg.finetune.lr}, same schedule); RefConv map_k ${cfg.refocus.mapK}, ` +
-      `grouping ${cfg.refocus.grouping}, init ${cfg.refocus.init}, frozen ${cfg.refocus.frozen}. Seeds: ${results.map((r) => r.seed).join(', ')}.`,
-    '',
-  );
+  lines.push(`Model: \`${cfg.arch}\` width ${cfg.width}, input ${cfg.inputSize}; ${describeStages(cfg)}. Seeds: ${results.map((r) => r.seed).join(', ')}.`, '');
+  const changed = results.flatMap((r) => (r.changedOptions ?? []).map((c) => `seed ${r.seed} ${c.stage}: ${describeChanges([c])}`));
+  if (changed.length) lines.push(`**Resumed with changed options** (\`--accept-changed-options\`): ${changed.join('; ')}.`, '');
   lines.push('Accuracies are the **last epoch** of each model (not the best epoch), mean ± sample std over seeds.', '');
   const top5Cell = (ms: ModelSummaryLike[]) => (numClasses !== undefined && numClasses <= 5 ? `n/a (${numClasses} classes)` : fmt(meanStd(ms.map((m) => m.top5))));
   lines.push('| model | params | trainable | MMACs | top-1 (%) | top-5 (%) | latency batch 1 (ms, median) |', '|---|---:|---:|---:|---:|---:|---:|');
@@ -97,9 +109,10 @@ export async function writeReport(cfg: RunConfig, results: SeedResult[], command
 
 async function writeCurves(out: string, results: SeedResult[]): Promise<string[]> {
   const written: string[] = [];
+  const value = { valTop1: (e: EpochRecord) => e.val?.top1 ?? NaN, trainLoss: (e: EpochRecord) => e.trainLoss };
   const series = (key: 'valTop1' | 'trainLoss', stages: Array<'pretrain' | 'refocus' | 'control'>): Series[] =>
     results.flatMap((r) =>
-      stages.filter((s) => r.histories[s]?.length).map((s) => ({ name: `${s} seed ${r.seed}`, points: r.histories[s]!.map((e) => [e.epoch, e[key]] as [number, number]) })),
+      stages.filter((s) => r.histories[s]?.length).map((s) => ({ name: `${s} seed ${r.seed}`, points: r.histories[s]!.map((e) => [e.epoch, value[key](e)] as [number, number]) })),
     );
   const plots = [
     { file: 'finetune-val-top1.png', title: 'RefConv vs equal-epoch control: val top-1', y: 'val top-1 (%)', s: series('valTop1', ['refocus', 'control']) },

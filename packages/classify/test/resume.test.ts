@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpoint } from '@refconv/engine';
+import { loadCheckpoint, type EpochRecord } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
 import { tmpDir, writeTinyFashionMnist } from './helpers.js';
 
@@ -26,6 +26,10 @@ describe('kill and resume', () => {
     const killed = path.join(root, 'killed');
     const r = spawnSync(process.execPath, args(full), { cwd: pkg, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
+    // issue 15: the report of a pretrain-only run describes only what ran
+    const report = fs.readFileSync(path.join(full, 'report.md'), 'utf8');
+    expect(report).toMatch(/baseline pretrained here for 2 epochs \(lr 0\.1\)\. Seeds: 0\./);
+    expect(report).not.toMatch(/refocus and control/);
 
     const child = spawn(process.execPath, args(killed), { cwd: pkg, stdio: 'ignore' });
     const last = path.join(killed, 'seed-0', 'pretrain', 'last.safetensors');
@@ -45,7 +49,14 @@ describe('kill and resume', () => {
     expect(b.state.step).toBe(a.state.step);
     expect([...b.weights.keys()]).toEqual([...a.weights.keys()]);
     for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), name).toEqual(Array.from(t.data as Float32Array));
-    const hist = (c: typeof a) => (c.state.extra!.history as Array<{ trainLoss: number; valTop1: number }>).map((h) => [h.trainLoss, h.valTop1]);
+    const hist = (c: typeof a) => ((c.state.extra!.loop as { history: EpochRecord[] }).history).map((h) => [h.trainLoss, h.val!.top1]);
     expect(hist(b)).toEqual(hist(a));
+
+    // issue 15: a resume whose options changed is refused, naming each old -> new, and touches nothing
+    const before = fs.readFileSync(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'));
+    const changed = spawnSync(process.execPath, [...args(killed), '--resume', '--lr', '0.05', '--momentum', '0.8'], { cwd: pkg, encoding: 'utf8' });
+    expect(changed.status).toBe(1);
+    expect(changed.stderr).toMatch(/final\.safetensors was written with different options: optim\.lr 0\.1 -> 0\.05, optim\.momentum 0\.9 -> 0\.8\. .*--accept-changed-options/);
+    expect(fs.readFileSync(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors')).equals(before)).toBe(true);
   }, 480_000); // three CLI processes (tsx + tfjs start-up each): slow on a loaded machine
 });

@@ -180,10 +180,20 @@ interface LoopState {
 
 const stable = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : x));
 
-/** The options whose values differ between a stored and a new run (keys of both, sorted). */
-export function changedOptions(stored: Record<string, unknown>, current: Record<string, unknown>): OptionChange[] {
+const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The options whose values differ between a stored and a new run, nested objects compared per
+ * field (`optim.lr`), in key order.
+ */
+export function changedOptions(stored: Record<string, unknown>, current: Record<string, unknown>, prefix = ''): OptionChange[] {
   const keys = [...new Set([...Object.keys(stored), ...Object.keys(current)])].sort();
-  return keys.filter((k) => stable(stored[k]) !== stable(current[k])).map((k) => ({ option: k, old: stored[k], new: current[k] }));
+  return keys.flatMap((k) => {
+    const a = stored[k];
+    const b = current[k];
+    if (isPlainObject(a) && isPlainObject(b)) return changedOptions(a, b, `${prefix}${k}.`);
+    return stable(a) === stable(b) ? [] : [{ option: prefix + k, old: a, new: b }];
+  });
 }
 
 const show = (v: unknown): string => (v === undefined ? '(unset)' : JSON.stringify(v));
@@ -228,8 +238,8 @@ export function findNonFinite(weights: Record<string, SafeTensorInput>): { name:
 }
 
 /** Throws {@link NonFiniteError} unless every weight and the val loss are finite. */
-function assertFinite(o: EpochLoopOptions<unknown>, epoch: number, weights: Record<string, SafeTensorInput>, valLoss: number | undefined, lastFile: string): void {
-  const keep = fs.existsSync(lastFile) ? `; ${lastFile} (the last good checkpoint) was left untouched` : '; no checkpoint was written';
+function assertFinite(o: EpochLoopOptions<unknown>, epoch: number, weights: Record<string, SafeTensorInput>, valLoss: number | undefined, lastFile: string, haveGood: boolean): void {
+  const keep = haveGood ? `; ${lastFile} (the last good checkpoint, epoch ${epoch - 1}) was left untouched` : '; no checkpoint of this run was written';
   const bad = findNonFinite(weights);
   if (bad) {
     throw new NonFiniteError(epoch, bad.name, bad.count, `[${o.name}] epoch ${epoch}: weight '${bad.name}' holds ${bad.count} non-finite value(s) (e.g. ${bad.example}): training diverged (lower --lr?)${keep}`);
@@ -345,7 +355,7 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
       };
       const weights = o.weights();
       try {
-        assertFinite(o as EpochLoopOptions<unknown>, epoch + 1, weights, ev?.loss, lastFile);
+        assertFinite(o as EpochLoopOptions<unknown>, epoch + 1, weights, ev?.loss, lastFile, epoch > 0);
       } catch (e) {
         logger.log({ type: 'error', stage: o.name, epoch: epoch + 1, message: (e as Error).message });
         throw e;
@@ -372,7 +382,7 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
     let checkpoint = lastFile;
     if (o.final) {
       const weights = o.weights();
-      assertFinite(o as EpochLoopOptions<unknown>, epoch, weights, undefined, lastFile);
+      assertFinite(o as EpochLoopOptions<unknown>, epoch, weights, undefined, lastFile, true);
       saveCheckpoint(finalFile, { weights, state });
       checkpoint = finalFile;
     }

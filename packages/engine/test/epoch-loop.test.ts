@@ -116,7 +116,7 @@ describe('runEpochs', () => {
     let before: Buffer | undefined;
     const failing = runEpochs({ ...opts, afterEpoch: () => { epochs++; before = fs.readFileSync(last); } });
     await expect(failing).rejects.toThrow(NonFiniteError);
-    await expect(failing).rejects.toThrow(/epoch 2: weight 'bn\/moving_variance' holds 3 non-finite value\(s\).*last\.safetensors \(the last good checkpoint\) was left untouched/);
+    await expect(failing).rejects.toThrow(/epoch 2: weight 'bn\/moving_variance' holds 3 non-finite value\(s\).*last\.safetensors \(the last good checkpoint, epoch 1\) was left untouched/);
     expect(fs.readFileSync(last).equals(before!)).toBe(true);
     expect(loadCheckpoint(last).state.epoch).toBe(1);
     expect(fs.existsSync(path.join(dir, 'final.safetensors'))).toBe(false);
@@ -155,5 +155,13 @@ describe('runEpochs', () => {
     expect(loadCheckpoint(path.join(dir, 'best.safetensors')).state.epoch).toBe(2);
     expect(res.checkpoint).toBe(path.join(dir, 'last.safetensors'));
     expect(res.state.metrics).toEqual({ score: 0.3 });
+  });
+});
+
+describe('changedOptions', () => {
+  it('compares nested options per field, treating key order as irrelevant', async () => {
+    const { changedOptions, describeChanges } = await import('../src/epoch-loop.js');
+    const c = changedOptions({ optim: { lr: 0.1, epochs: 2 }, spec: { arch: 'a', width: 1 }, seed: 0 }, { spec: { width: 1, arch: 'a' }, optim: { epochs: 3, lr: 30 }, seed: 0, extra: [1] });
+    expect(describeChanges(c)).toBe('extra (unset) -> [1], optim.epochs 2 -> 3, optim.lr 0.1 -> 30');
   });
 });

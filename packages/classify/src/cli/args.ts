@@ -1,15 +1,33 @@
 /** Flags of `classify:train` / `classify:experiment`, mapped onto {@link RunConfig}. */
 import type { Argv } from 'yargs';
+import { trainingOptions } from '@refconv/engine';
 import { defaultConfig, STAGES, type RunConfig, type Stage } from '../config.js';
+
+/** Old classify spellings, kept for one version (a warning names the new flag). */
+export const DEPRECATED_ALIASES: Record<string, string> = { init: 'refconv-init', baseline: 'from' };
 
 /** Adds every protocol option to a yargs parser (defaults from {@link defaultConfig}). */
 export function protocolOptions(y: Argv, defaultSeeds: number, defaultOut = defaultConfig().out) {
   const d = defaultConfig();
-  return y
+  return trainingOptions(y, {
+    epochs: d.pretrain.epochs,
+    batchSize: d.pretrain.batchSize,
+    lr: d.pretrain.lr,
+    momentum: d.pretrain.momentum,
+    weightDecay: d.pretrain.weightDecay,
+    warmupEpochs: d.pretrain.warmupEpochs,
+    warmupStartFactor: d.pretrain.warmupStartFactor,
+    seed: 0,
+    out: defaultOut,
+    trainLimit: d.trainLimit,
+    valLimit: d.valLimit,
+    ...d.refocus,
+    mapK: d.refocus.mapK as 1 | 3 | 5,
+    refconvInit: d.refocus.init,
+  })
     .option('data', { type: 'string', default: d.data, describe: "dataset folder (ImageFolder train/<class>/*, or the Fashion-MNIST IDX files), or 'fashion-mnist' for the shipped copy" })
     .option('format', { choices: ['auto', 'fashion-mnist', 'imagefolder'] as const, default: d.format })
     .option('val-labels', { type: 'string', describe: 'label file for a flat val/ folder (CSV ImageId,label or ILSVRC2012 ground truth)' })
-    .option('out', { type: 'string', default: defaultOut, describe: 'output folder' })
     .option('arch', { type: 'string', default: d.arch, describe: 'backbone from @refconv/backbones (cifar_resnet20, resnet18, mobilenet_v2, ...)' })
     .option('width', { type: 'number', default: d.width, describe: 'width multiplier' })
     .option('input-size', { type: 'number', default: d.inputSize, describe: 'train crop / eval crop side' })
@@ -18,34 +36,19 @@ export function protocolOptions(y: Argv, defaultSeeds: number, defaultOut = defa
     .option('ratio', { type: 'number', array: true, default: d.ratio, describe: 'RandomResizedCrop aspect range (two numbers)' })
     .option('flip-prob', { type: 'number', default: d.flipProb })
     .option('cache-resize', { type: 'number', describe: 'decode each image once at this shorter side and keep it in memory (small datasets)' })
-    .option('train-limit', { type: 'number', default: d.trainLimit, describe: 'use a fixed subset of this many training images (0 = all)' })
-    .option('val-limit', { type: 'number', describe: 'use a fixed subset of this many val images' })
     .option('seeds', { type: 'number', array: true, describe: 'explicit seeds (overrides --num-seeds)' })
-    .option('num-seeds', { type: 'number', default: defaultSeeds, describe: 'run seeds 0..N-1' })
+    .option('num-seeds', { type: 'number', default: defaultSeeds, describe: 'run N seeds: --seed .. --seed+N-1' })
     .option('stages', { type: 'string', array: true, choices: [...STAGES], default: [...STAGES], describe: 'stages to run' })
-    .option('baseline', { type: 'string', describe: 'baseline checkpoint to refocus/continue instead of pretraining' })
-    .option('epochs', { type: 'number', default: d.pretrain.epochs, describe: 'pretrain epochs' })
-    .option('batch-size', { type: 'number', default: d.pretrain.batchSize })
-    .option('lr', { type: 'number', default: d.pretrain.lr, describe: 'pretrain peak learning rate' })
-    .option('momentum', { type: 'number', default: d.pretrain.momentum })
     .option('nesterov', { type: 'boolean', default: d.pretrain.nesterov })
-    .option('weight-decay', { type: 'number', default: d.pretrain.weightDecay })
     .option('decay-bn-bias', { type: 'boolean', default: d.pretrain.decayBnBias, describe: 'also decay biases and BN parameters' })
-    .option('warmup-epochs', { type: 'number', default: d.pretrain.warmupEpochs, describe: 'pretrain linear warmup (per iteration)' })
-    .option('warmup-start-factor', { type: 'number', default: d.pretrain.warmupStartFactor })
     .option('min-lr', { type: 'number', default: d.pretrain.minLr })
     .option('label-smoothing', { type: 'number', default: d.pretrain.labelSmoothing })
     .option('finetune-epochs', { type: 'number', default: d.finetune.epochs, describe: 'epochs of the refocus stage and of the equal-epoch control' })
     .option('finetune-lr', { type: 'number', default: d.finetune.lr, describe: 'peak lr of refocus and control' })
     .option('finetune-warmup-epochs', { type: 'number', default: d.finetune.warmupEpochs })
-    .option('map-k', { type: 'number', default: d.refocus.mapK, describe: 'RefConv map size (1, 3, 5)' })
-    .option('grouping', { choices: ['official', 'per-kernel', 'full'] as const, default: d.refocus.grouping })
-    .option('init', { choices: ['default', 'zero'] as const, default: d.refocus.init, describe: 'RefConv transform init' })
-    .option('frozen', { choices: ['official', 'transform-only'] as const, default: d.refocus.frozen, describe: 'what RefConv freezes' })
     .option('workers', { type: 'number', default: d.workers, describe: 'image-decoding worker threads (0 = main thread)' })
     .option('prefetch', { type: 'number', default: d.prefetch, describe: 'batches decoded ahead' })
     .option('skip-bad-images', { type: 'boolean', default: d.skipBadImages, describe: 'leave unreadable images out (counted in the report) instead of stopping' })
-    .option('resume', { type: 'boolean', default: d.resume, describe: 'continue an interrupted run in --out' })
     .option('latency-runs', { type: 'number', default: d.latencyRuns })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const });
 }
@@ -65,12 +68,13 @@ function positiveInt(v: number, name: string): number {
 /** Converts parsed flags to a RunConfig, validating values. */
 export function toRunConfig(a: Parsed): RunConfig {
   const d = defaultConfig();
-  const seeds = a.seeds?.length ? a.seeds : Array.from({ length: positiveInt(a.numSeeds, 'num-seeds') }, (_, i) => i);
+  if (a.refconv) throw new Error('classify: --refconv does not apply (the protocol always trains the refocused model and the equal-epoch control; choose with --stages)');
+  const seeds = a.seeds?.length ? a.seeds : Array.from({ length: positiveInt(a.numSeeds, 'num-seeds') }, (_, i) => a.seed + i);
   return {
     data: a.data,
     format: a.format,
     valLabels: a.valLabels,
-    out: a.out,
+    out: a.out ?? defaultConfig().out,
     arch: a.arch,
     width: a.width,
     inputSize: positiveInt(a.inputSize, 'input-size'),
@@ -83,7 +87,7 @@ export function toRunConfig(a: Parsed): RunConfig {
     valLimit: a.valLimit ? positiveInt(a.valLimit, 'val-limit') : undefined,
     seeds,
     stages: a.stages as Stage[],
-    baseline: a.baseline,
+    baseline: a.from,
     pretrain: {
       ...d.pretrain,
       epochs: positiveInt(a.epochs, 'epochs'),
@@ -94,6 +98,7 @@ export function toRunConfig(a: Parsed): RunConfig {
       weightDecay: a.weightDecay,
       decayBnBias: a.decayBnBias,
       warmupEpochs: a.warmupEpochs,
+      ...(a.warmupSteps !== undefined ? { warmupSteps: a.warmupSteps } : {}),
       warmupStartFactor: a.warmupStartFactor,
       minLr: a.minLr,
       labelSmoothing: a.labelSmoothing,
@@ -112,11 +117,12 @@ export function toRunConfig(a: Parsed): RunConfig {
       minLr: a.minLr,
       labelSmoothing: a.labelSmoothing,
     },
-    refocus: { mapK: a.mapK, grouping: a.grouping, init: a.init, frozen: a.frozen },
+    refocus: { mapK: a.mapK, grouping: a.grouping, init: a.refconvInit, frozen: a.frozen },
     workers: a.workers,
     prefetch: positiveInt(a.prefetch, 'prefetch'),
     skipBadImages: a.skipBadImages,
     resume: a.resume,
+    acceptChangedOptions: a.acceptChangedOptions,
     latencyRuns: positiveInt(a.latencyRuns, 'latency-runs'),
   };
 }
