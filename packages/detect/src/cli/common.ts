@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '@refconv/engine';
 import type { DetectionDataset } from '../data/dataset.js';
+import { formatDatasetSummary } from '../data/validation.js';
 import { COCO_STAT_NAMES, type EvaluationResult } from '../pipeline/evaluate.js';
 import { writeVisualization } from '../pipeline/visualize.js';
 
@@ -13,8 +14,9 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 /** The BCCD copy shipped with the repository, the default dataset. */
 export const DEFAULT_DATA = path.join(REPO_ROOT, 'datasets', 'bccd');
 
-/** Prints dataset warnings (e.g. dropped degenerate boxes) once, to stderr. */
+/** Prints the dataset's clipped/dropped counts, then its warnings (e.g. dropped degenerate boxes), to stderr. */
 export function reportWarnings(ds: DetectionDataset): void {
+  if (ds.summary) process.stderr.write(`${formatDatasetSummary(ds.source, ds.summary)}\n`);
   if (ds.warnings.length === 0) return;
   process.stderr.write(`${ds.source}: ${ds.warnings.length} problem(s) handled:\n${ds.warnings.map((w) => `  - ${w}`).join('\n')}\n`);
 }

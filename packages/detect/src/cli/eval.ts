@@ -18,6 +18,7 @@ async function main(): Promise<void> {
     .option('data', { type: 'string', default: DEFAULT_DATA, describe: 'VOC root or COCO root/JSON' })
     .option('split', { type: 'string', default: 'test' })
     .option('images', { type: 'string', describe: 'COCO image folder when --data is a JSON file' })
+    .option('drop-unknown-classes', { type: 'boolean', default: false, describe: "drop (and count) objects of classes outside the checkpoint's list instead of failing" })
     .option('out', { type: 'string', describe: 'output folder (default: the checkpoint folder)' })
     .option('json', { type: 'boolean', default: false, describe: 'print the stats as one JSON object on stdout' })
     .option('visualize', { type: 'number', default: 0, describe: 'write N images with drawn detections (PNG)' })
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
   const overrides = args.scoreThreshold === undefined ? {} : { scoreThreshold: args.scoreThreshold, boxScoreThreshold: args.scoreThreshold };
   const loaded = loadDetector(args.checkpoint, overrides);
   const det = loaded.det;
-  const ds = openDataset(args.data, { split: args.split, images: args.images, categories: loaded.desc.categories });
+  const ds = openDataset(args.data, { split: args.split, images: args.images, categories: loaded.desc.categories, dropUnknownClasses: args.dropUnknownClasses });
   reportWarnings(ds);
   if (args.maxImages) ds.records = ds.records.slice(0, args.maxImages);
   const ev = await evaluateDetector(det, ds, loaded.desc.resize, { batchSize: args.batchSize, progress: !args.json });

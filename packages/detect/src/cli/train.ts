@@ -26,6 +26,8 @@ async function main(): Promise<void> {
     .option('train-split', { type: 'string', default: 'train' })
     .option('test-split', { type: 'string', default: 'test', describe: 'split evaluated after training' })
     .option('images', { type: 'string', describe: 'COCO image folder when --data is a JSON file' })
+    .option('classes', { type: 'string', describe: 'comma-separated class names in label order; other names are an error in every split (default: the checkpoint\'s, else the dataset\'s own list)' })
+    .option('drop-unknown-classes', { type: 'boolean', default: false, describe: 'drop (and count) objects of classes outside the list instead of failing' })
     .option('out', { type: 'string', describe: 'output folder (default runs/detect/<name>)' })
     .option('name', { type: 'string', describe: 'run name (default bccd-<model>, with -finetune or -refconv after --from)' })
     .option('model', { choices: ['retinanet', 'fasterrcnn'] as const, default: 'retinanet' as const, describe: 'detector architecture' })
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
     .parseAsync();
 
   console.log(describeBackend(await initBackend(args.backend)));
+  const classArgs = { classes: args.classes?.split(',').map((c) => c.trim()), dropUnknownClasses: args.dropUnknownClasses };
 
   // Model: fresh, or from a checkpoint (whose categories and resize then apply).
   let det: Detector;
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
     if (desc.refocus) throw new Error(`--from ${args.from}: this is a refocused training checkpoint; start from a plain (fused or baseline) detector`);
     console.log(`loaded ${args.from}`);
   } else {
-    const train0 = openDataset(args.data, { split: args.trainSplit, images: args.images });
+    const train0 = openDataset(args.data, { split: args.trainSplit, images: args.images, ...classArgs });
     const common = {
       numClasses: train0.categories.names.length,
       backbone: { arch: args.backbone, width: args.backboneWidth, ...(args.backboneWeights ? { weights: path.resolve(args.backboneWeights) } : {}) },
@@ -116,8 +119,11 @@ async function main(): Promise<void> {
   }
   console.log(`detector: ${countParams(det.model)} params (${countParams(det.model, { trainableOnly: true })} trainable), backbone ${desc.options.backbone.arch}`);
 
-  const train = openDataset(args.data, { split: args.trainSplit, images: args.images, categories: desc.categories });
+  const train = openDataset(args.data, { split: args.trainSplit, images: args.images, categories: desc.categories, ...classArgs });
   reportWarnings(train);
+  // the test split is validated too before the first step (not after training)
+  const test = openDataset(args.data, { split: args.testSplit, images: args.images, categories: desc.categories, ...classArgs });
+  reportWarnings(test);
   if (args.maxTrainImages) train.records = train.records.slice(0, args.maxTrainImages);
   console.log(`train: ${train.records.length} images from ${train.source}`);
 
@@ -151,8 +157,6 @@ async function main(): Promise<void> {
   const finalFile = path.join(outDir, 'final.safetensors');
   saveCheckpoint(finalFile, { weights: detectorWeights(final), state: { epoch: args.epochs, step: 0, classNames: finalDesc.categories.names, model: finalDesc as unknown as Record<string, unknown> } });
 
-  const test = openDataset(args.data, { split: args.testSplit, images: args.images, categories: desc.categories });
-  reportWarnings(test);
   if (args.maxTestImages) test.records = test.records.slice(0, args.maxTestImages);
   const ev = await evaluateDetector(final, test, finalDesc.resize);
   const outs = await writeEvaluationOutputs(outDir, args.testSplit, test, ev, args.visualize);

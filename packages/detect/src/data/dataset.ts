@@ -4,6 +4,7 @@
  * {@link CategoryMap}, which is stored with checkpoints so predictions map back to the
  * dataset's category ids and names.
  */
+import type { DatasetSummary } from './validation.js';
 
 /** Contiguous label index -> dataset category id and name. */
 export interface CategoryMap {
@@ -37,8 +38,13 @@ export interface DetectionDataset {
   source: string;
   records: DetectionRecord[];
   categories: CategoryMap;
-  /** Problems found and worked around while reading (e.g. degenerate boxes dropped). */
+  /** Problems found and worked around while reading, one line each (e.g. a degenerate box dropped). */
   warnings: string[];
+  /**
+   * Counts of boxes clipped / dropped while opening (always set by {@link openDataset} and the
+   * readers); log it with `formatDatasetSummary(ds.source, ds.summary)`.
+   */
+  summary?: DatasetSummary;
 }
 
 /** A COCO-format ground-truth object (`instances_*.json` shape) for @refconv/coco-eval. */

@@ -1,4 +1,5 @@
 export * from './dataset.js';
+export * from './validation.js';
 export * from './voc.js';
 export * from './coco.js';
 export * from './open.js';
