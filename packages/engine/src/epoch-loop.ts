@@ -203,7 +203,7 @@ export function describeChanges(changes: OptionChange[]): string {
   return changes.map((c) => `${c.option} ${show(c.old)} -> ${show(c.new)}`).join(', ');
 }
 
-function checkOptions(file: string, ck: Checkpoint, o: EpochLoopOptions<unknown>, log: (s: string) => void, logger?: JsonlLogger): OptionChange[] {
+function checkOptions(file: string, ck: Checkpoint, o: EpochLoopOptions<unknown>, log: (s: string) => void): OptionChange[] {
   const stored = (ck.state.extra?.loop as LoopState | undefined)?.runOptions;
   if (!stored) throw new Error(`--resume: ${file} holds no stored run options (written by an older version); start a new run in another --out folder`);
   const changes = changedOptions(stored, o.runOptions);
@@ -215,7 +215,6 @@ function checkOptions(file: string, ck: Checkpoint, o: EpochLoopOptions<unknown>
     );
   }
   log(`[${o.name}] --accept-changed-options: continuing ${file} with changed options: ${describeChanges(changes)}`);
-  logger?.log({ type: 'changed-options', stage: o.name, changes });
   return changes;
 }
 
@@ -284,8 +283,10 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
     let rngState = new Rng(deriveSeed(...(o.seedPath as [number, ...number[]]), 0)).getState();
     let changes: OptionChange[] = [];
     const resumed = o.resume && fs.existsSync(lastFile) ? loadCheckpoint(lastFile) : undefined;
+    let newChanges: OptionChange[] = [];
     if (resumed) {
-      changes = checkOptions(lastFile, resumed, o as EpochLoopOptions<unknown>, log);
+      newChanges = checkOptions(lastFile, resumed, o as EpochLoopOptions<unknown>, log);
+      changes = newChanges;
       truncateLog(logFile, resumed.state.epoch);
     }
     const logger = new JsonlLogger(logFile, { truncate: !resumed });
@@ -300,8 +301,9 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
       changes = [...(stored.changedOptions ?? []), ...changes];
       loop = { ...stored, runOptions: o.runOptions, changedOptions: changes.length ? changes : undefined };
       log(`[${o.name}] resuming from ${lastFile}: epoch ${epoch}/${o.epochs}, step ${step}`);
-      logger.log({ type: 'resume', stage: o.name, epoch, step });
-      if (changes.length) logger.log({ type: 'changed-options', stage: o.name, epoch, changes });
+      // no `epoch` field: readers that plot per-epoch records filter by `type: 'epoch'` or by `epoch`
+      logger.log({ type: 'resume', stage: o.name, fromEpoch: epoch, step });
+      if (newChanges.length) logger.log({ type: 'changed-options', stage: o.name, changes: newChanges });
     }
     const stateAt = (e: number, s: number, next: Rng, extraLoop: LoopState): TrainingState => ({
       epoch: e,
@@ -369,11 +371,12 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
       }
       state = stateAt(epoch + 1, step, new Rng(deriveSeed(...(o.seedPath as [number, ...number[]]), epoch + 1)), loop);
       rngState = state.rng!;
-      // the log first, then the checkpoint: a run killed in between re-runs the epoch and the
-      // resumed log drops the record (it covers epochs <= the checkpoint's)
+      // the log and best.safetensors first, last.safetensors last: a run killed in between re-runs
+      // the epoch from the previous last.safetensors, drops the record from the log (the resumed
+      // log covers epochs <= the checkpoint's) and rewrites best.safetensors identically
       logger.log({ type: 'epoch', stage: o.name, ...record, ...(ev?.details ? { details: ev.details } : {}) });
-      saveCheckpoint(lastFile, { weights, optimizer: opt.getState(), state });
       if (improved) saveCheckpoint(bestFile, { weights, state });
+      saveCheckpoint(lastFile, { weights, optimizer: opt.getState(), state });
       const trainLine = Object.entries(record.train).map(([k, v]) => ` ${short(k)} ${v.toFixed(4)}`).join('');
       const valLine = val ? ` | val${Object.entries(val).map(([k, v]) => ` ${short(k)} ${v.toFixed(4)}`).join('')}` : '';
       log(`[${o.name}] epoch ${epoch + 1}: train loss ${record.trainLoss.toFixed(4)}${trainLine}${valLine} | ${record.itemsPerSec.toFixed(1)} samples/s, waiting for data ${((100 * record.dataWaitSeconds) / trainSeconds).toFixed(1)}% of train time`);

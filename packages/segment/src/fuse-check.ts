@@ -9,7 +9,7 @@ import { countFlops, countParams, fuse } from '@refconv/core';
 import { loadCheckpoint, modelWeights, setModelWeights } from '@refconv/engine';
 import type { SafeTensor } from '@refconv/core';
 import { createSegmenter, mainLogits, type BackboneFactory, type SegmenterSpec } from './model/segmenter.js';
-import { refocusSegmenter } from './refconv.js';
+import { refocusSegmenter } from './model/segmenter-refconv.js';
 
 /** Numbers printed by `--refconv` runs and checked by tests. */
 export interface FuseReport {

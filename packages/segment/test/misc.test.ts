@@ -7,7 +7,7 @@ import { newestCheckpoint, parseSize } from '../src/cli/common.js';
 import { readRgb } from '../src/data/io.js';
 import { trainAugment } from '../src/data/transforms.js';
 import { enableDilatedConvGradients } from '../src/ops/dilated-grad.js';
-import { createPolySchedule } from '../src/schedule.js';
+import { createPolySchedule } from '@refconv/engine';
 
 describe('poly schedule', () => {
   it('follows base * (1 - t/T)^0.9 after a linear warmup from 1%', () => {

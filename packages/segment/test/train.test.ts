@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { fuseCheck } from '../src/fuse-check.js';
 import { createSegmenter, type BackboneFactory, type SegmenterSpec } from '../src/model/segmenter.js';
 import { enableDilatedConvGradients } from '../src/ops/dilated-grad.js';
-import { refocusSegmenter } from '../src/refconv.js';
+import { refocusSegmenter } from '../src/model/segmenter-refconv.js';
 import { train, type TrainOptions } from '../src/train.js';
 import { tinyBackbone } from './tiny-backbone.js';
 
@@ -22,7 +22,7 @@ function options(outDir: string, extra: Partial<TrainOptions> = {}): TrainOption
   return {
     data: CAMVID, format: 'camvid', trainSplit: 'train', valSplit: 'val', spec, cropSize: [48, 64], baseScale: 0.2, scaleRange: [0.5, 2],
     epochs: 1, batchSize: 2, lr: 0.01, momentum: 0.9, weightDecay: 1e-4, warmupEpochs: 0, auxWeight: 0.5, outDir, resume: false, seed: 1,
-    evalEvery: 1, limitTrain: 4, limitVal: 2, backboneFactory: factory, progressStream: quiet, log: () => undefined, ...extra,
+    evalEvery: 1, trainLimit: 4, valLimit: 2, backboneFactory: factory, progressStream: quiet, log: () => undefined, ...extra,
   };
 }
 
@@ -37,12 +37,15 @@ describe('training at tiny scale (stand-in backbone, 4 real CamVid frames)', () 
     expect(ck1.state.epoch).toBe(1);
     expect(ck1.state.step).toBe(2);
     expect(ck1.optimizer?.step).toBe(2);
+    // a longer run is a changed option: refused (listing old -> new) unless accepted
+    await expect(train(options(out, { epochs: 2, resume: true }))).rejects.toThrow(/last\.safetensors was written with different options: epochs 1 -> 2\. /);
     const before = tf.memory().numTensors;
-    const second = await train(options(out, { epochs: 2, resume: true }));
+    const second = await train(options(out, { epochs: 2, resume: true, acceptChangedOptions: true }));
+    expect(second.changedOptions).toEqual([{ option: 'epochs', old: 1, new: 2 }]);
     expect(tf.memory().numTensors).toBe(before); // the whole run frees what it made
     const ck2 = loadCheckpoint(join(out, 'last.safetensors'));
     expect([ck2.state.epoch, ck2.state.step]).toEqual([2, 4]);
-    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { epoch: number; val: { mIoU: number } });
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; epoch: number; val: { mIoU: number } }).filter((l) => l.type === 'epoch');
     expect(lines.map((l) => l.epoch)).toEqual([1, 2]);
     expect(lines[1]!.val.mIoU).toBeCloseTo(second.metrics.mIoU, 10);
   });
@@ -51,7 +54,7 @@ describe('training at tiny scale (stand-in backbone, 4 real CamVid frames)', () 
     const base = mkdtempSync(join(tmpdir(), 'segbase-'));
     await train(options(base));
     const out = mkdtempSync(join(tmpdir(), 'segref-'));
-    await train(options(out, { init: join(base, 'last.safetensors'), refconv: { mapK: 3, aspp: true } }));
+    await train(options(out, { from: join(base, 'last.safetensors'), refconv: { mapK: 3, aspp: true } }));
     const ck = loadCheckpoint(join(out, 'last.safetensors'));
     const refSpec = ck.state.model as unknown as SegmenterSpec;
     // tiny backbone: 5 3x3 convs; plus ASPP b1..b3

@@ -12,7 +12,7 @@ import { DATASETS, listSamples, type DatasetFormat } from '../data/datasets.js';
 import { evaluateSplit } from '../evaluate.js';
 import { formatMetricsTable, metricsToJson } from '../metrics.js';
 import { SizedModels, type SegmenterSpec } from '../model/segmenter.js';
-import { buildFromSpec, deployWeights } from '../refconv.js';
+import { buildFromSpec, deployWeights } from '../model/segmenter-refconv.js';
 import { DEFAULT_CAMVID, DEFAULT_RUNS, PACKAGE_ROOT, newestCheckpoint, parseSize } from './common.js';
 
 async function main(): Promise<void> {

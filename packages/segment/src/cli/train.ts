@@ -1,20 +1,27 @@
 /**
  * `nx run segment:train [-- options]`: trains a DeepLabV3/V3+ segmenter. With no options it
  * trains a small DeepLabV3 (ResNet-18 at width 0.25, output stride 16) on CamVid at half
- * resolution, a CPU-sized run. `--refconv --init <baseline checkpoint>` refocuses a trained
+ * resolution, a CPU-sized run. `--refconv --from <baseline checkpoint>` refocuses a trained
  * segmenter's backbone and fine-tunes it; `--fuse-check` then shows the fused model equals a plain one.
  */
 import { join } from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { createCli } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, trainingOptions } from '@refconv/engine';
 import type { DatasetFormat } from '../data/datasets.js';
 import { DATASETS } from '../data/datasets.js';
 import { train } from '../train.js';
 import { fuseCheck, formatFuseReport } from '../fuse-check.js';
 import { DEFAULT_CAMVID, DEFAULT_RUNS, parseSize } from './common.js';
 
+/** Old segment spellings, kept for one version (a warning names the new flag). */
+export const DEPRECATED_ALIASES: Record<string, string> = { 'limit-train': 'train-limit', 'limit-val': 'val-limit', init: 'from' };
+
 async function main(): Promise<void> {
-  const argv = await createCli(process.argv.slice(2), 'segment:train')
+  const rawArgv = applyDeprecatedAliases(process.argv.slice(2), DEPRECATED_ALIASES, 'segment:train');
+  const argv = await trainingOptions(createCli(rawArgv, 'segment:train'), {
+    epochs: 10, batchSize: 8, lr: 0.05, momentum: 0.9, weightDecay: 1e-4, warmupEpochs: 1, warmupStartFactor: 0.01, seed: 0,
+    mapK: 3, grouping: 'official', refconvInit: 'default', frozen: 'official',
+  })
     .usage('$0 [options]\n\nTrains a DeepLabV3/V3+ segmenter (defaults: small DeepLabV3 on CamVid, CPU-sized).')
     .option('data', { type: 'string', default: DEFAULT_CAMVID, describe: 'dataset root' })
     .option('format', { choices: ['voc', 'cityscapes', 'camvid'] as const, default: 'camvid' as const, describe: 'dataset layout' })
@@ -30,35 +37,15 @@ async function main(): Promise<void> {
     .option('dropout', { type: 'number', default: 0.1, describe: 'dropout after the ASPP projection (torchvision: 0.5)' })
     .option('crop', { type: 'string', default: '160x160', describe: 'training crop HxW (after --scale)' })
     .option('scale', { type: 'number', default: 0.5, describe: 'resize factor before augmentation and at evaluation' })
-    .option('epochs', { type: 'number', default: 10 })
-    .option('batch-size', { type: 'number', default: 8 })
-    .option('lr', { type: 'number', default: 0.05 })
-    .option('momentum', { type: 'number', default: 0.9 })
-    .option('weight-decay', { type: 'number', default: 1e-4 })
-    .option('warmup-epochs', { type: 'number', default: 1 })
     .option('eval-every', { type: 'number', default: 5, describe: 'evaluate on the val split every N epochs (and at the end)' })
-    .option('out', { type: 'string', describe: 'run folder (default runs/<format>-<arch>[-refconv|-finetune])' })
-    .option('resume', { type: 'boolean', default: false, describe: 'continue from <out>/last.safetensors' })
-    .option('seed', { type: 'number', default: 0 })
-    .option('init', { type: 'string', describe: 'initialise from a trained plain checkpoint' })
-    .option('refconv', { type: 'boolean', default: false, describe: 'refocus the backbone (requires --init) and train' })
-    .option('map-k', { choices: [1, 3, 5] as const, default: 3 as const })
-    .option('refconv-aspp', { type: 'boolean', default: false, describe: 'also refocus the ASPP 3x3 convs' })
-    .option('refconv-init', { choices: ['default', 'zero'] as const, default: 'default' as const, describe: "transform init: 'default' (Kaiming-uniform, official) or 'zero' (starts exactly at the trained model)" })
-    .option('limit-train', { type: 'number', describe: 'use only the first N training images' })
-    .option('limit-val', { type: 'number', describe: 'use only the first N validation images' })
+    .option('refconv-aspp', { type: 'boolean', default: false, describe: 'with --refconv: also refocus the ASPP 3x3 convs' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
-    .check((a) => {
-      if (a.refconv && !a.init) throw new Error('--refconv refocuses a trained segmenter: give its checkpoint with --init (train one first with `nx run segment:train`)');
-      if (!(a.epochs >= 1)) throw new Error(`--epochs must be >= 1, got ${a.epochs}`);
-      if (!(a['batch-size'] >= 1)) throw new Error(`--batch-size must be >= 1, got ${a['batch-size']}`);
-      return true;
-    })
+    .check((a) => (a.refconv && !a.from ? '--refconv refocuses a trained segmenter: give its checkpoint with --from (train one first with `nx run segment:train`)' : true))
     .parseAsync();
 
   console.log(describeBackend(await initBackend(argv.backend as BackendName)));
   const format = argv.format as DatasetFormat;
-  const outDir = argv.out ?? join(DEFAULT_RUNS, `${format}-${argv.arch}${argv.refconv ? '-refconv' : argv.init ? '-finetune' : ''}`);
+  const outDir = argv.out ?? join(DEFAULT_RUNS, `${format}-${argv.arch}${argv.refconv ? '-refconv' : argv.from ? '-finetune' : ''}`);
   const result = await train({
     data: argv.data,
     format,
@@ -84,15 +71,18 @@ async function main(): Promise<void> {
     momentum: argv.momentum,
     weightDecay: argv['weight-decay'],
     warmupEpochs: argv['warmup-epochs'],
+    warmupSteps: argv['warmup-steps'],
+    warmupStartFactor: argv['warmup-start-factor'],
     auxWeight: argv['aux-weight'],
     outDir,
     resume: argv.resume,
+    acceptChangedOptions: argv['accept-changed-options'],
     seed: argv.seed,
     evalEvery: argv['eval-every'],
-    limitTrain: argv['limit-train'],
-    limitVal: argv['limit-val'],
-    init: argv.init,
-    refconv: argv.refconv ? { mapK: argv['map-k'], aspp: argv['refconv-aspp'], init: argv['refconv-init'] } : undefined,
+    trainLimit: argv['train-limit'],
+    valLimit: argv['val-limit'],
+    from: argv.from,
+    refconv: argv.refconv ? { mapK: argv['map-k'], aspp: argv['refconv-aspp'], init: argv['refconv-init'], grouping: argv.grouping, frozen: argv.frozen } : undefined,
   });
   console.log(`done: val mIoU ${(100 * result.metrics.mIoU).toFixed(2)} (best ${(100 * result.bestMIoU).toFixed(2)}), checkpoint ${result.checkpoint}`);
   if (argv.refconv) {

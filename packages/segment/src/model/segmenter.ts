@@ -26,7 +26,7 @@ export interface SegmenterSpec {
   /** Auxiliary FCN head on C4. */
   aux: boolean;
   /** Layers that are RefConv2D (set after `refocus`), with the refocus options used. */
-  refconv?: { mapK: number; aspp: boolean; layers: string[] };
+  refconv?: { mapK: number; aspp: boolean; layers: string[]; grouping?: 'official' | 'per-kernel' | 'full'; frozen?: 'official' | 'transform-only' };
 }
 
 /** Creates a feature backbone for an input size; injectable so tests can use a tiny stand-in. */

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { fuse, refConvLayers, refocus } from '@refconv/core';
-import { createSegmenter, weightsOf, type BackboneFactory, type SegmenterSpec } from './model/segmenter.js';
+import { createSegmenter, weightsOf, type BackboneFactory, type SegmenterSpec } from './segmenter.js';
 
 /** Options of {@link refocusSegmenter}. */
 export interface SegRefocusOptions {
@@ -14,6 +14,10 @@ export interface SegRefocusOptions {
   aspp?: boolean;
   /** Transform init (default 'default', the official Kaiming-uniform). */
   init?: 'default' | 'zero';
+  /** Transform grouping (default 'official'). */
+  grouping?: 'official' | 'per-kernel' | 'full';
+  /** What is frozen (default 'official': only the bases). */
+  frozen?: 'official' | 'transform-only';
   /** Seed of the transform init. */
   seed?: number;
 }
@@ -37,6 +41,8 @@ export function refocusSegmenter(model: tf.LayersModel, opts: SegRefocusOptions 
   const refocused = refocus(model, {
     mapK,
     init: opts.init ?? 'default',
+    grouping: opts.grouping,
+    frozen: opts.frozen,
     seed: opts.seed,
     select: (layer, path) => {
       const cls = layer.getClassName();
@@ -53,7 +59,7 @@ export function refocusSegmenter(model: tf.LayersModel, opts: SegRefocusOptions 
 export function buildFromSpec(spec: SegmenterSpec, inputSize: [number, number], factory?: BackboneFactory): tf.LayersModel {
   const plain = createSegmenter(spec, inputSize, factory);
   if (!spec.refconv) return plain;
-  const { model } = refocusSegmenter(plain, { mapK: spec.refconv.mapK as 1 | 3 | 5, aspp: spec.refconv.aspp });
+  const { model } = refocusSegmenter(plain, { mapK: spec.refconv.mapK as 1 | 3 | 5, aspp: spec.refconv.aspp, grouping: spec.refconv.grouping, frozen: spec.refconv.frozen });
   plain.dispose();
   return model;
 }

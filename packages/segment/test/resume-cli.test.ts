@@ -1,0 +1,61 @@
+/**
+ * `segment:train` killed with SIGKILL after its first epoch checkpoint and resumed with --resume
+ * ends with exactly the weights and metrics of an uninterrupted run (the shared epoch loop's
+ * resume); invalid options are refused before anything is built.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadCheckpoint, type EpochRecord } from '@refconv/engine';
+import { describe, expect, it } from 'vitest';
+
+const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = (out: string) => [
+  '--conditions=@refconv/source', '--import', 'tsx', 'src/cli/train.ts',
+  '--crop', '48x64', '--scale', '0.2', '--channels', '8', '--batch-size', '2', '--epochs', '3', '--train-limit', '4', '--val-limit', '2', '--eval-every', '1', '--out', out,
+];
+
+describe('segment:train kill and resume', () => {
+  it('a killed-and-resumed run equals an uninterrupted run with the same seed', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'seg-resume-'));
+    const full = path.join(root, 'full');
+    const killed = path.join(root, 'killed');
+    const r = spawnSync(process.execPath, args(full), { cwd: pkg, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+
+    const child = spawn(process.execPath, args(killed), { cwd: pkg, stdio: 'ignore' });
+    const last = path.join(killed, 'last.safetensors');
+    while (!fs.existsSync(last)) await new Promise((res) => setTimeout(res, 20));
+    child.kill('SIGKILL');
+    await new Promise((res) => child.once('exit', res));
+    const interrupted = loadCheckpoint(last).state.epoch;
+    expect(interrupted, 'the run finished before it could be killed').toBeLessThan(3);
+
+    const resumed = spawnSync(process.execPath, [...args(killed), '--resume'], { cwd: pkg, encoding: 'utf8' });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout + resumed.stderr).toMatch(new RegExp(`resuming from .*epoch ${interrupted}/3`));
+
+    for (const file of ['last.safetensors', 'best.safetensors']) {
+      const a = loadCheckpoint(path.join(full, file));
+      const b = loadCheckpoint(path.join(killed, file));
+      expect(b.state.step, file).toBe(a.state.step);
+      for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), `${file} ${name}`).toEqual(Array.from(t.data as Float32Array));
+    }
+    const hist = (dir: string) => (loadCheckpoint(path.join(dir, 'last.safetensors')).state.extra!.loop as { history: EpochRecord[] }).history.map((h) => [h.trainLoss, h.val?.mIoU]);
+    expect(hist(killed)).toEqual(hist(full));
+  }, 300_000);
+
+  it('--lr -1 and --refconv without --from are refused with exit code 2 before anything is built', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'seg-bad-'));
+    const bad = spawnSync(process.execPath, [...args(out), '--lr', '-1'], { cwd: pkg, encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/segment:train: --lr must be a finite number > 0, got -1/);
+    expect(bad.stdout).not.toMatch(/backend:/);
+    const noFrom = spawnSync(process.execPath, [...args(out), '--refconv'], { cwd: pkg, encoding: 'utf8' });
+    expect(noFrom.status).toBe(2);
+    expect(noFrom.stderr).toMatch(/--refconv refocuses a trained segmenter: give its checkpoint with --from/);
+    expect(fs.readdirSync(out)).toEqual([]);
+  }, 60_000);
+});
