@@ -100,13 +100,17 @@ describe('dataset layouts', () => {
     await writeGreyPng(join(root, 'valannot/f1.png'), 3, 2, [0, 11, 10, 3, 3, 11]);
     await writeRgbPng(join(root, 'val/f2.png'), 3, 2);
     await writeGreyPng(join(root, 'valannot/f2.png'), 2, 2, [0, 1, 2, 3]);
-    const samples = listSamples('camvid', root, { split: 'val' });
+    // opening the split checks every pair: the size mismatch is found here, naming both files
+    expect(() => listSamples('camvid', root, { split: 'val' })).toThrow(
+      `camvid split 'val' under ${root}: 1 problem(s) found when the split was opened:\n  - mask ${join(root, 'valannot/f2.png')} is 2x2 but its image ${join(root, 'val/f2.png')} is 3x2`,
+    );
+    const samples = listSamples('camvid', root, { split: 'val', validate: false });
     expect(samples[0]).toMatchObject({ id: 'f1', image: join(root, 'val/f1.png'), mask: join(root, 'valannot/f1.png') });
     expect(Array.from((await loadSample(samples[0]!)).mask.data)).toEqual([0, 255, 10, 3, 3, 255]);
     await expect(loadSample(samples[1]!)).rejects.toThrow(/mask .*valannot\/f2\.png is 2x2 but its image .*val\/f2\.png is 3x2/);
   });
 
-  it('the real CamVid copy has 367 train / 101 val pairs', () => {
+  it('the real CamVid copy has 367 train / 101 val pairs, all valid', () => {
     const root = sharedDataset('camvid');
     expect(listSamples('camvid', root, { split: 'train' })).toHaveLength(367);
     expect(listSamples('camvid', root, { split: 'val' })).toHaveLength(101);

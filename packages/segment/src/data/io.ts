@@ -1,6 +1,7 @@
 /** Reading images (sharp) and label masks (index PNG) with the checks a training run needs. */
 import sharp from 'sharp';
-import { IGNORE_INDEX, labelTable, type MaskKind, type SegSample } from './datasets.js';
+import { IGNORE_INDEX, type MaskKind, type SegSample } from './dataset.js';
+import { labelTable } from './labels.js';
 import { readIndexPng, type IndexMap } from './png.js';
 
 /** An 8-bit RGB image, row-major `[height * width * 3]`. */
