@@ -423,8 +423,8 @@ export function parseJsonWithPythonNumbers(text: string): any {
   } catch (e) {
     if (!/NaN|Infinity/.test(text)) throw e;
   }
-  // Replace each bare token outside strings by a string marker no JSON text can hold unescaped
-  // (a raw U+0000 is not allowed inside a JSON string), then map the markers back.
+  // Replace each bare token outside strings by a string marker starting with U+0000 (no results
+  // or annotation file holds such a string), then map the markers back.
   const marks: Record<string, number> = { '\u0000NaN': NaN, '\u0000Infinity': Infinity, '\u0000-Infinity': -Infinity };
   let out = '';
   let last = 0;
