@@ -23,9 +23,11 @@ describe('train and eval CLIs (BCCD, tiny)', () => {
     expect(fs.existsSync(path.join(out, 'final.safetensors'))).toBe(true);
     expect(fs.readdirSync(path.join(out, 'test_vis'))).toHaveLength(1);
 
-    const second = await cli('train', [...small, '--epochs', '2', '--out', out, '--resume', '--visualize', '0']);
-    expect(second.stderr).toMatch(/resumed from .*last\.safetensors after epoch 1/);
-    expect(readJsonl<{ epoch: number }>(path.join(out, 'metrics.jsonl')).map((r) => r.epoch)).toEqual([1, 2]);
+    // a longer run changes the schedule: refused (old -> new) unless accepted
+    await expect(cli('train', [...small, '--epochs', '2', '--out', out, '--resume', '--visualize', '0'])).rejects.toThrow(/was written with different options: epochs 1 -> 2, warmupSteps 0 -> 1\. /);
+    const second = await cli('train', [...small, '--epochs', '2', '--out', out, '--resume', '--accept-changed-options', '--visualize', '0']);
+    expect(second.stderr).toMatch(/resuming from .*last\.safetensors: epoch 1\/2/);
+    expect(readJsonl<{ type: string; epoch: number }>(path.join(out, 'metrics.jsonl')).filter((r) => r.type === 'epoch').map((r) => r.epoch)).toEqual([1, 2]);
 
     const ev = await cli('eval', ['--checkpoint', path.join(out, 'final.safetensors'), '--max-images', '2', '--json', '--visualize', '2']);
     const report = JSON.parse(ev.stdout.trim()) as { stats: Record<string, number>; results: string; images: number };

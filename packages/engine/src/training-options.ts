@@ -19,8 +19,8 @@ export interface TrainingDefaults {
   lr: number;
   momentum: number;
   weightDecay: number;
-  /** Linear warmup in epochs (applied per iteration). */
-  warmupEpochs: number;
+  /** Linear warmup in epochs (applied per iteration); undefined: the pipeline's own default. */
+  warmupEpochs?: number;
   /** Linear warmup in iterations; when given it replaces `--warmup-epochs`. */
   warmupSteps?: number;
   /** Warmup start as a fraction of `--lr`. */
@@ -133,6 +133,6 @@ export function applyDeprecatedAliases(argv: string[], aliases: Record<string, s
 }
 
 /** How many warmup steps the shared options ask for, given the steps of one epoch. */
-export function warmupStepsOf(a: { warmupSteps?: number; warmupEpochs: number }, stepsPerEpoch: number): number {
-  return a.warmupSteps !== undefined ? a.warmupSteps : Math.round(a.warmupEpochs * stepsPerEpoch);
+export function warmupStepsOf(a: { warmupSteps?: number; warmupEpochs?: number }, stepsPerEpoch: number): number {
+  return a.warmupSteps !== undefined ? a.warmupSteps : Math.round((a.warmupEpochs ?? 0) * stepsPerEpoch);
 }

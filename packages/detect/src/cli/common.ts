@@ -4,22 +4,16 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '@refconv/engine';
 import type { DetectionDataset } from '../data/dataset.js';
-import { formatDatasetSummary } from '../data/validation.js';
 import { COCO_STAT_NAMES, type EvaluationResult } from '../pipeline/evaluate.js';
 import { writeVisualization } from '../pipeline/visualize.js';
+
+export { reportWarnings } from '../pipeline/protocol.js';
 
 /** The repository root (CLIs run with the package as cwd under nx). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 
 /** The BCCD copy shipped with the repository, the default dataset. */
 export const DEFAULT_DATA = path.join(REPO_ROOT, 'datasets', 'bccd');
-
-/** Prints the dataset's clipped/dropped counts, then its warnings (e.g. dropped degenerate boxes), to stderr. */
-export function reportWarnings(ds: DetectionDataset): void {
-  if (ds.summary) process.stderr.write(`${formatDatasetSummary(ds.source, ds.summary)}\n`);
-  if (ds.warnings.length === 0) return;
-  process.stderr.write(`${ds.source}: ${ds.warnings.length} problem(s) handled:\n${ds.warnings.map((w) => `  - ${w}`).join('\n')}\n`);
-}
 
 /**
  * Writes the COCO results JSON, a stats JSON and `visualize` annotated PNGs under `outDir`;

@@ -22,6 +22,8 @@ export interface RefocusSpec {
   mapK: 1 | 3 | 5;
   grouping?: Grouping;
   init?: TransformInit;
+  /** What is frozen: the bases (`official`, default) or everything but the transforms. */
+  frozen?: 'official' | 'transform-only';
   seed?: number;
 }
 
@@ -50,6 +52,7 @@ export function refocusDetector(model: tf.LayersModel, spec: RefocusSpec): tf.La
     mapK: spec.mapK,
     grouping: spec.grouping,
     init: spec.init,
+    frozen: spec.frozen,
     seed: spec.seed,
     select: (layer, path) => {
       if (spec.scope === 'backbone' && !path.startsWith(prefix)) return false;

@@ -1,24 +1,12 @@
 /**
- * The detector training loop: SGD with momentum and weight decay over a warmup + cosine schedule
- * (per iteration), random horizontal flips, read-ahead decoding, a progress bar, one JSONL record per
- * epoch, and an atomic checkpoint after every epoch that `resume` continues from exactly
- * (weights, momentum buffers, schedule position, RNG).
+ * Detector training on @refconv/engine's shared epoch loop (`runEpochs`: exact resume, stored
+ * options refused on change, finite checks, atomic `last.safetensors`, `metrics.jsonl`): SGD with
+ * momentum and weight decay over a warmup + cosine schedule (per iteration), random horizontal
+ * flips drawn from the epoch's RNG, read-ahead decoding. What is detector-specific is the step:
+ * the sum of the detector's named losses, each averaged over the epoch as a metric.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import {
-  JsonlLogger,
-  Rng,
-  SGD,
-  createProgress,
-  createWarmupCosineSchedule,
-  loadCheckpoint,
-  saveCheckpoint,
-  sgdStep,
-  timeWaits,
-  type WaitMeter,
-} from '@refconv/engine';
+import { createWarmupCosineSchedule, runEpochs, sgdStep, warmupStepsOf, type EpochLoopResult, type SgdOptions } from '@refconv/engine';
 import type { DetectionDataset } from '../data/dataset.js';
 import type { Detector } from '../models/detector.js';
 import { detectorWeights, setDetectorWeights, type DetectorDescription } from './checkpoint.js';
@@ -35,104 +23,84 @@ export interface TrainDetectorOptions {
   lr: number;
   momentum?: number;
   weightDecay?: number;
-  /** Linear warmup iterations from `lr * 0.001` (torchvision detection reference), default 100. */
+  /** Linear warmup iterations (torchvision detection reference); default 100 unless `warmupEpochs` is set. */
   warmupSteps?: number;
+  /** Linear warmup in epochs (used when `warmupSteps` is not set). */
+  warmupEpochs?: number;
+  /** Warmup start as a fraction of `lr` (torchvision detection reference: 0.001). */
+  warmupStartFactor?: number;
   seed?: number;
-  /** Checkpoint file rewritten atomically after each epoch. */
-  checkpoint: string;
-  /** JSONL metrics file. */
-  metricsLog: string;
-  /** Continue from `checkpoint` if it exists. */
+  /** Run folder: `last.safetensors` (rewritten atomically after each epoch) and `metrics.jsonl`. */
+  dir: string;
+  /** Continue from `dir/last.safetensors` if it exists. */
   resume?: boolean;
+  /** Resume although options differ from the stored run (the changes are logged). */
+  acceptChangedOptions?: boolean;
+  /** Options besides the schedule that change the result (data, model), compared on resume. */
+  runOptions?: Record<string, unknown>;
   /** Label of the progress bar and log records (e.g. `baseline`, `refconv`). */
   tag?: string;
   /** Stop after this many iterations per epoch (for smoke tests). */
   maxStepsPerEpoch?: number;
-}
-
-/** Per-epoch summary. */
-export interface EpochRecord {
-  epoch: number;
-  /** Mean total loss over the epoch's iterations. */
-  loss: number;
-  /** Mean of each named loss term. */
-  terms: Record<string, number>;
-  lr: number;
-  seconds: number;
-  /** Seconds the loop waited for the next batch (image decoding not hidden by prefetching). */
-  dataWaitSeconds: number;
-}
-
-/** Trains `det` in place; returns one record per epoch run in this call. */
-export async function trainDetector(o: TrainDetectorOptions): Promise<EpochRecord[]> {
-  const { det, data } = o;
-  const tag = o.tag ?? 'train';
-  if (!(o.epochs >= 1) || !(o.batchSize >= 1)) throw new Error(`trainDetector: epochs and batchSize must be >= 1 (got ${o.epochs}, ${o.batchSize})`);
-  const stepsPerEpoch = Math.min(Math.ceil(data.records.length / o.batchSize), o.maxStepsPerEpoch ?? Infinity);
-  const totalSteps = stepsPerEpoch * o.epochs;
-  const schedule = createWarmupCosineSchedule({ baseLr: o.lr, totalSteps, warmupSteps: Math.min(o.warmupSteps ?? 100, totalSteps - 1), warmupStartFactor: 0.001 });
-  const params = det.trainableWeights().map((w) => ({ name: w.originalName, variable: w.read() as tf.Variable }));
-  const sgd = new SGD(params, { momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 1e-4 });
-  let rng = new Rng(o.seed ?? 0);
-  let startEpoch = 0;
-  let step = 0;
-  if (o.resume && fs.existsSync(o.checkpoint)) {
-    const ck = loadCheckpoint(o.checkpoint);
-    setDetectorWeights(det, ck.weights, o.checkpoint);
-    if (ck.optimizer) sgd.setState(ck.optimizer);
-    if (ck.state.rng) rng = Rng.fromState(ck.state.rng);
-    startEpoch = ck.state.epoch;
-    step = ck.state.step;
-    process.stderr.write(`[${tag}] resumed from ${o.checkpoint} after epoch ${startEpoch}\n`);
-  }
-  fs.mkdirSync(path.dirname(path.resolve(o.checkpoint)), { recursive: true });
-  const log = new JsonlLogger(o.metricsLog, { truncate: !o.resume || startEpoch === 0 });
-  const records: EpochRecord[] = [];
-  try {
-    for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-      const order = rng.permutation(data.records.length).slice(0, stepsPerEpoch * o.batchSize);
-      const flips = order.map(() => rng.bernoulli(0.5));
-      const bar = createProgress({ label: `${tag} epoch ${epoch + 1}/${o.epochs}`, total: stepsPerEpoch });
-      let total = 0;
-      let n = 0;
-      const termSums: Record<string, number> = {};
-      let lr = 0;
-      const dataWait: WaitMeter = { ms: 0 };
-      for await (const batch of timeWaits(iterateBatches(data.records, order, o.batchSize, o.description.resize, flips), dataWait)) {
-        lr = schedule.at(step);
-        const images = batchTensor(batch);
-        let terms: Record<string, number> = {};
-        try {
-          total += sgdStep(sgd, params, lr, () => {
-            const l = det.losses(images, batch.targets, batch.geometry);
-            terms = Object.fromEntries(Object.entries(l).map(([k, v]) => [k, v.dataSync()[0]!]));
-            return tf.addN(Object.values(l)) as tf.Scalar;
-          });
-        } finally {
-          images.dispose();
-        }
-        for (const [k, v] of Object.entries(terms)) termSums[k] = (termSums[k] ?? 0) + v;
-        n++;
-        step++;
-        bar.tick(1, batch.records.length, { loss: total / n, ...Object.fromEntries(Object.entries(termSums).map(([k, v]) => [shortName(k), v / n])), lr });
-      }
-      const seconds = bar.finish();
-      const rec: EpochRecord = { epoch: epoch + 1, loss: total / n, terms: Object.fromEntries(Object.entries(termSums).map(([k, v]) => [k, v / n])), lr, seconds, dataWaitSeconds: dataWait.ms / 1000 };
-      records.push(rec);
-      log.log({ tag, ...rec, tensors: tf.memory().numTensors });
-      saveCheckpoint(o.checkpoint, {
-        weights: detectorWeights(det),
-        optimizer: sgd.getState(),
-        state: { epoch: epoch + 1, step, rng: rng.getState(), classNames: o.description.categories.names, model: o.description as unknown as Record<string, unknown>, metrics: { loss: rec.loss } },
-      });
-    }
-  } finally {
-    sgd.dispose();
-  }
-  return records;
+  /** Prints a line (default stderr). */
+  log?: (line: string) => void;
 }
 
 /** Compact names for the progress line (`classification` -> `cls`, `loss_box_reg` -> `box_reg`). */
-function shortName(k: string): string {
+export function shortLossName(k: string): string {
   return k.replace(/^loss_/, '').replace('classification', 'cls').replace('bbox_regression', 'box');
+}
+
+/** Trains `det` in place; every epoch's record is in `history` (loss terms under `train`). */
+export async function trainDetector(o: TrainDetectorOptions): Promise<EpochLoopResult> {
+  const { det, data } = o;
+  const stepsPerEpoch = Math.min(Math.ceil(data.records.length / o.batchSize), o.maxStepsPerEpoch ?? Infinity);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const warmupStartFactor = o.warmupStartFactor ?? 0.001;
+  const warmupSteps = Math.min(o.warmupSteps === undefined && o.warmupEpochs === undefined ? 100 : warmupStepsOf(o, stepsPerEpoch), totalSteps - 1);
+  const schedule = createWarmupCosineSchedule({ baseLr: o.lr, totalSteps, warmupSteps, warmupStartFactor });
+  const params = det.trainableWeights().map((w) => ({ name: w.originalName, variable: w.read() as tf.Variable }));
+  const sgd: SgdOptions = { momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 1e-4 };
+  const seed = o.seed ?? 0;
+  return runEpochs({
+    name: o.tag ?? 'train',
+    dir: o.dir,
+    params,
+    sgd,
+    schedule,
+    epochs: o.epochs,
+    stepsPerEpoch,
+    seedPath: [seed],
+    batches: (_epoch, rng) => {
+      const order = rng.permutation(data.records.length).slice(0, stepsPerEpoch * o.batchSize);
+      const flips = order.map(() => rng.bernoulli(0.5));
+      return iterateBatches(data.records, order, o.batchSize, o.description.resize, flips);
+    },
+    step: (batch, lr, opt) => {
+      const images = batchTensor(batch);
+      let terms: Record<string, number> = {};
+      try {
+        const loss = sgdStep(opt, params, lr, () => {
+          const l = det.losses(images, batch.targets, batch.geometry);
+          terms = Object.fromEntries(Object.entries(l).map(([k, v]) => [k, v.dataSync()[0]!]));
+          return tf.addN(Object.values(l)) as tf.Scalar;
+        });
+        return { loss, n: batch.records.length, metrics: terms };
+      } finally {
+        images.dispose();
+      }
+    },
+    weights: () => detectorWeights(det),
+    loadWeights: (w, source) => setDetectorWeights(det, w, source),
+    runOptions: {
+      ...o.runOptions,
+      epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, ...sgd, warmupSteps, warmupStartFactor, seed,
+      trainImages: data.records.length, maxStepsPerEpoch: o.maxStepsPerEpoch,
+    },
+    resume: o.resume ?? false,
+    acceptChangedOptions: o.acceptChangedOptions,
+    state: { classNames: o.description.categories.names, model: o.description as unknown as Record<string, unknown> },
+    shortName: shortLossName,
+    log: o.log,
+  });
 }

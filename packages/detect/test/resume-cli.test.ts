@@ -1,0 +1,64 @@
+/**
+ * `detect:train` killed with SIGKILL after its first epoch checkpoint and resumed with --resume
+ * ends with exactly the weights and losses of an uninterrupted run (the shared epoch loop's
+ * resume); invalid options are refused before the detector is built.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadCheckpoint, type EpochRecord } from '@refconv/engine';
+import { describe, expect, it } from 'vitest';
+
+const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = (out: string) => [
+  '--conditions=@refconv/source', '--import', 'tsx', 'src/cli/train.ts',
+  '--backbone', 'tiny', '--fpn-channels', '8', '--head-convs', '1', '--min-size', '96', '--max-size', '128', '--batch-size', '2',
+  '--train-limit', '4', '--val-limit', '1', '--warmup-steps', '1', '--epochs', '3', '--visualize', '0', '--out', out,
+];
+
+describe('detect:train kill and resume', () => {
+  it('a killed-and-resumed run equals an uninterrupted run with the same seed', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'det-resume-'));
+    const full = path.join(root, 'full');
+    const killed = path.join(root, 'killed');
+    const r = spawnSync(process.execPath, args(full), { cwd: pkg, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+
+    const child = spawn(process.execPath, args(killed), { cwd: pkg, stdio: 'ignore' });
+    const last = path.join(killed, 'last.safetensors');
+    while (!fs.existsSync(last)) await new Promise((res) => setTimeout(res, 20));
+    child.kill('SIGKILL');
+    await new Promise((res) => child.once('exit', res));
+    const interrupted = loadCheckpoint(last).state.epoch;
+    expect(interrupted, 'the run finished before it could be killed').toBeLessThan(3);
+    expect(fs.existsSync(path.join(killed, 'final.safetensors'))).toBe(false);
+
+    const resumed = spawnSync(process.execPath, [...args(killed), '--resume'], { cwd: pkg, encoding: 'utf8' });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(new RegExp(`resuming from .*epoch ${interrupted}/3`));
+
+    for (const file of ['last.safetensors', 'final.safetensors']) {
+      const a = loadCheckpoint(path.join(full, file));
+      const b = loadCheckpoint(path.join(killed, file));
+      for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), `${file} ${name}`).toEqual(Array.from(t.data as Float32Array));
+    }
+    const hist = (dir: string) => (loadCheckpoint(path.join(dir, 'last.safetensors')).state.extra!.loop as { history: EpochRecord[] }).history.map((h) => [h.trainLoss, h.train]);
+    expect(hist(killed)).toEqual(hist(full));
+    expect(fs.readFileSync(path.join(killed, 'test_stats.json'), 'utf8')).toBe(fs.readFileSync(path.join(full, 'test_stats.json'), 'utf8'));
+  }, 300_000);
+
+  it('--lr -1 and --epochs 0 are refused with exit code 2 before the detector is built; old flags warn', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'det-bad-'));
+    const bad = spawnSync(process.execPath, [...args(out), '--lr', '-1', '--max-test-images', '1'], { cwd: pkg, encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/detect:train: --max-test-images is deprecated; use --val-limit/);
+    expect(bad.stderr).toMatch(/--lr must be a finite number > 0, got -1/);
+    expect(bad.stdout).not.toMatch(/backend:|detector:/);
+    const zero = spawnSync(process.execPath, [...args(out).filter((a, i, all) => a !== '--epochs' && all[i - 1] !== '--epochs'), '--epochs', '0'], { cwd: pkg, encoding: 'utf8' });
+    expect(zero.status).toBe(2);
+    expect(zero.stderr).toMatch(/--epochs must be a positive integer, got 0/);
+    expect(fs.readdirSync(out)).toEqual([]);
+  }, 60_000);
+});
