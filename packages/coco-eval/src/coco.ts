@@ -547,6 +547,13 @@ function checkBox(bb: unknown, where: string): asserts bb is number[] {
   }
 }
 
+/** A result box: 4 numbers, which may be NaN / +-Infinity as pycocotools takes them (its box IoU uses C's fmin/fmax). */
+function checkResultBox(bb: unknown, where: string): asserts bb is number[] {
+  if (!Array.isArray(bb) || bb.length !== 4 || !bb.every((v) => typeof v === 'number')) {
+    throw new Error(`${where}: 'bbox' must be [x, y, width, height] (4 numbers), got ${show(bb)}`);
+  }
+}
+
 function tableFromResults(anns: DetectionResult[], source: string, gt: COCO): AnnotationTable {
   const t = newTable(anns.length);
   const first = anns[0] as Record<string, unknown> | undefined;
@@ -581,7 +588,7 @@ function tableFromResults(anns: DetectionResult[], source: string, gt: COCO): An
     t.score[i] = r.score;
     t.iscrowd[i] = 0;
     if (kind === 'bbox') {
-      checkBox(r.bbox, where);
+      checkResultBox(r.bbox, where);
       t.bbox.set(r.bbox, i * 4);
       t.area[i] = r.bbox[2]! * r.bbox[3]!;
       t.segm[i] = r.segmentation;

@@ -451,8 +451,9 @@ export class COCOeval {
       if (scratch.gtBoxes.length < G * 4) scratch.gtBoxes = new Float64Array(G * 8);
       if (scratch.dtBoxes.length < D * 4) scratch.dtBoxes = new Float64Array(D * 8);
       if (scratch.ious.length < G * D) scratch.ious = new Float64Array(G * D * 2);
-      const gb = gatherBoxes(this.cocoGt, gtRows, scratch.gtBoxes.subarray(0, G * 4));
-      const db = gatherBoxes(this.cocoDt, dRows, scratch.dtBoxes.subarray(0, D * 4));
+      const gb = gatherBoxes(this.cocoGt, gtRows, scratch.gtBoxes.subarray(0, G * 4), true);
+      // results always have a box (given, or from the mask / keypoints); it may hold NaN / Infinity
+      const db = gatherBoxes(this.cocoDt, dRows, scratch.dtBoxes.subarray(0, D * 4), false);
       return bbIou(db, gb, crowd, scratch.ious.subarray(0, G * D));
     }
     const g: Rle[] = Array.from(gtRows, (r) => this.cocoGt.rowToRle(r));
@@ -467,11 +468,11 @@ function requireCrowd(coco: COCO, r: number): number {
   return c !== 0 ? 1 : 0;
 }
 
-function gatherBoxes(coco: COCO, rows: Int32Array, out: Float64Array): Float64Array {
+function gatherBoxes(coco: COCO, rows: Int32Array, out: Float64Array, required: boolean): Float64Array {
   for (let j = 0; j < rows.length; j++) {
     const r = rows[j]!;
     for (let c = 0; c < 4; c++) out[j * 4 + c] = coco.table.bbox[r * 4 + c]!;
-    if (Number.isNaN(out[j * 4]!)) throw new Error(`${coco.source}: annotation ${coco.table.id[r]} has no 'bbox' (needed for bbox evaluation)`);
+    if (required && Number.isNaN(out[j * 4]!)) throw new Error(`${coco.source}: annotation ${coco.table.id[r]} has no 'bbox' (needed for bbox evaluation)`);
   }
   return out;
 }

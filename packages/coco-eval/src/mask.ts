@@ -419,6 +419,16 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
 // IoU
 // ---------------------------------------------------------------------------------------------
 
+/** C's `fmin`: a NaN argument is ignored (Math.min would return NaN); maskApi.c's bbIou uses it. */
+function fmin(a: number, b: number): number {
+  return a !== a ? b : b !== b ? a : Math.min(a, b);
+}
+
+/** C's `fmax`: a NaN argument is ignored. */
+function fmax(a: number, b: number): number {
+  return a !== a ? b : b !== b ? a : Math.max(a, b);
+}
+
 /**
  * Box IoU, maskApi.c's bbIou. Output is `[D, G]` row-major (`o[d * G + g]`). For a crowd ground
  * truth the union is the detection's area alone (so IoU = fraction of the detection inside it).
@@ -450,9 +460,9 @@ export function bbIou(
       const d3 = dt[d * 4 + 3]!;
       const da = d2 * d3;
       o[d * G + g] = 0;
-      const iw = Math.min(d2 + d0, g2 + g0) - Math.max(d0, g0);
+      const iw = fmin(d2 + d0, g2 + g0) - fmax(d0, g0);
       if (iw <= 0) continue;
-      const ih = Math.min(d3 + d1, g3 + g1) - Math.max(d1, g1);
+      const ih = fmin(d3 + d1, g3 + g1) - fmax(d1, g1);
       if (ih <= 0) continue;
       const i = iw * ih;
       const u = crowd ? da : da + ga - i;

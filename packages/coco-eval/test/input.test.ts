@@ -18,7 +18,16 @@ function pythonJson(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? `@@${x}@@` : x)).replace(/"@@([^@]*)@@"/g, '$1');
 }
 
-/** The rule of make_nonfinite_fixture.py. */
+/** The rules of make_nonfinite_fixture.py. */
+function nonfiniteBox(i: number, bb: number[]): number[] {
+  const b = [...bb];
+  if (i % 17 === 2) b[0] = NaN;
+  if (i % 19 === 4) b[2] = NaN;
+  if (i % 23 === 7) b[3] = Infinity;
+  if (i % 29 === 9) b[1] = -Infinity;
+  return b;
+}
+
 function nonfiniteScore(i: number, s: number): number {
   if (i % 7 === 3) return NaN;
   if (i % 11 === 5) return Infinity;
@@ -54,15 +63,17 @@ describe("results with Python's NaN / Infinity / -Infinity", () => {
     expect(() => readJson(f)).toThrow(/r\.json is not valid JSON/);
   });
 
-  const ref = fixture<{ useCats: number; stats: number[]; precisionSumR: number[]; recall: number[]; counts: number[] }[]>('nonfinite_evals.json');
+  const ref = fixture<{ case: 'scores' | 'boxes'; useCats: number; stats: number[]; precisionSumR: number[]; recall: number[]; counts: number[] }[]>('nonfinite_evals.json');
   for (const r of ref) {
-    it(`evaluates them as pycocotools does (useCats ${r.useCats})`, () => {
+    it(`evaluates non-finite ${r.case} as pycocotools does (useCats ${r.useCats})`, () => {
       const dir = tmp();
-      const dt = fixture<{ score: number }[]>('synthetic_dt_bbox.json').map((d, i) => ({ ...d, score: nonfiniteScore(i, d.score) }));
+      const dt = fixture<{ score: number; bbox: number[] }[]>('synthetic_dt_bbox.json').map((d, i) =>
+        r.case === 'scores' ? { ...d, score: nonfiniteScore(i, d.score) } : { ...d, bbox: nonfiniteBox(i, d.bbox) },
+      );
       const dtFile = join(dir, 'nonfinite_dt.json');
       const text = pythonJson(dt);
-      expect(text).toContain('"score":NaN');
-      expect(text).toContain('"score":-Infinity');
+      if (r.case === 'scores') expect(text).toContain('"score":NaN');
+      else expect(text).toMatch(/"bbox":\[NaN,.*"bbox":\[[^\]]*-Infinity/);
       writeFileSync(dtFile, text);
       const gt = new COCO(FIX + 'synthetic_gt.json');
       const E = new COCOeval(gt, gt.loadRes(dtFile), 'bbox');
@@ -77,12 +88,12 @@ describe("results with Python's NaN / Infinity / -Infinity", () => {
     });
   }
 
-  it('a non-finite bbox value is an error naming the file, result and field', () => {
+  it('a bbox that is not 4 numbers is still an error naming the file, result and field', () => {
     const dir = tmp();
-    const dtFile = join(dir, 'nan_box.json');
-    writeFileSync(dtFile, '[{"image_id": 1000, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4]}, {"image_id": 1000, "category_id": 1, "score": 0.5, "bbox": [1, NaN, 3, 4]}]');
+    const dtFile = join(dir, 'bad_box.json');
+    writeFileSync(dtFile, '[{"image_id": 1000, "category_id": 1, "score": 0.5, "bbox": [1, 2, 3, 4]}, {"image_id": 1000, "category_id": 1, "score": 0.5, "bbox": [1, "2", NaN, 4]}]');
     const gt = new COCO(FIX + 'synthetic_gt.json');
-    expect(() => gt.loadRes(dtFile)).toThrow(`${dtFile}: results[1]: 'bbox' must be [x, y, width, height] (4 finite numbers), got [1,NaN,3,4]`);
+    expect(() => gt.loadRes(dtFile)).toThrow(`${dtFile}: results[1]: 'bbox' must be [x, y, width, height] (4 numbers), got [1,"2",NaN,4]`);
   });
 });
 

@@ -150,7 +150,9 @@ export function matchGroup(
   const bestIou = s.bestIou;
   for (let d = 0; d < D; d++) {
     let b = -Infinity;
+    // a NaN IoU (from a NaN box) matches in pycocotools (`ious < iou` is false): never prune then
     if (haveIous) for (let j = 0; j < G; j++) b = Math.max(b, ious[d * G + j]!);
+    if (b !== b) b = Infinity;
     bestIou[d] = b;
   }
   for (let t = 0; t < T; t++) {
