@@ -97,7 +97,7 @@ export function toRunConfig(a: Parsed): RunConfig {
       nesterov: a.nesterov,
       weightDecay: a.weightDecay,
       decayBnBias: a.decayBnBias,
-      warmupEpochs: a.warmupEpochs,
+      warmupEpochs: a.warmupEpochs ?? d.pretrain.warmupEpochs,
       ...(a.warmupSteps !== undefined ? { warmupSteps: a.warmupSteps } : {}),
       warmupStartFactor: a.warmupStartFactor,
       minLr: a.minLr,

@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     lr: argv.lr,
     momentum: argv.momentum,
     weightDecay: argv['weight-decay'],
-    warmupEpochs: argv['warmup-epochs'],
+    warmupEpochs: argv['warmup-epochs'] ?? 1,
     warmupSteps: argv['warmup-steps'],
     warmupStartFactor: argv['warmup-start-factor'],
     auxWeight: argv['aux-weight'],
