@@ -205,7 +205,7 @@ describe('COCO: every image and annotation checked when opened', () => {
       `${file}: images[2] (id 3): 'width' must be a positive number, got nothing`,
       `${file}: images[2] (id 3): 'height' must be a positive number, got nothing`,
       `${file}: annotations[1] (id 11): 'bbox' must be [x, y, width, height] as 4 finite numbers, got ["1","2","3","4"]`,
-      `${file}: annotations[2] (id 12): 'bbox' must be [x, y, width, height] as 4 finite numbers, got [1,2,null,4]`,
+      `${file}: annotations[2] (id 12): 'bbox' must be [x, y, width, height] as 4 finite numbers, got [1,2,Infinity,4]`,
       `${file}: annotations[3] (id 13): 'bbox' must be [x, y, width, height] as 4 finite numbers, got [1,2,3]`,
       `${file}: annotations[4] (id 14): 'image_id' 42 is not an image of the file`,
       `${file}: annotations[5] (id 15): 'category_id' 2 is not a category of the file`,

@@ -38,7 +38,9 @@ export interface CocoOptions {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
+/** A value for a message: JSON, with non-finite numbers spelled out (JSON.stringify writes null). */
+const show = (v: unknown): string =>
+  v === undefined ? 'nothing' : JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? `\u0000${x}` : x)).replace(/"\\u0000([^"]*)"/g, '$1');
 
 /**
  * Reads and validates a COCO-format detection dataset.
