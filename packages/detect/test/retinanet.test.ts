@@ -120,6 +120,16 @@ describe('RetinaNet', () => {
 
   it('training steps reduce the loss on one image and do not leak tensors', () => {
     const det = RetinaNet.create(tiny);
+    // The tiny backbone's convs draw unseeded He-normal weights: re-draw them seeded, so the run is
+    // the same every time (unseeded, the 20-step loss ratio wandered and once missed 0.8).
+    let seed = 100;
+    const reseed = (layers: tf.layers.Layer[]): void => layers.forEach((layer) => {
+      const nested = (layer as unknown as { layers?: tf.layers.Layer[] }).layers;
+      if (nested) return reseed(nested);
+      if (layer.name.endsWith('_conv')) layer.setWeights(layer.getWeights().map((w) => tf.initializers.heNormal({ seed: seed++ }).apply(w.shape) as tf.Tensor));
+    });
+    reseed(det.model.layers);
+    expect(seed).toBeGreaterThan(100);
     const images = tf.randomNormal([2, 64, 64, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
     const targets = [
       { boxes: new Float32Array([4, 6, 20, 22, 30, 10, 62, 40]), labels: Int32Array.from([1, 0]) },
@@ -140,8 +150,38 @@ describe('RetinaNet', () => {
       );
     }
     expect(tf.memory().numTensors).toBe(before);
-    expect(losses[19]!).toBeLessThan(losses[0]! * 0.8);
+    if (process.env.SHOW_LOSSES) console.log(losses.map((l) => l.toFixed(4)).join(' '));
+    // The mean of the last five steps, not the last step alone: momentum SGD on one batch
+    // oscillates by ~10 % from step to step, which float rounding can shift from host to host.
+    const lastFive = losses.slice(15).reduce((a, b) => a + b, 0) / 5;
+    expect(lastFive).toBeLessThan(losses[0]! * 0.8);
     sgd.dispose();
     det.dispose();
+  });
+});
+
+describe('RetinaNet parts are injected, with defaults', () => {
+  it('uses the given anchor generator, box coder and matcher (kept by withModel), and refuses a generator that disagrees with the heads', async () => {
+    const { AnchorGenerator, BoxCoder, Matcher } = await import('../src/index.js');
+    const anchorGenerator = new AnchorGenerator([[10], [20], [40], [80], [160]], [[1]]);
+    const boxCoder = new BoxCoder([2, 2, 1, 1]);
+    const matcher = new Matcher({ highThreshold: 0.7, lowThreshold: 0.3, allowLowQualityMatches: false });
+    const det = RetinaNet.create(tiny, undefined, { anchorGenerator, boxCoder, matcher });
+    expect(det.anchorGenerator).toBe(anchorGenerator);
+    expect(det.boxCoder).toBe(boxCoder);
+    expect(det.matcher).toBe(matcher);
+    const again = det.withModel(det.model);
+    expect([again.anchorGenerator, again.boxCoder, again.matcher]).toEqual([anchorGenerator, boxCoder, matcher]);
+    // anchors come from the injected generator: a 64x64 image, P3 grid 8x8 -> first anchor centred at (0, 0), size 10
+    const { anchors } = det.anchors([64, 64], [[8, 8], [4, 4], [2, 2], [1, 1], [1, 1]]);
+    expect(Array.from(anchors.subarray(0, 4))).toEqual([-5, -5, 5, 5]);
+    const defaults = RetinaNet.create(tiny);
+    expect(defaults.matcher).not.toBe(matcher);
+    expect(() => new RetinaNet(det.model, tiny, { anchorGenerator: new AnchorGenerator([[8], [16], [32], [64], [128]], [[0.5, 1]]) })).toThrow(
+      /anchor generator makes \[2,2,2,2,2\] anchors per location but the heads predict 1/,
+    );
+    det.dispose();
+    defaults.dispose();
+    again.dispose();
   });
 });
