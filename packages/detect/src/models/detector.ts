@@ -1,6 +1,33 @@
-/** What the training loop, evaluation and CLIs need from a detector (RetinaNet or Faster R-CNN). */
+/**
+ * What the training loop, evaluation and CLIs need from a detector (RetinaNet or Faster R-CNN),
+ * and the types every detector shares. Box format everywhere: xyxy pixels.
+ */
 import type * as tf from '@tensorflow/tfjs';
-import type { BatchGeometry, Detections, ImageTargets } from './retinanet.js';
+
+/** Detections for one image, in original-image pixels. */
+export interface Detections {
+  /** `[N * 4]` xyxy. */
+  boxes: Float32Array;
+  /** `[N]`, decreasing. */
+  scores: Float32Array;
+  /** `[N]` contiguous labels. */
+  labels: Int32Array;
+}
+
+/** Ground truth of one image in the (resized) network-input frame. */
+export interface ImageTargets {
+  /** `[G * 4]` xyxy. */
+  boxes: Float32Array;
+  /** `[G]` contiguous labels. */
+  labels: Int32Array;
+}
+
+/** Image sizes in a batch: the padded tensor size `[H, W]` and, per image, the resized and the original `[h, w]`. */
+export interface BatchGeometry {
+  padded: [number, number];
+  resized: [number, number][];
+  original: [number, number][];
+}
 
 /** A detector: a main network (the part `refocus`/`fuse` rewrite) plus losses and decoding. */
 export interface Detector {

@@ -18,7 +18,7 @@ import { createBackbone, type BackboneOptions } from './backbone.js';
 import { fpnP2P6 } from './fpn.js';
 import { fastRcnnLoss, postprocessDetections, selectTrainingSamples } from './roi-heads.js';
 import { filterProposals, rpnLoss, sampleRpnTargets } from './rpn.js';
-import type { BatchGeometry, Detections, ImageTargets } from './retinanet.js';
+import type { BatchGeometry, Detections, ImageTargets } from './detector.js';
 
 /** Everything that defines a Faster R-CNN (torchvision defaults in brackets). */
 export interface FasterRCNNOptions {
@@ -124,40 +124,62 @@ export function buildBoxHead(o: Resolved): tf.LayersModel {
 }
 
 /** Faster R-CNN: network, box head, anchors, proposal selection, target sampling, losses and decoding. */
+/**
+ * The parts a Faster R-CNN is assembled from besides its networks (torchvision's
+ * `rpn_anchor_generator`, box coders, `proposal_matcher`s); each defaults to torchvision's.
+ */
+export interface FasterRCNNParts {
+  /** RPN anchors; default: one size per level (`anchorSizes`) x `aspectRatios`. */
+  anchorGenerator?: AnchorGenerator;
+  /** RPN box coder; default weights (1, 1, 1, 1). */
+  rpnCoder?: BoxCoder;
+  /** Box head coder; default weights (10, 10, 5, 5). */
+  boxCoder?: BoxCoder;
+  /** RPN anchor matcher; default the RPN IoU thresholds, low-quality matches allowed. */
+  rpnMatcher?: Matcher;
+  /** Proposal matcher of the box head; default the box IoU thresholds. */
+  boxMatcher?: Matcher;
+}
+
 export class FasterRCNN {
   readonly options: Resolved;
   readonly anchorGenerator: AnchorGenerator;
-  readonly rpnCoder = new BoxCoder([1, 1, 1, 1]);
-  readonly boxCoder = new BoxCoder([10, 10, 5, 5]);
+  readonly rpnCoder: BoxCoder;
+  readonly boxCoder: BoxCoder;
   readonly rpnMatcher: Matcher;
   readonly boxMatcher: Matcher;
   private rng: Rng;
 
+  /**
+   * @param model the backbone + FPN + RPN network, `boxHead` the RoI box head
+   * @param parts injected anchor generator, coders and matchers (defaults from `options`)
+   */
   constructor(
     readonly model: tf.LayersModel,
     readonly boxHead: tf.LayersModel,
     options: FasterRCNNOptions,
+    parts: FasterRCNNParts = {},
   ) {
     this.options = resolveFasterRCNNOptions(options);
     const o = this.options;
-    this.anchorGenerator = new AnchorGenerator(
-      o.anchorSizes.map((s) => [s]),
-      [o.aspectRatios],
-    );
-    this.rpnMatcher = new Matcher({ highThreshold: o.rpnFgIouThreshold, lowThreshold: o.rpnBgIouThreshold, allowLowQualityMatches: true });
-    this.boxMatcher = new Matcher({ highThreshold: o.boxFgIouThreshold, lowThreshold: o.boxBgIouThreshold });
+    this.anchorGenerator = parts.anchorGenerator ?? new AnchorGenerator(o.anchorSizes.map((s) => [s]), [o.aspectRatios]);
+    this.rpnCoder = parts.rpnCoder ?? new BoxCoder([1, 1, 1, 1]);
+    this.boxCoder = parts.boxCoder ?? new BoxCoder([10, 10, 5, 5]);
+    this.rpnMatcher = parts.rpnMatcher ?? new Matcher({ highThreshold: o.rpnFgIouThreshold, lowThreshold: o.rpnBgIouThreshold, allowLowQualityMatches: true });
+    this.boxMatcher = parts.boxMatcher ?? new Matcher({ highThreshold: o.boxFgIouThreshold, lowThreshold: o.boxBgIouThreshold });
     this.rng = new Rng(o.seed);
     if (model.outputs.length !== 15) throw new Error(`FasterRCNN: the network must have 15 outputs, got ${model.outputs.length}`);
   }
 
-  static create(options: FasterRCNNOptions, backbone?: tf.LayersModel): FasterRCNN {
+  static create(options: FasterRCNNOptions, backbone?: tf.LayersModel, parts: FasterRCNNParts = {}): FasterRCNN {
     const o = resolveFasterRCNNOptions(options);
-    return new FasterRCNN(buildFasterRCNNNetwork(o, backbone), buildBoxHead(o), o);
+    return new FasterRCNN(buildFasterRCNNNetwork(o, backbone), buildBoxHead(o), o, parts);
   }
 
-  /** The same detector around another network (refocused / fused); the box head is shared. */
+  /** The same detector (same parts) around another network (refocused / fused); the box head is shared. */
   withModel(model: tf.LayersModel): FasterRCNN {
-    return new FasterRCNN(model, this.boxHead, this.options);
+    const { anchorGenerator, rpnCoder, boxCoder, rpnMatcher, boxMatcher } = this;
+    return new FasterRCNN(model, this.boxHead, this.options, { anchorGenerator, rpnCoder, boxCoder, rpnMatcher, boxMatcher });
   }
 
   /** Runs the network: pyramid features and flattened RPN outputs (`[B, T]`, `[B, T, 4]`). */

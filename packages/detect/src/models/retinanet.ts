@@ -14,6 +14,7 @@ import { batchedNms, boxIouHost } from '../ops/boxes.js';
 import { generalizedBoxIouLoss, l1Loss, sigmoidFocalLoss, smoothL1Loss } from '../ops/losses.js';
 import { BETWEEN_THRESHOLDS, Matcher } from '../ops/matcher.js';
 import { createBackbone, type BackboneOptions } from './backbone.js';
+import type { BatchGeometry, Detections, ImageTargets } from './detector.js';
 import { fpnP3P7 } from './fpn.js';
 
 /** Box regression loss kinds (torchvision `bbox_reg_loss_type`; RetinaNet's default is `l1`). */
@@ -83,24 +84,6 @@ export function resolveRetinaNetOptions(o: RetinaNetOptions): Resolved {
   };
 }
 
-/** Detections for one image, in original-image pixels. */
-export interface Detections {
-  /** `[N * 4]` xyxy. */
-  boxes: Float32Array;
-  /** `[N]`, decreasing. */
-  scores: Float32Array;
-  /** `[N]` contiguous labels. */
-  labels: Int32Array;
-}
-
-/** Ground truth of one image in the (resized) network-input frame. */
-export interface ImageTargets {
-  /** `[G * 4]` xyxy. */
-  boxes: Float32Array;
-  /** `[G]` contiguous labels. */
-  labels: Int32Array;
-}
-
 /** Head outputs with levels concatenated. */
 export interface HeadOutputs {
   /** `[B, T, K]` logits, T = all anchors of all levels. */
@@ -109,13 +92,6 @@ export interface HeadOutputs {
   box: tf.Tensor3D;
   /** Feature map size per level. */
   grids: GridSize[];
-}
-
-/** Image sizes in a batch: the padded tensor size and, per image, the resized and the original size. */
-export interface BatchGeometry {
-  padded: [number, number];
-  resized: [number, number][];
-  original: [number, number][];
 }
 
 function headTower(name: string, levels: tf.SymbolicTensor[], o: Resolved, outFilters: number, biasInit: number): tf.SymbolicTensor[] {
@@ -153,35 +129,56 @@ export function buildRetinaNetModel(options: RetinaNetOptions, backbone?: tf.Lay
   return tf.model({ inputs: input, outputs: [...cls, ...box], name: 'retinanet' });
 }
 
+/**
+ * The parts a RetinaNet is assembled from besides its network (torchvision's `anchor_generator`,
+ * `box_coder`, `proposal_matcher`); each defaults to torchvision's, built from the options.
+ */
+export interface RetinaNetParts {
+  /** Anchors per level; default: `anchorSizes` x `aspectRatios` of the options. */
+  anchorGenerator?: AnchorGenerator;
+  /** Box encoding relative to anchors; default weights (1, 1, 1, 1). */
+  boxCoder?: BoxCoder;
+  /** Anchor-to-ground-truth matching; default IoU >= fgIouThreshold foreground, < bgIouThreshold background, low-quality matches allowed. */
+  matcher?: Matcher;
+}
+
 /** A RetinaNet network with its anchor generator, box coder, matcher, losses and decoding. */
 export class RetinaNet {
   readonly options: Resolved;
   readonly anchorGenerator: AnchorGenerator;
-  readonly boxCoder = new BoxCoder([1, 1, 1, 1]);
+  readonly boxCoder: BoxCoder;
   readonly matcher: Matcher;
   private anchorCache?: { key: string; anchors: Float32Array; tensor: tf.Tensor2D };
 
   /**
    * @param model the network from {@link buildRetinaNetModel} (or its refocused / fused form)
+   * @param parts injected anchor generator, box coder and matcher (defaults from `options`)
    */
   constructor(
     readonly model: tf.LayersModel,
     options: RetinaNetOptions,
+    parts: RetinaNetParts = {},
   ) {
     this.options = resolveRetinaNetOptions(options);
-    this.anchorGenerator = new AnchorGenerator(this.options.anchorSizes, [this.options.aspectRatios]);
-    this.matcher = new Matcher({ highThreshold: this.options.fgIouThreshold, lowThreshold: this.options.bgIouThreshold, allowLowQualityMatches: true });
+    this.anchorGenerator = parts.anchorGenerator ?? new AnchorGenerator(this.options.anchorSizes, [this.options.aspectRatios]);
+    this.boxCoder = parts.boxCoder ?? new BoxCoder([1, 1, 1, 1]);
+    this.matcher = parts.matcher ?? new Matcher({ highThreshold: this.options.fgIouThreshold, lowThreshold: this.options.bgIouThreshold, allowLowQualityMatches: true });
     if (model.outputs.length !== 10) throw new Error(`RetinaNet: the network must have 10 outputs (cls and box for P3..P7), got ${model.outputs.length}`);
+    const perLocation = this.anchorGenerator.numAnchorsPerLocation();
+    const expected = this.options.aspectRatios.length * this.options.anchorSizes[0]!.length;
+    if (perLocation.some((n) => n !== expected)) {
+      throw new Error(`RetinaNet: the anchor generator makes [${perLocation}] anchors per location but the heads predict ${expected} (aspectRatios x anchorSizes per level)`);
+    }
   }
 
   /** Builds a fresh network from options. */
-  static create(options: RetinaNetOptions, backbone?: tf.LayersModel): RetinaNet {
-    return new RetinaNet(buildRetinaNetModel(options, backbone), options);
+  static create(options: RetinaNetOptions, backbone?: tf.LayersModel, parts: RetinaNetParts = {}): RetinaNet {
+    return new RetinaNet(buildRetinaNetModel(options, backbone), options, parts);
   }
 
-  /** The same detector around another network (e.g. refocused or fused). */
+  /** The same detector (same parts) around another network (e.g. refocused or fused). */
   withModel(model: tf.LayersModel): RetinaNet {
-    return new RetinaNet(model, this.options);
+    return new RetinaNet(model, this.options, { anchorGenerator: this.anchorGenerator, boxCoder: this.boxCoder, matcher: this.matcher });
   }
 
   /** Runs the network; `training` means a training step (BatchNorm uses batch statistics unless frozen). */

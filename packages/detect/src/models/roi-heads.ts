@@ -8,7 +8,7 @@ import { batchedNms, boxIouHost } from '../ops/boxes.js';
 import { smoothL1Loss } from '../ops/losses.js';
 import { BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, type Matcher } from '../ops/matcher.js';
 import { samplePositiveNegative, type PermutationSource } from '../ops/sampler.js';
-import type { Detections, ImageTargets } from './retinanet.js';
+import type { Detections, ImageTargets } from './detector.js';
 
 /** RoIs chosen for one training batch. */
 export interface RoiSamples {

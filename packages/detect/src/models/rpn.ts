@@ -13,7 +13,7 @@ import { batchedNms, boxIouHost } from '../ops/boxes.js';
 import { binaryCrossEntropyWithLogits, smoothL1Loss } from '../ops/losses.js';
 import { BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS, type Matcher } from '../ops/matcher.js';
 import { samplePositiveNegative, type PermutationSource } from '../ops/sampler.js';
-import type { ImageTargets } from './retinanet.js';
+import type { ImageTargets } from './detector.js';
 
 /** Settings of {@link filterProposals}. */
 export interface ProposalOptions {

@@ -5,7 +5,7 @@ import { createProgress } from '@refconv/engine';
 import { toCocoGroundTruth, type DetectionDataset, type DetectionRecord } from '../data/dataset.js';
 import type { ResizeOptions } from '../data/transforms.js';
 import type { Detector } from '../models/detector.js';
-import type { Detections } from '../models/retinanet.js';
+import type { Detections } from '../models/detector.js';
 import { batchTensor, iterateBatches } from './loader.js';
 
 /** The 12 COCO bbox statistics, pycocotools' order. */

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { prefetch } from '@refconv/engine';
 import { trainingTargets, type DetectionRecord } from '../data/dataset.js';
 import { batchImages, prepareImage, roundUp, type PreparedImage, type ResizeOptions } from '../data/transforms.js';
-import type { BatchGeometry, ImageTargets } from '../models/retinanet.js';
+import type { BatchGeometry, ImageTargets } from '../models/detector.js';
 
 /** A batch on the host: images decoded, boxes in the resized frame (crowd boxes removed). */
 export interface HostBatch {
