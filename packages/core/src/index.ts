@@ -11,5 +11,4 @@ export * from './fuse.js';
 export * from './stats.js';
 export * from './fast-kernels.js';
 export * from './kernel-check.js';
-export * from './pointwise-matmul.js';
 export * from './safetensors.js';

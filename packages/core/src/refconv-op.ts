@@ -220,3 +220,61 @@ export function dilatedConv2d(
     return tf.batchToSpaceND(y, [dh, dw], [[0, eh], [0, ew]]) as tf.Tensor4D;
   });
 }
+
+type FusedConvArgs = Record<string, unknown>;
+
+function applyActivation(y: tf.Tensor, activation: string, args: FusedConvArgs): tf.Tensor {
+  switch (activation) {
+    case 'linear':
+      return y;
+    case 'relu':
+      return tf.relu(y);
+    case 'relu6':
+      return tf.relu6(y);
+    case 'elu':
+      return tf.elu(y);
+    case 'sigmoid':
+      return tf.sigmoid(y);
+    case 'leakyrelu':
+      return tf.leakyRelu(y, (args.leakyreluAlpha as number) ?? 0.2);
+    case 'prelu':
+      return tf.prelu(y, args.preluActivationWeights as tf.Tensor);
+    default:
+      throw new Error(`dilated conv: unknown fused activation '${activation}'`);
+  }
+}
+
+const asPair = (v: unknown): [number, number] => (v === undefined || v === null ? [1, 1] : typeof v === 'number' ? [v, v] : [(v as number[])[0] ?? 1, (v as number[])[1] ?? (v as number[])[0] ?? 1]);
+
+let dilatedLayersEnabled = false;
+
+/**
+ * Makes dilated (atrous) tf.layers convolutions trainable, with the mechanism RefConv2D layers
+ * already use: tfjs 4.22 has no gradient for dilated convs (the registered `Conv2D` gradient and
+ * the fused conv's custom gradient both assert `dilations == 1`), so a DeepLab ASPP (rates
+ * 6/12/18) or a backbone at output stride 8/16 could not train. After this call every dilated
+ * stride-1 conv that goes through `tf.fused.conv2d` (tf.layers Conv2D with `dilationRate`) is
+ * computed by {@link dilatedConv2d}: space-to-batch, an undilated conv, batch-to-space (what
+ * TensorFlow's own atrous conv does), whose gradient is the composition of those ops' registered
+ * gradients; bias and activation follow as in the fused op. Undilated convs are untouched.
+ * Idempotent; changes global tfjs state (like `enableFastKernels`).
+ */
+export function enableDilatedConvGradients(): void {
+  if (dilatedLayersEnabled) return;
+  const fused = tf.fused as unknown as Record<string, (args: FusedConvArgs) => tf.Tensor>;
+  const original = fused.conv2d!;
+  fused.conv2d = (args) => {
+    const r = asPair(args.dilations);
+    if (r[0] === 1 && r[1] === 1) return original(args);
+    if (args.dataFormat !== undefined && args.dataFormat !== 'NHWC') throw new Error(`dilated conv: only NHWC is supported, got ${String(args.dataFormat)}`);
+    return tf.tidy(() => {
+      const x = args.x as tf.Tensor;
+      const x4 = (x.rank === 3 ? tf.expandDims(x, 0) : x) as tf.Tensor4D;
+      let y: tf.Tensor = dilatedConv2d(x4, args.filter as tf.Tensor4D, asPair(args.strides), args.pad as RefConvPadding, r, false);
+      if (args.bias) y = tf.add(y, args.bias as tf.Tensor);
+      y = applyActivation(y, (args.activation as string) ?? 'linear', args);
+      return x.rank === 3 ? tf.squeeze(y, [0]) : y;
+    });
+  };
+  dilatedLayersEnabled = true;
+}

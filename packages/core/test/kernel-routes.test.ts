@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { activeKernelRoutes, applyKernelPlan, conv2dInputGradientExplicit } from '../src/fast-kernels.js';
-import { pointwiseConv, pointwiseFilterGradient, pointwiseInputGradient } from '../src/pointwise-matmul.js';
+import { pointwiseConv, pointwiseFilterGradient, pointwiseInputGradient } from '../src/kernels/pointwise-matmul.js';
 import { maxRelErr, naiveConv, naiveConvGradients, randomArray } from './naive.js';
 
 /** HWIO [1, 1, I, O] and OIHW hold the same numbers in different orders: naiveConv takes OIHW. */

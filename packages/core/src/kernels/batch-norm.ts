@@ -1,0 +1,109 @@
+/**
+ * Training-mode batch norm as one native op (`FusedBatchNormV3`) with a one-op native gradient
+ * (`FusedBatchNormGradV3`), in place of tfjs' moments + a dozen elementwise ops forward and
+ * backward; tf.layers BatchNormalization (4-D, channels-last, training) is patched to use it,
+ * keeping tfjs' semantics (biased batch variance for normalisation, moving averages updated with
+ * the layer's momentum).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { floatTypeAttr, native, type NativeBackend } from './native.js';
+
+type LayerCall = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor;
+let originalBnCall: LayerCall | null = null;
+
+function bnAttrs(b: NativeBackend, epsilon: number, training: boolean) {
+  return [
+    floatTypeAttr(b),
+    { name: 'U', type: b.binding.TF_ATTR_TYPE, value: b.binding.TF_FLOAT },
+    { name: 'epsilon', type: b.binding.TF_ATTR_FLOAT, value: epsilon },
+    { name: 'exponential_avg_factor', type: b.binding.TF_ATTR_FLOAT, value: 1 },
+    { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'is_training', type: b.binding.TF_ATTR_BOOL, value: training },
+  ];
+}
+
+/**
+ * Training-mode batch norm of a 4-D NHWC tensor as one native op, with a one-op native gradient.
+ * `onStats(mean, biasedVariance)` receives the batch statistics (for the moving averages).
+ */
+export function fusedBatchNormTraining(
+  x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number,
+  onStats?: (mean: tf.Tensor1D, variance: tf.Tensor1D) => void,
+): tf.Tensor4D {
+  const f = tf.customGrad(((xx: tf.Tensor, g: tf.Tensor, bb: tf.Tensor, save: tf.GradSaveFunc) => {
+    const b = native();
+    const empty = tf.tensor1d([], 'float32');
+    const [y, batchMean, batchVar, r1, r2, r3] = b.executeMultipleOutputs(
+      'FusedBatchNormV3', bnAttrs(b, epsilon, true), [xx, g, bb, empty, empty], 6,
+    );
+    empty.dispose();
+    if (onStats) {
+      // TF reports the Bessel-corrected variance; tfjs' BN moving average uses the biased one.
+      const n = xx.size / (xx.shape[3] as number);
+      const biased = tf.mul(batchVar, n > 1 ? (n - 1) / n : 1) as tf.Tensor1D;
+      onStats(batchMean as tf.Tensor1D, biased);
+      biased.dispose();
+    }
+    batchMean.dispose();
+    batchVar.dispose();
+    save([xx, g, r1, r2, r3]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sg, s1, s2, s3] = saved;
+        const nb = native();
+        const [dx, dg, db, e1, e2] = nb.executeMultipleOutputs(
+          'FusedBatchNormGradV3', bnAttrs(nb, epsilon, true).filter((a) => a.name !== 'exponential_avg_factor'), [dy, sx, sg, s1, s2, s3], 5,
+        );
+        e1.dispose();
+        e2.dispose();
+        return [dx, dg, db];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x, gamma, beta) as tf.Tensor4D;
+}
+
+interface BatchNormLike {
+  axis: number;
+  momentum: number;
+  epsilon: number;
+  center: boolean;
+  scale: boolean;
+  gamma: tf.LayerVariable;
+  beta: tf.LayerVariable;
+  movingMean: tf.LayerVariable;
+  movingVariance: tf.LayerVariable;
+}
+
+export function patchBatchNormalization(): void {
+  const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: typeof originalBnCall };
+  if (originalBnCall) return;
+  originalBnCall = proto.call;
+  const original = originalBnCall as NonNullable<typeof originalBnCall>;
+  proto.call = function patchedCall(this: BatchNormLike, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) {
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor;
+    const fast = kwargs?.training === true && x.rank === 4 && (this.axis === -1 || this.axis === 3) && this.center && this.scale && x.dtype === 'float32';
+    if (!fast) return original.call(this as never, inputs, kwargs);
+    return tf.tidy(() => {
+      const updateMovingAverages = (mean: tf.Tensor1D, variance: tf.Tensor1D) => {
+        tf.tidy(() => {
+          const decay = 1 - this.momentum;
+          for (const [v, value] of [[this.movingMean, mean], [this.movingVariance, variance]] as const) {
+            const orig = v.read();
+            v.write(tf.sub(orig, tf.mul(tf.sub(orig, value), decay)));
+          }
+        });
+      };
+      return fusedBatchNormTraining(x as tf.Tensor4D, this.gamma.read() as tf.Tensor1D, this.beta.read() as tf.Tensor1D, this.epsilon, updateMovingAverages);
+    });
+  };
+}
+
+/** Restores tfjs' own BatchNormalization call. */
+export function restoreBatchNormalization(): void {
+  if (!originalBnCall) return;
+  const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: LayerCall };
+  proto.call = originalBnCall;
+  originalBnCall = null;
+}

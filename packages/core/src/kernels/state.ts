@@ -1,0 +1,18 @@
+/**
+ * Module state shared by the kernel routes: whether the speed routes are on (fast-kernels.ts
+ * switches them), and the kernel self-check's verdict for this host (applyKernelPlan).
+ */
+import type { KernelClass, KernelRoute } from '../kernel-check.js';
+
+export const state = {
+  /** The speed routes (fused BN, native ReLU grads, conv-layer patch, faster conv-gradient kernels). */
+  fastKernels: false,
+  /**
+   * Correctness routes from the kernel self-check (kernel-check.ts): kernel classes whose native
+   * oneDNN kernel failed on this host, and the verified route to use instead. Unlike the speed
+   * routes they stay in force when the fast kernels are off.
+   */
+  routes: {} as Partial<Record<KernelClass, KernelRoute>>,
+  /** Whether the self-check verified the Eigen (EXPLICIT padding) filter gradient on this host. */
+  eigenFilterGradientVerified: false,
+};
