@@ -1,16 +1,17 @@
 /**
  * timm-style sweep over every registered architecture: parameter count and MACs at the default
  * configuration against the table tools/make_fixtures.py computed from PyTorch, a forward and a
- * backward pass at a small input (shapes, finite values, no leaked tensors), and the feature
- * outputs' strides.
+ * backward pass at a small input (shapes, finite values, no leaked tensors), the feature
+ * outputs' strides, and the RefConv round trip: refocus -> fuse gives back a plain network with the
+ * original parameter count and MACs whose outputs equal the refocused (training-form) network's.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { countFlops, countParams } from '@refconv/core';
+import { countFlops, countParams, fuse, refConvLayers, refocus } from '@refconv/core';
 import { createModel, featureInfo, layerTable, listModels, modelInfo, tableTotals } from '../src/index.js';
-import { FIXTURES, yieldToEventLoop } from './helpers.js';
+import { FIXTURES, relativeError, yieldToEventLoop } from './helpers.js';
 
 afterEach(yieldToEventLoop);
 
@@ -66,6 +67,26 @@ describe('every registered architecture', () => {
       tf.dispose([x, y]);
       expect(tf.memory().numTensors).toBe(before);
       model.dispose();
+    });
+
+    it(`${arch}: refocus -> fuse is the plain network again with the refocused outputs`, () => {
+      const info = modelInfo(arch);
+      const size = info.defaults.inputSize === 32 ? 32 : 64;
+      const model = createModel(arch, { inputSize: size, numClasses: 5, width: smallWidth(arch) });
+      const refocused = refocus(model, { init: 'default', seed: 11 }); // non-zero transforms
+      expect(refConvLayers(refocused).length).toBeGreaterThan(0);
+      const fused = fuse(refocused);
+      const folded = fuse(refocused, { foldBatchNorm: true });
+      expect(refConvLayers(fused)).toHaveLength(0);
+      expect(countParams(fused)).toBe(countParams(model));
+      expect(countFlops(fused)).toBe(countFlops(model));
+      const x = tf.randomNormal([2, size, size, 3], 0, 1, 'float32', 4);
+      const [plain, train, deployed, noBn] = [model, refocused, fused, folded].map((m) => m.predict(x) as tf.Tensor);
+      expect(relativeError(train!, plain!)).toBeGreaterThan(1e-3); // the transforms change the model
+      expect(relativeError(deployed!, train!)).toBeLessThan(1e-5);
+      expect(relativeError(noBn!, train!)).toBeLessThan(1e-4);
+      tf.dispose([x, plain!, train!, deployed!, noBn!]);
+      [model, refocused, fused, folded].forEach((m) => m.dispose());
     });
 
     if (modelInfo(arch).dilatable) {
