@@ -6,7 +6,6 @@ export * from './data/transforms.js';
 export * from './loss.js';
 export * from './model/layers.js';
 export * from './model/deeplab.js';
-export * from './ops/dilated-grad.js';
 export * from './model/segmenter.js';
 export * from './evaluate.js';
 export * from './model/segmenter-refconv.js';

@@ -20,7 +20,7 @@ import { evaluateSplit } from './evaluate.js';
 import { segCrossEntropy } from './loss.js';
 import { metricsToJson, type SegMetrics } from './metrics.js';
 import { SizedModels, createSegmenter, type BackboneFactory, type SegmenterSpec } from './model/segmenter.js';
-import { enableDilatedConvGradients } from './ops/dilated-grad.js';
+import { enableDilatedConvGradients } from '@refconv/core';
 import { buildFromSpec, deployWeights, refocusSegmenter } from './model/segmenter-refconv.js';
 
 /** Everything a training run needs (the CLI fills it from flags). */

@@ -3,7 +3,7 @@ import { featureInfo } from '@refconv/backbones';
 import { describe, expect, it } from 'vitest';
 import { segCrossEntropy } from '../src/loss.js';
 import { backbonesFactory, createSegmenter, type SegmenterSpec } from '../src/model/segmenter.js';
-import { enableDilatedConvGradients } from '../src/ops/dilated-grad.js';
+import { enableDilatedConvGradients } from '@refconv/core';
 
 describe('segmenters on @refconv/backbones ResNet-18 (width 0.25)', () => {
   enableDilatedConvGradients();

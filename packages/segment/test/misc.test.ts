@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { newestCheckpoint, parseSize } from '../src/cli/common.js';
 import { readRgb } from '../src/data/io.js';
 import { trainAugment } from '../src/data/transforms.js';
-import { enableDilatedConvGradients } from '../src/ops/dilated-grad.js';
+import { enableDilatedConvGradients } from '@refconv/core';
 import { createPolySchedule } from '@refconv/engine';
 
 describe('poly schedule', () => {

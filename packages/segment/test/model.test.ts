@@ -3,7 +3,7 @@ import { readSafetensors } from '@refconv/core';
 import { describe, expect, it } from 'vitest';
 import { segCrossEntropy } from '../src/loss.js';
 import { asppRates, buildSegmenter } from '../src/model/deeplab.js';
-import { enableDilatedConvGradients } from '../src/ops/dilated-grad.js';
+import { enableDilatedConvGradients } from '@refconv/core';
 import { tinyBackbone } from './tiny-backbone.js';
 
 type Arr = { shape: number[]; data: ArrayLike<number> };

@@ -8,7 +8,7 @@ import { loadCheckpoint } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
 import { fuseCheck } from '../src/fuse-check.js';
 import { createSegmenter, type BackboneFactory, type SegmenterSpec } from '../src/model/segmenter.js';
-import { enableDilatedConvGradients } from '../src/ops/dilated-grad.js';
+import { enableDilatedConvGradients } from '@refconv/core';
 import { refocusSegmenter } from '../src/model/segmenter-refconv.js';
 import { train, type TrainOptions } from '../src/train.js';
 import { tinyBackbone } from './tiny-backbone.js';
