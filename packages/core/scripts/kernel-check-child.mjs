@@ -237,9 +237,9 @@ function makeOps(tf) {
     return attrs;
   }
 
-  /** Runs one case on one route; returns the output tensor. */
-  function run(c, route) {
-    const inp = inputsOf(c);
+  /** Runs one case on one route (on `given` inputs, or fresh ones disposed after); returns the output tensor. */
+  function run(c, route, given) {
+    const inp = given ?? inputsOf(c);
     try {
       if (c.kind === 'matmul') return tf.matMul(inp.a, inp.w);
       if (c.kind === 'batchNorm') {
@@ -265,7 +265,7 @@ function makeOps(tf) {
       const sizes = tf.tensor1d(inp.w.shape, 'int32');
       return b.executeSingleOutput(`${name}BackpropFilter`, convAttrs(c, explicit, depthwise), [inp.x, sizes, inp.dy]);
     } finally {
-      for (const t of Object.values(inp)) t.dispose();
+      if (!given) for (const t of Object.values(inp)) t.dispose();
     }
   }
   return { run, inputsOf };
@@ -404,7 +404,33 @@ async function main() {
       fs.appendFileSync(results, `${JSON.stringify(record)}\n`);
     }
   }
+  if (cfg.role === 'candidate') timeFilterGradients(cases, ops, results, skip);
   fs.appendFileSync(results, `${JSON.stringify({ done: true })}\n`);
+}
+
+/**
+ * Speed, for the one kernel choice made for speed (kernel-check.ts: `eigenFilterGradient`): the
+ * filter gradient of every spatial conv case on oneDNN's kernel and on TF's Eigen kernel (EXPLICIT
+ * padding), one warm-up each, then 3 rounds alternating the two; median ms per route.
+ */
+function timeFilterGradients(cases, ops, results, skip) {
+  for (const c of cases) {
+    if (c.cls !== 'conv.filterGrad' || skip.has(`${c.id}|native`) || skip.has(`${c.id}|explicit`)) continue;
+    const inp = ops.inputsOf(c);
+    const times = { native: [], explicit: [] };
+    for (let round = 0; round < 4; round++) {
+      for (const route of ['native', 'explicit']) {
+        const t0 = performance.now();
+        const y = ops.run(c, route, inp);
+        y.dataSync();
+        if (round > 0) times[route].push(performance.now() - t0);
+        y.dispose();
+      }
+    }
+    for (const t of Object.values(inp)) t.dispose();
+    const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+    fs.appendFileSync(results, `${JSON.stringify({ timing: c.id, cin: c.cin, k: c.k, native: median(times.native), explicit: median(times.explicit) })}\n`);
+  }
 }
 
 main().catch((e) => {

@@ -18,7 +18,10 @@
  *    a crash is caught by the parent, which reads the case that was running and starts the
  *    child again without it;
  * 3. {@link decideKernelPlan} keeps oneDNN on if every kernel class is right natively or has a
- *    route that is, routes those classes, and turns oneDNN off as a whole otherwise.
+ *    route that is, routes those classes, and turns oneDNN off as a whole otherwise. The one
+ *    choice made for speed (TF's Eigen filter gradient for spatial convs with >= 64 input
+ *    channels instead of oneDNN's) is timed on this host in the same child and taken only where
+ *    it passed and is at least 5 % faster.
  *
  * The verdict is cached per host (CPU model, flags and cache topology, thread count, the native
  * library's files, the check's own source) under `~/.cache/refconv/kernel-check/`, so the ~15 s
@@ -110,6 +113,8 @@ export interface KernelCheckVerdict {
   /** Trusted side: worst float64 error, failures and crashes. */
   reference: { checked: number; worstFloat64Error: number; failures: string[]; crashes: string[] };
   plan: Omit<KernelPlan, 'source'>;
+  /** Filter-gradient timings, oneDNN vs Eigen (the speed route's measurement on this host). */
+  filterGradientTimings: FilterGradientTiming[];
   /** Every case result (for `core:kernel-check --json`). */
   results: KernelCaseResult[];
 }
@@ -197,7 +202,27 @@ export function verdictPath(facts: HostFacts): string {
 
 interface ChildRun {
   results: KernelCaseResult[];
+  timings: FilterGradientTiming[];
   tfVersion?: string;
+}
+
+/** Median ms of one spatial conv's filter gradient on oneDNN's kernel and on TF's Eigen kernel. */
+export interface FilterGradientTiming {
+  timing: string;
+  cin: number;
+  k: number;
+  native: number;
+  explicit: number;
+}
+
+/**
+ * How much faster TF's Eigen filter gradient is than oneDNN's over the spatial convs with >= 64
+ * input channels (the cases the speed route covers): sum of oneDNN ms / sum of Eigen ms.
+ */
+export function eigenFilterGradientSpeedup(timings: FilterGradientTiming[]): number | undefined {
+  const covered = timings.filter((t) => t.cin >= 64 && t.k > 1);
+  if (covered.length === 0) return undefined;
+  return covered.reduce((a, t) => a + t.native, 0) / covered.reduce((a, t) => a + t.explicit, 0);
 }
 
 /** Runs one side; restarts it after a crash without the case that crashed (and the rest of its class/route). */
@@ -221,7 +246,8 @@ async function runSide(role: 'reference' | 'candidate', nativePackage: string, d
     const lines = readText(resultsFile).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     const meta = lines.find((l) => 'meta' in l)?.meta as { tfVersion?: string } | undefined;
     const results = lines.filter((l) => 'key' in l) as unknown as KernelCaseResult[];
-    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], tfVersion: meta?.tfVersion };
+    const timings = lines.filter((l) => 'timing' in l) as unknown as FilterGradientTiming[];
+    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], timings, tfVersion: meta?.tfVersion };
     const progress = readText(progressFile).split('\n').filter(Boolean);
     const last = progress[progress.length - 1];
     if (code === 2 || !last) {
@@ -298,9 +324,11 @@ export function describeClass(cls: string): string {
 
 /**
  * The plan from the candidate's per-class summaries: oneDNN stays on when every class passed
- * natively or through a fallback route; otherwise it goes off as a whole.
+ * natively or through a fallback route; otherwise it goes off as a whole. The Eigen
+ * filter-gradient speed route is used where it passed and, when `eigenSpeedup` (measured on this
+ * host, {@link eigenFilterGradientSpeedup}) is given, only where it is at least 5 % faster.
  */
-export function decideKernelPlan(classes: Record<string, Record<string, RouteSummary>>): Omit<KernelPlan, 'source'> {
+export function decideKernelPlan(classes: Record<string, Record<string, RouteSummary>>, eigenSpeedup?: number): Omit<KernelPlan, 'source'> {
   const routes: Partial<Record<KernelClass, KernelRoute>> = {};
   const routed: string[] = [];
   const unfixable: string[] = [];
@@ -313,14 +341,18 @@ export function decideKernelPlan(classes: Record<string, Record<string, RouteSum
       routed.push(`${describeClass(cls)} on ${ROUTE_WORDS[alt]} (${why})`);
     } else unfixable.push(`${describeClass(cls)} (${why})`);
   }
-  const eigenFilterGradient = routeOk(classes['conv.filterGrad']?.explicit);
+  const eigenVerified = routeOk(classes['conv.filterGrad']?.explicit);
+  const eigenFilterGradient = eigenVerified && (eigenSpeedup === undefined || eigenSpeedup >= 1.05);
+  const speed = eigenSpeedup === undefined || !eigenVerified ? ''
+    : eigenFilterGradient ? `; filter gradients of >= 64-channel spatial convs on Eigen (${eigenSpeedup.toFixed(2)}x oneDNN's speed here)`
+      : `; filter gradients on oneDNN (Eigen's ${eigenSpeedup.toFixed(2)}x here)`;
   if (unfixable.length > 0) {
     return { onednn: false, routes: {}, eigenFilterGradient: false, reason: `oneDNN off: self-check failed for oneDNN's ${unfixable.join('; ')} on this CPU` };
   }
   if (routed.length > 0) {
-    return { onednn: true, routes, eigenFilterGradient, reason: `oneDNN on, ${routed.join('; ')}: self-check failed for oneDNN on this CPU` };
+    return { onednn: true, routes, eigenFilterGradient, reason: `oneDNN on, ${routed.join('; ')}: self-check failed for oneDNN on this CPU${speed}` };
   }
-  return { onednn: true, routes, eigenFilterGradient, reason: 'oneDNN on: kernel self-check passed on this CPU' };
+  return { onednn: true, routes, eigenFilterGradient, reason: `oneDNN on: kernel self-check passed on this CPU${speed}` };
 }
 
 /** Runs the whole check (two child processes) and returns the verdict; writes nothing to the cache. */
@@ -350,7 +382,8 @@ export async function runKernelCheck(opts: { nativePackage?: string; fault?: str
         failures: f64.filter((r) => !((r.float64Error as number) <= KERNEL_CHECK_TOLERANCE)).map((r) => r.key),
         crashes: reference.results.filter((r) => r.crashed).map((r) => `${r.key} (${r.crashed})`),
       },
-      plan: decideKernelPlan(classes),
+      plan: decideKernelPlan(classes, eigenFilterGradientSpeedup(candidate.timings)),
+      filterGradientTimings: candidate.timings,
       results,
     };
   } finally {

@@ -33,6 +33,17 @@ describe('decideKernelPlan', () => {
     expect(plan.reason).toContain('1x1 conv input gradients on MatMul (1x1 7x7x512->2048 input-grad: relative L1 error 3.00e-2)');
   });
 
+  it("takes the Eigen filter-gradient speed route only where it passed and is >= 5 % faster on this host", () => {
+    const classes = { 'conv.filterGrad': { native: ok(), explicit: ok() } };
+    const faster = decideKernelPlan(classes, 1.3);
+    expect(faster.eigenFilterGradient).toBe(true);
+    expect(faster.reason).toBe('oneDNN on: kernel self-check passed on this CPU; filter gradients of >= 64-channel spatial convs on Eigen (1.30x oneDNN\'s speed here)');
+    const slower = decideKernelPlan(classes, 0.81);
+    expect(slower.eigenFilterGradient).toBe(false);
+    expect(slower.reason).toContain("filter gradients on oneDNN (Eigen's 0.81x here)");
+    expect(decideKernelPlan({ 'conv.filterGrad': { native: ok(), explicit: bad('w') } }, 2).eigenFilterGradient).toBe(false);
+  });
+
   it('turns oneDNN off when a failing class has no verified alternative', () => {
     const crashed: RouteSummary = { passed: 0, failed: 0, crashed: 1, worstError: 0, firstFailure: 'depthwise 3x3 7x7x960 forward: process died (SIGFPE)' };
     const plan = decideKernelPlan({ 'depthwise.forward': { native: crashed }, 'conv1x1.forward': { native: bad('z'), matmul: ok() } });
@@ -152,6 +163,12 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
     expect(fatal.classes['depthwise.forward']!.native!.firstFailure).toBe('depthwise 3x3 112x112x32 forward: relative L1 error non-finite');
     expect(fatal.plan).toMatchObject({ onednn: false, routes: {} });
     expect(fatal.plan.reason).toMatch(/^oneDNN off: self-check failed for oneDNN's depthwise forward/);
+  });
+
+  it('times oneDNN against Eigen for every spatial filter gradient it verified', () => {
+    const spatial = cases.filter((c) => c.cls === 'conv.filterGrad');
+    expect(routable.filterGradientTimings.map((t) => `${t.timing}`)).toEqual(spatial.map((c) => c.id));
+    for (const t of routable.filterGradientTimings) expect(t.native > 0 && t.explicit > 0, t.timing).toBe(true);
   });
 
   it('caches the verdict per host and fault set', async () => {

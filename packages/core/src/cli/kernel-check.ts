@@ -7,7 +7,7 @@
  * (a separate cache entry) to see the check catch it.
  */
 import { parseArgs } from 'node:util';
-import { cpuIsa, describeClass, hostFacts, loadOrRunKernelCheck, verdictPath } from '../kernel-check.js';
+import { cpuIsa, describeClass, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, verdictPath } from '../kernel-check.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,5 +47,14 @@ if (values.json) {
   console.log(`plan: ${verdict.plan.reason}`);
   const routes = Object.entries(verdict.plan.routes);
   if (routes.length) console.log(`routes: ${routes.map(([c, r]) => `${describeClass(c)} -> ${r}`).join(', ')}`);
-  console.log(`Eigen filter-gradient speed route: ${verdict.plan.eigenFilterGradient ? 'verified' : 'not used'}`);
+  const timings = verdict.filterGradientTimings ?? [];
+  if (timings.length) {
+    console.log('');
+    console.log('| filter gradient (median of 3) | oneDNN ms | Eigen ms | Eigen speed-up |');
+    console.log('|---|---|---|---|');
+    for (const t of timings) console.log(`| ${t.timing.replace(' filter-grad', '')} | ${t.native.toFixed(1)} | ${t.explicit.toFixed(1)} | ${(t.native / t.explicit).toFixed(2)}x |`);
+    const speedup = eigenFilterGradientSpeedup(timings);
+    if (speedup !== undefined) console.log(`spatial convs with >= 64 input channels: Eigen ${speedup.toFixed(2)}x oneDNN's speed in total`);
+  }
+  console.log(`Eigen filter-gradient speed route: ${verdict.plan.eigenFilterGradient ? 'used' : 'not used'}`);
 }
