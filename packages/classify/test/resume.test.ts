@@ -2,12 +2,13 @@
  * A training run killed with SIGKILL after its first epoch checkpoint and resumed with
  * --resume must end with exactly the weights and metrics of an uninterrupted run.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint, type EpochRecord } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
+import { killAndResume } from '../../engine/test/helpers/kill-resume.js';
 import { tmpDir, writeTinyFashionMnist } from './helpers.js';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,28 +22,11 @@ const args = (out: string) => [
 
 describe('kill and resume', () => {
   it('a killed-and-resumed run equals an uninterrupted run with the same seed', async () => {
-    const root = tmpDir('cls-resume-');
-    const full = path.join(root, 'full');
-    const killed = path.join(root, 'killed');
-    const r = spawnSync(process.execPath, args(full), { cwd: pkg, encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
-    // issue 15: the report of a pretrain-only run describes only what ran
+    const { fullDir: full, killedDir: killed } = await killAndResume(pkg, args, 2, (out) => path.join(out, 'seed-0', 'pretrain', 'last.safetensors'));
+    // issue 15: the report of a pretrain-only run describes only the pretraining
     const report = fs.readFileSync(path.join(full, 'report.md'), 'utf8');
     expect(report).toMatch(/baseline pretrained here for 2 epochs \(lr 0\.1\)\. Seeds: 0\./);
     expect(report).not.toMatch(/refocus and control/);
-
-    const child = spawn(process.execPath, args(killed), { cwd: pkg, stdio: 'ignore' });
-    const last = path.join(killed, 'seed-0', 'pretrain', 'last.safetensors');
-    while (!fs.existsSync(last)) await new Promise((res) => setTimeout(res, 20));
-    child.kill('SIGKILL');
-    await new Promise((res) => child.once('exit', res));
-    const interrupted = loadCheckpoint(last).state.epoch;
-    expect(interrupted, 'the run finished before it could be killed').toBeLessThan(2);
-    expect(fs.existsSync(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'))).toBe(false);
-
-    const resumed = spawnSync(process.execPath, [...args(killed), '--resume'], { cwd: pkg, encoding: 'utf8' });
-    expect(resumed.status, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toMatch(new RegExp(`resuming from .*epoch ${interrupted}/2`));
 
     const a = loadCheckpoint(path.join(full, 'seed-0', 'pretrain', 'final.safetensors'));
     const b = loadCheckpoint(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'));

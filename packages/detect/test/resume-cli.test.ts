@@ -3,13 +3,14 @@
  * ends with exactly the weights and losses of an uninterrupted run (the shared epoch loop's
  * resume); invalid options are refused before the detector is built.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint, type EpochRecord } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
+import { killAndResume } from '../../engine/test/helpers/kill-resume.js';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = (out: string) => [
@@ -20,25 +21,7 @@ const args = (out: string) => [
 
 describe('detect:train kill and resume', () => {
   it('a killed-and-resumed run equals an uninterrupted run with the same seed', async () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'det-resume-'));
-    const full = path.join(root, 'full');
-    const killed = path.join(root, 'killed');
-    const r = spawnSync(process.execPath, args(full), { cwd: pkg, encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
-
-    const child = spawn(process.execPath, args(killed), { cwd: pkg, stdio: 'ignore' });
-    const last = path.join(killed, 'last.safetensors');
-    while (!fs.existsSync(last)) await new Promise((res) => setTimeout(res, 20));
-    child.kill('SIGKILL');
-    await new Promise((res) => child.once('exit', res));
-    const interrupted = loadCheckpoint(last).state.epoch;
-    expect(interrupted, 'the run finished before it could be killed').toBeLessThan(3);
-    expect(fs.existsSync(path.join(killed, 'final.safetensors'))).toBe(false);
-
-    const resumed = spawnSync(process.execPath, [...args(killed), '--resume'], { cwd: pkg, encoding: 'utf8' });
-    expect(resumed.status, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toMatch(new RegExp(`resuming from .*epoch ${interrupted}/3`));
-
+    const { fullDir: full, killedDir: killed } = await killAndResume(pkg, args, 3);
     for (const file of ['last.safetensors', 'final.safetensors']) {
       const a = loadCheckpoint(path.join(full, file));
       const b = loadCheckpoint(path.join(killed, file));

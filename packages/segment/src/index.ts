@@ -11,3 +11,4 @@ export * from './evaluate.js';
 export * from './model/segmenter-refconv.js';
 export * from './fuse-check.js';
 export * from './train.js';
+export * from './protocol.js';

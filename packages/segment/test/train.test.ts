@@ -10,6 +10,7 @@ import { fuseCheck } from '../src/fuse-check.js';
 import { createSegmenter, type BackboneFactory, type SegmenterSpec } from '../src/model/segmenter.js';
 import { enableDilatedConvGradients } from '@refconv/core';
 import { refocusSegmenter } from '../src/model/segmenter-refconv.js';
+import { runSegmentation } from '../src/protocol.js';
 import { train, type TrainOptions } from '../src/train.js';
 import { tinyBackbone } from './tiny-backbone.js';
 
@@ -54,7 +55,8 @@ describe('training at tiny scale (stand-in backbone, 4 real CamVid frames)', () 
     const base = mkdtempSync(join(tmpdir(), 'segbase-'));
     await train(options(base));
     const out = mkdtempSync(join(tmpdir(), 'segref-'));
-    await train(options(out, { from: join(base, 'last.safetensors'), refconv: { mapK: 3, aspp: true } }));
+    const run = await runSegmentation(options(out, { from: join(base, 'last.safetensors'), refconv: { mapK: 3, aspp: true } }));
+    expect(run.fuse?.identical).toBe(true); // the protocol ends with the deployment check
     const ck = loadCheckpoint(join(out, 'last.safetensors'));
     const refSpec = ck.state.model as unknown as SegmenterSpec;
     // tiny backbone: 5 3x3 convs; plus ASPP b1..b3

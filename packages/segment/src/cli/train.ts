@@ -9,8 +9,8 @@ import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { applyDeprecatedAliases, createCli, trainingOptions } from '@refconv/engine';
 import type { DatasetFormat } from '../data/datasets.js';
 import { DATASETS } from '../data/datasets.js';
-import { train } from '../train.js';
-import { fuseCheck, formatFuseReport } from '../fuse-check.js';
+import { formatFuseReport } from '../fuse-check.js';
+import { defaultRunName, runSegmentation } from '../protocol.js';
 import { DEFAULT_CAMVID, DEFAULT_RUNS, parseSize } from './common.js';
 
 /** Old segment spellings, kept for one version (a warning names the new flag). */
@@ -45,23 +45,25 @@ async function main(): Promise<void> {
 
   console.log(describeBackend(await initBackend(argv.backend as BackendName)));
   const format = argv.format as DatasetFormat;
-  const outDir = argv.out ?? join(DEFAULT_RUNS, `${format}-${argv.arch}${argv.refconv ? '-refconv' : argv.from ? '-finetune' : ''}`);
-  const result = await train({
+  const spec = {
+    arch: argv.arch,
+    backbone: argv.backbone,
+    backboneWidth: argv['backbone-width'],
+    outputStride: argv['output-stride'],
+    numClasses: DATASETS[format].classNames.length,
+    channels: argv.channels,
+    lowLevelChannels: 48,
+    dropout: argv.dropout,
+    aux: argv.aux,
+  };
+  const refconv = argv.refconv ? { mapK: argv['map-k'], aspp: argv['refconv-aspp'], init: argv['refconv-init'], grouping: argv.grouping, frozen: argv.frozen } : undefined;
+  const outDir = argv.out ?? join(DEFAULT_RUNS, defaultRunName({ format, spec, refconv, from: argv.from }));
+  const result = await runSegmentation({
     data: argv.data,
     format,
     trainSplit: argv['train-split'],
     valSplit: argv['val-split'],
-    spec: {
-      arch: argv.arch,
-      backbone: argv.backbone,
-      backboneWidth: argv['backbone-width'],
-      outputStride: argv['output-stride'],
-      numClasses: DATASETS[format].classNames.length,
-      channels: argv.channels,
-      lowLevelChannels: 48,
-      dropout: argv.dropout,
-      aux: argv.aux,
-    },
+    spec,
     cropSize: parseSize(argv.crop, 'crop'),
     baseScale: argv.scale,
     scaleRange: [0.5, 2.0],
@@ -82,13 +84,12 @@ async function main(): Promise<void> {
     trainLimit: argv['train-limit'],
     valLimit: argv['val-limit'],
     from: argv.from,
-    refconv: argv.refconv ? { mapK: argv['map-k'], aspp: argv['refconv-aspp'], init: argv['refconv-init'], grouping: argv.grouping, frozen: argv.frozen } : undefined,
+    refconv,
   });
   console.log(`done: val mIoU ${(100 * result.metrics.mIoU).toFixed(2)} (best ${(100 * result.bestMIoU).toFixed(2)}), checkpoint ${result.checkpoint}`);
-  if (argv.refconv) {
-    const report = await fuseCheck(result.checkpoint, { inputSize: parseSize(argv.crop, 'crop') });
-    console.log(formatFuseReport(report));
-    if (!report.identical) process.exitCode = 1;
+  if (result.fuse) {
+    console.log(formatFuseReport(result.fuse));
+    if (!result.fuse.identical) process.exitCode = 1;
   }
 }
 
