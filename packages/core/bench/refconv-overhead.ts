@@ -7,10 +7,15 @@
  * from other processes hits both alike. Prints ms/step and the ratio refconv/plain.
  *
  *   nx run core:bench -- [--size 224] [--batch 32] [--steps 5] [--models resnet18,mobilenetv2] [--json]
+ *
+ * `--eigen-ab` instead times the plain model's step with TF's Eigen filter-gradient speed route
+ * off and on (interleaved; the kernel self-check's choice for this host is printed by the first
+ * line): what the choice is worth on this CPU.
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
 import { describeBackend, initBackend } from '../src/backend.js';
+import { activeKernelRoutes, applyKernelPlan } from '../src/fast-kernels.js';
 import { refConvLayers, refocus } from '../src/refocus.js';
 
 type Builder = (size: number) => tf.LayersModel;
@@ -94,6 +99,36 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** The plain step with the Eigen filter-gradient route off, then on, interleaved; restores the host's plan. */
+function eigenAB(name: string, model: tf.LayersModel, size: number, batch: number, steps: number,
+  plan: { eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean } | undefined, json: boolean): Record<string, number | string> {
+  if (!plan?.eigenFilterGradientCorrect) throw new Error("--eigen-ab: TF's Eigen filter gradient did not pass the kernel self-check on this host (or oneDNN is off)");
+  const routes = activeKernelRoutes();
+  const route = (on: boolean) => applyKernelPlan({ routes, eigenFilterGradient: on, eigenFilterGradientCorrect: true });
+  const x = tf.randomNormal([batch, size, size, 3]);
+  const y = tf.oneHot(tf.randomUniform([batch], 0, 1000, 'int32'), 1000);
+  const step = makeStep(model, x, y);
+  const off: number[] = [];
+  const on: number[] = [];
+  for (let i = -1; i < steps; i++) {
+    route(false);
+    const a = time(step);
+    route(true);
+    const b = time(step);
+    if (i >= 0) {
+      off.push(a);
+      on.push(b);
+    }
+  }
+  route(plan.eigenFilterGradient);
+  tf.dispose([x, y]);
+  const row = { model: name, size, batch, oneDnnFilterGradMs: median(off), eigenFilterGradMs: median(on), ratio: median(on) / median(off) };
+  if (!json) {
+    console.log(`${name} ${size}px batch ${batch}: filter gradients on oneDNN ${row.oneDnnFilterGradMs.toFixed(0)} ms/step, on Eigen (>= 64 channels) ${row.eigenFilterGradMs.toFixed(0)} ms/step, Eigen/oneDNN step time ${row.ratio.toFixed(3)}x`);
+  }
+  return row;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -103,6 +138,7 @@ async function main(): Promise<void> {
       models: { type: 'string', default: 'resnet18,mobilenetv2' },
       json: { type: 'boolean', default: false },
       backend: { type: 'string' },
+      'eigen-ab': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -116,6 +152,11 @@ async function main(): Promise<void> {
     const build = BUILDERS[name];
     if (!build) throw new Error(`unknown model '${name}' (choose from ${Object.keys(BUILDERS).join(', ')})`);
     const plain = build(size);
+    if (values['eigen-ab']) {
+      rows.push(eigenAB(name, plain, size, batch, steps, info.kernelPlan, Boolean(values.json)));
+      plain.dispose();
+      continue;
+    }
     const ref = refocus(plain, { seed: 1 });
     const x = tf.randomNormal([batch, size, size, 3]);
     const y = tf.oneHot(tf.randomUniform([batch], 0, 1000, 'int32'), 1000);

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { applyKernelPlan, enableFastKernels, oneDnnRequested } from './fast-kernels.js';
-import { cpuIsa, hostFacts, loadOrRunKernelCheck, type KernelPlan } from './kernel-check.js';
+import { cpuIsa, decideKernelPlan, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, type KernelPlan } from './kernel-check.js';
 
 const require = createRequire(import.meta.url);
 
@@ -76,7 +76,9 @@ async function resolveKernelPlan(nativePackage: string, notes: string[]): Promis
   } else {
     try {
       const { verdict, cached } = await loadOrRunKernelCheck({ nativePackage, force: mode === 'force' });
-      plan = { ...verdict.plan, source: cached ? 'cache' : 'check' };
+      // The plan is re-derived from the cached measurements, so a change of the decision rules
+      // applies without re-running the check.
+      plan = { ...decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? [])), source: cached ? 'cache' : 'check' };
       if (verdict.reference.failures.length > 0 || verdict.reference.crashes.length > 0) {
         const bad = [...verdict.reference.failures, ...verdict.reference.crashes].slice(0, 3).join('; ');
         process.emitWarning(`TensorFlow's own (Eigen) kernels disagree with a float64 loop on this CPU (${bad}): results may be wrong even with oneDNN off`, { code: 'REFCONV_KERNEL_CHECK' });

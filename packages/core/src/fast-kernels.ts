@@ -71,9 +71,10 @@ export function fastKernelsEnabled(): boolean {
  * whose oneDNN kernel failed to their verified alternative, and allows the Eigen filter-gradient
  * speed route only where it was verified. Call after the backend is set; idempotent.
  */
-export function applyKernelPlan(plan: { routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean }): void {
+export function applyKernelPlan(plan: { routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean }): void {
   state.routes = { ...plan.routes };
   state.eigenFilterGradientVerified = plan.eigenFilterGradient;
+  state.eigenFilterGradientCorrect = plan.eigenFilterGradientCorrect ?? plan.eigenFilterGradient;
   if (tf.getBackend() !== 'tensorflow') return;
   if (Object.keys(state.routes).length > 0) installConvGradientOverrides();
   else if (!state.fastKernels) restoreConvGradients();

@@ -93,8 +93,10 @@ export interface KernelPlan {
   onednn: boolean;
   /** Classes moved off their native oneDNN kernel, and where to. */
   routes: Partial<Record<KernelClass, KernelRoute>>;
-  /** Whether the Eigen filter-gradient speed route (EXPLICIT padding) was verified on this host. */
+  /** Whether the Eigen filter-gradient speed route (EXPLICIT padding) is used: verified and faster on this host. */
   eigenFilterGradient: boolean;
+  /** Whether TF's Eigen filter gradient passed the self-check here (it may still be slower than oneDNN's). */
+  eigenFilterGradientCorrect?: boolean;
   /** Why, in one line (for describeBackend). */
   reason: string;
   /** Where the plan came from. */
@@ -347,12 +349,12 @@ export function decideKernelPlan(classes: Record<string, Record<string, RouteSum
     : eigenFilterGradient ? `; filter gradients of >= 64-channel spatial convs on Eigen (${eigenSpeedup.toFixed(2)}x oneDNN's speed here)`
       : `; filter gradients on oneDNN (Eigen's ${eigenSpeedup.toFixed(2)}x here)`;
   if (unfixable.length > 0) {
-    return { onednn: false, routes: {}, eigenFilterGradient: false, reason: `oneDNN off: self-check failed for oneDNN's ${unfixable.join('; ')} on this CPU` };
+    return { onednn: false, routes: {}, eigenFilterGradient: false, eigenFilterGradientCorrect: false, reason: `oneDNN off: self-check failed for oneDNN's ${unfixable.join('; ')} on this CPU` };
   }
   if (routed.length > 0) {
-    return { onednn: true, routes, eigenFilterGradient, reason: `oneDNN on, ${routed.join('; ')}: self-check failed for oneDNN on this CPU${speed}` };
+    return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on, ${routed.join('; ')}: self-check failed for oneDNN on this CPU${speed}` };
   }
-  return { onednn: true, routes, eigenFilterGradient, reason: `oneDNN on: kernel self-check passed on this CPU${speed}` };
+  return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on: kernel self-check passed on this CPU${speed}` };
 }
 
 /** Runs the whole check (two child processes) and returns the verdict; writes nothing to the cache. */

@@ -17,6 +17,13 @@ import { floatTypeAttr, forwardPadding, native, oneDnnRequested, type Pad } from
 import { pointwiseFilterGradient, pointwiseInputGradient } from './pointwise-matmul.js';
 import { state } from './state.js';
 
+const warned = new Set<string>();
+function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  process.emitWarning(message, { code: 'REFCONV_KERNEL_CHECK' });
+}
+
 /** TF's own conv-gradient kernels replaced by {@link overrideConvGradient}, by kernel name. */
 const originalConvGradients = new Map<string, tf.KernelConfig>();
 
@@ -149,15 +156,21 @@ export function conv2dFilterGradientExplicit(x: tf.Tensor4D, dy: tf.Tensor4D, fi
 
 /**
  * Which filter gradients go to TF's Eigen kernel while oneDNN is on: spatial kernels with at
- * least 64 input channels (measured per shape on 2 cores, batch 32: ResNet-18's 3x3 convs 1.15x
- * (14x14x256) to 2x (56x56, stride 2) faster than oneDNN's; the 7x7 stem on 3 channels 1.9x
- * slower, 16-32-channel 3x3 convs 1.3-2.2x slower, 1x1 convs mostly slower). A fixed rule keeps
- * results reproducible run to run.
+ * least 64 input channels, on hosts where the kernel self-check verified that kernel and timed it
+ * at least 5 % faster than oneDNN's over those shapes (on the project's AVX2 host, batch 32:
+ * ResNet-18's 3x3 convs 1.15x (14x14x256) to 2x (56x56, stride 2) faster; the 7x7 stem on 3
+ * channels 1.9x slower, 16-32-channel 3x3 convs 1.3-2.2x slower, 1x1 convs mostly slower; on an
+ * AVX-512 + AMX host oneDNN's was faster: 0.81x). `REFCONV_EIGEN_FILTER_GRADIENT=0|1` forces it off
+ * or on (on only where the kernel passed the check). The choice is cached per host, so runs on one
+ * host stay reproducible.
  */
 function preferEigenFilterGradient(filterShape: number[]): boolean {
-  // Measured on AVX2 only: where oneDNN has AVX-512 kernels it may win everywhere, so the choice
-  // can be switched off (REFCONV_EIGEN_FILTER_GRADIENT=0) and re-measured with core:bench-conv.
-  if (process.env.REFCONV_EIGEN_FILTER_GRADIENT === '0' || !state.eigenFilterGradientVerified) return false;
+  const forced = process.env.REFCONV_EIGEN_FILTER_GRADIENT;
+  if (forced === '0') return false;
+  if (forced === '1') {
+    if (!state.eigenFilterGradientCorrect) warnOnce('REFCONV_EIGEN_FILTER_GRADIENT=1 ignored: TF\'s Eigen filter gradient did not pass the kernel self-check on this CPU');
+    if (!state.eigenFilterGradientCorrect) return false;
+  } else if (!state.eigenFilterGradientVerified) return false;
   const [kh, kw, cin] = filterShape as [number, number, number];
   return oneDnnRequested() && kh * kw > 1 && cin >= 64;
 }

@@ -13,6 +13,8 @@ export const state = {
    * routes they stay in force when the fast kernels are off.
    */
   routes: {} as Partial<Record<KernelClass, KernelRoute>>,
-  /** Whether the self-check verified the Eigen (EXPLICIT padding) filter gradient on this host. */
+  /** Whether the Eigen (EXPLICIT padding) filter-gradient speed route is used (verified and faster here). */
   eigenFilterGradientVerified: false,
+  /** Whether TF's Eigen filter gradient passed the self-check here (`REFCONV_EIGEN_FILTER_GRADIENT=1` may force it then). */
+  eigenFilterGradientCorrect: false,
 };
