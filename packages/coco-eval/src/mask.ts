@@ -309,11 +309,32 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
   x[k] = x[0]!;
   for (let j = 0; j < k; j++) y[j] = Math.trunc(scale * xy[j * 2 + 1]! + 0.5);
   y[k] = y[0]!;
-  let m = 0;
-  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j]! - x[j + 1]!), Math.abs(y[j]! - y[j + 1]!)) + 1;
-  const u = polyScratch.int('u', m);
-  const v = polyScratch.int('v', m);
-  m = 0;
+  // maskApi.c walks the 5x upsampled boundary point by point (u, v) and keeps the steps between
+  // consecutive points that cross a pixel-centre column. The same crossings are found here without
+  // storing the points: a point is computed from its edge and step (the same expressions, with the
+  // Int32Array stores of the walk as ToInt32 `| 0`), and only the steps that can cross are visited.
+  let total = 0; // points of the walk: a bound on the crossings
+  for (let j = 0; j < k; j++) total += Math.max(Math.abs(x[j]! - x[j + 1]!), Math.abs(y[j]! - y[j + 1]!)) + 1;
+  const bx = polyScratch.int('bx', total);
+  const by = polyScratch.int('by', total);
+  let n = 0;
+  /** maskApi.c's test for the step (pu, pv) -> (cu, cv) of the walk; records the crossing. */
+  const cross = (pu: number, pv: number, cu: number, cv: number): void => {
+    if (cu === pu) return;
+    let xd = cu < pu ? cu : cu - 1;
+    xd = (xd + 0.5) / scale - 0.5;
+    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) return;
+    let yd = cv < pv ? cv : pv;
+    yd = (yd + 0.5) / scale - 0.5;
+    if (yd < 0) yd = 0;
+    else if (yd > h) yd = h;
+    yd = Math.ceil(yd);
+    bx[n] = xd;
+    by[n] = yd;
+    n++;
+  };
+  let lastU = 0;
+  let lastV = 0;
   for (let j = 0; j < k; j++) {
     let xs = x[j]!;
     let xe = x[j + 1]!;
@@ -332,66 +353,72 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
     }
     const s = dx >= dy ? (ye - ys) / dx : (xe - xs) / dy;
     if (dx >= dy) {
-      for (let d = 0; d <= dx; d++) {
-        const t = flip ? dx - d : d;
-        u[m] = t + xs;
-        v[m] = Math.trunc(ys + s * t + 0.5);
-        m++;
-      }
+      // point d of the edge: u = t + xs, v = (int)(ys + s t + .5), t = flip ? dx - d : d
+      const U = (d: number) => ((flip ? dx - d : d) + xs) | 0;
+      const V = (d: number) => (ys + s * (flip ? dx - d : d) + 0.5) | 0;
+      if (j > 0) cross(lastU, lastV, U(0), V(0));
+      // u moves by one per step, and (xd + 0.5) / 5 - 0.5 is integral only for xd = 2 (mod 5), with
+      // xd = u(d - 1) going right and u(d) going left: only every 5th step can cross.
+      const r = flip ? (((xs + dx - 2) % 5) + 5) % 5 : (((3 - xs) % 5) + 5) % 5;
+      for (let d = r === 0 ? 5 : r; d <= dx; d += 5) cross(U(d - 1), V(d - 1), U(d), V(d));
+      lastU = U(dx);
+      lastV = V(dx);
     } else {
-      for (let d = 0; d <= dy; d++) {
-        const t = flip ? dy - d : d;
-        v[m] = t + ys;
-        u[m] = Math.trunc(xs + s * t + 0.5);
-        m++;
+      // point d of the edge: v = t + ys, u = (int)(xs + s t + .5), t = flip ? dy - d : d
+      const U = (d: number) => (xs + s * (flip ? dy - d : d) + 0.5) | 0;
+      const V = (d: number) => ((flip ? dy - d : d) + ys) | 0;
+      let pu = U(0);
+      let pv = V(0);
+      if (j > 0) cross(lastU, lastV, pu, pv);
+      // with dx = 0 (s = 0) u is the same at every point: nothing crosses inside the edge
+      if (dx > 0) {
+        for (let d = 1; d <= dy; d++) {
+          const cu = U(d);
+          const cv = V(d);
+          if (cu !== pu) cross(pu, pv, cu, cv);
+          pu = cu;
+          pv = cv;
+        }
       }
+      lastU = U(dy);
+      lastV = V(dy);
     }
-  }
-  // points where the boundary crosses a pixel-centre column, downsampled back
-  const total = m;
-  const bx = polyScratch.int('bx', total);
-  const by = polyScratch.int('by', total);
-  m = 0;
-  for (let j = 1; j < total; j++) {
-    if (u[j] === u[j - 1]) continue;
-    let xd = u[j]! < u[j - 1]! ? u[j]! : u[j]! - 1;
-    xd = (xd + 0.5) / scale - 0.5;
-    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) continue;
-    let yd = v[j]! < v[j - 1]! ? v[j]! : v[j - 1]!;
-    yd = (yd + 0.5) / scale - 0.5;
-    if (yd < 0) yd = 0;
-    else if (yd > h) yd = h;
-    yd = Math.ceil(yd);
-    bx[m] = xd;
-    by[m] = yd;
-    m++;
   }
   // RLE from the sorted column-major positions x*h + y of the crossings (maskApi.c: qsort). Every
   // x is in [0, w-1] and y in [0, h], so ordering by (x, y) is ordering by value: a counting sort
-  // over columns, then an insertion sort of each column's few y values.
-  const n = m;
-  const colStart = polyScratch.int('col', w + 1).fill(0);
-  for (let j = 0; j < n; j++) colStart[bx[j]! + 1]!++;
-  for (let c = 0; c < w; c++) colStart[c + 1]! += colStart[c]!;
-  const ys = polyScratch.int('ys', n);
-  const fill = polyScratch.int('fill', w);
-  fill.set(colStart.subarray(0, w));
-  for (let j = 0; j < n; j++) ys[fill[bx[j]!]!++] = by[j]!;
+  // over the columns the crossings occupy, then an insertion sort of each column's few y values.
+  let cMin = w;
+  let cMax = -1;
+  for (let j = 0; j < n; j++) {
+    const c = bx[j]!;
+    if (c < cMin) cMin = c;
+    if (c > cMax) cMax = c;
+  }
+  const span = cMax - cMin + 1; // <= 0 without crossings
   const a = polyScratch.float('a', n + 1);
-  for (let c = 0; c < w; c++) {
-    const lo = colStart[c]!;
-    const hi = colStart[c + 1]!;
-    for (let i = lo + 1; i < hi; i++) {
-      const yv = ys[i]!;
-      let q = i - 1;
-      while (q >= lo && ys[q]! > yv) {
-        ys[q + 1] = ys[q]!;
-        q--;
+  if (span > 0) {
+    const colStart = polyScratch.int('col', span + 1).fill(0);
+    for (let j = 0; j < n; j++) colStart[bx[j]! - cMin + 1]!++;
+    for (let c = 0; c < span; c++) colStart[c + 1]! += colStart[c]!;
+    const ys = polyScratch.int('ys', n);
+    const fill = polyScratch.int('fill', span);
+    fill.set(colStart.subarray(0, span));
+    for (let j = 0; j < n; j++) ys[fill[bx[j]! - cMin]!++] = by[j]!;
+    for (let c = 0; c < span; c++) {
+      const lo = colStart[c]!;
+      const hi = colStart[c + 1]!;
+      for (let i = lo + 1; i < hi; i++) {
+        const yv = ys[i]!;
+        let q = i - 1;
+        while (q >= lo && ys[q]! > yv) {
+          ys[q + 1] = ys[q]!;
+          q--;
+        }
+        ys[q + 1] = yv;
       }
-      ys[q + 1] = yv;
+      // (uint) casts of maskApi.c: ToUint32 is the same modulo 2^32
+      for (let i = lo; i < hi; i++) a[i] = ((c + cMin) * h + ys[i]!) >>> 0;
     }
-    // (uint) casts of maskApi.c: ToUint32 is the same modulo 2^32
-    for (let i = lo; i < hi; i++) a[i] = (c * h + ys[i]!) >>> 0;
   }
   a[n] = (h * w) >>> 0;
   const kk = n + 1;
@@ -403,7 +430,7 @@ export function rleFrPoly(xy: ArrayLike<number>, h: number, w: number): Rle {
   }
   const b = polyScratch.uint('b', kk);
   let j = 0;
-  m = 0;
+  let m = 0;
   b[m++] = a[j++]!;
   while (j < kk) {
     if (a[j]! > 0) b[m++] = a[j++]!;
