@@ -1,4 +1,5 @@
 /** Run configuration of the RefConv protocol and its defaults. */
+import { defaultRunDir } from '@refconv/engine';
 import type { DataFormat } from './data/open.js';
 import type { RefocusSpec } from './model.js';
 import type { OptimConfig } from './train.js';
@@ -71,7 +72,7 @@ export function defaultConfig(): RunConfig {
   return {
     data: 'fashion-mnist',
     format: 'auto',
-    out: 'runs/classify',
+    out: defaultRunDir('classify', 'train'),
     arch: 'cifar_resnet20',
     width: 0.5,
     inputSize: 28,

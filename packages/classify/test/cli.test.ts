@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { applyDeprecatedAliases, createCli } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, REPO_ROOT, resolveUserPath } from '@refconv/engine';
+import { defaultConfig } from '../src/config.js';
 import { describe, expect, it } from 'vitest';
 import { DEPRECATED_ALIASES, protocolOptions, toRunConfig } from '../src/cli/args.js';
 import { tmpDir, writeTinyFashionMnist } from './helpers.js';
@@ -26,7 +27,9 @@ describe('protocol CLI options', () => {
     const argv = applyDeprecatedAliases(['--init', 'zero', '--baseline', 'b.safetensors'], DEPRECATED_ALIASES, 't', (l) => warnings.push(l));
     const cfg = toRunConfig(await protocolOptions(createCli(argv, 't'), 1).parseAsync());
     expect(cfg.refocus.init).toBe('zero');
-    expect(cfg.baseline).toBe('b.safetensors');
+    expect(cfg.baseline).toBe(resolveUserPath('b.safetensors')); // relative to where the command was run
+    expect(cfg.out).toBe(defaultConfig().out);
+    expect(cfg.out).toBe(path.join(REPO_ROOT, 'runs', 'classify', 'train'));
     expect(warnings).toEqual(['t: --init is deprecated; use --refconv-init', 't: --baseline is deprecated; use --from']);
     expect(toRunConfig(await protocolOptions(createCli(['--seed', '3', '--num-seeds', '2'], 't'), 1).parseAsync()).seeds).toEqual([3, 4]);
   });

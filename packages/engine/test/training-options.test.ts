@@ -51,4 +51,23 @@ console.log('BUILT MODEL lr=' + a.lr);\n`);
     expect(warmupStepsOf({ warmupEpochs: 0.5 }, 10)).toBe(5);
     expect(warmupStepsOf({ warmupEpochs: 0.5, warmupSteps: 100 }, 10)).toBe(100);
   });
+
+  it('relative path options resolve against the folder the user ran the command from (REFCONV_USER_CWD, else INIT_CWD), keywords stay', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-paths-'));
+    const script = path.join(dir, 'paths.mts');
+    const src = path.resolve(import.meta.dirname, '../src/index.ts');
+    fs.writeFileSync(script, `import { createCli, resolvePaths, defaultRunDir, REPO_ROOT } from ${JSON.stringify(src)};
+const a = createCli(process.argv.slice(2), 'toy').option('data', { type: 'string' }).option('out', { type: 'string' }).option('from-file', { type: 'string' })
+  .middleware(resolvePaths(['data', 'out', 'from-file'], (v) => v === 'fashion-mnist')).parseSync();
+console.log(JSON.stringify({ data: a.data, out: a.out, fromFile: a.fromFile, run: defaultRunDir('detect', 'x'), root: REPO_ROOT }));\n`);
+    const run = (env: Record<string, string>, args: string[]) => {
+      const r = spawnSync(process.execPath, ['--conditions=@refconv/source', '--import', 'tsx', script, ...args], { encoding: 'utf8', cwd: import.meta.dirname, env: { ...process.env, REFCONV_USER_CWD: '', INIT_CWD: '', ...env } });
+      return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, string>;
+    };
+    const a = run({ INIT_CWD: '/home/u/project' }, ['--data', 'fashion-mnist', '--out', 'runs/a', '--from-file', '../b.safetensors']);
+    expect(a).toMatchObject({ data: 'fashion-mnist', out: '/home/u/project/runs/a', fromFile: '/home/u/b.safetensors' });
+    expect(a.run).toBe(path.join(a.root!, 'runs', 'detect', 'x'));
+    expect(run({ INIT_CWD: '/home/u/project', REFCONV_USER_CWD: '/srv' }, ['--data', 'd', '--out', '/abs/o'])).toMatchObject({ data: '/srv/d', out: '/abs/o' });
+    expect(run({}, ['--data', 'd']).data).toBe(path.join(import.meta.dirname, 'd')); // no npm: the process cwd
+  }, 60_000);
 });

@@ -1,6 +1,6 @@
 /** Flags of `classify:train` / `classify:experiment`, mapped onto {@link RunConfig}. */
 import type { Argv } from 'yargs';
-import { trainingOptions } from '@refconv/engine';
+import { resolvePaths, trainingOptions } from '@refconv/engine';
 import { defaultConfig, STAGES, type RunConfig, type Stage } from '../config.js';
 
 /** Old classify spellings, kept for one version (a warning names the new flag). */
@@ -50,8 +50,13 @@ export function protocolOptions(y: Argv, defaultSeeds: number, defaultOut = defa
     .option('prefetch', { type: 'number', default: d.prefetch, describe: 'batches decoded ahead' })
     .option('skip-bad-images', { type: 'boolean', default: d.skipBadImages, describe: 'leave unreadable images out (counted in the report) instead of stopping' })
     .option('latency-runs', { type: 'number', default: d.latencyRuns })
-    .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const });
+    .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
+    // relative paths are relative to where the user ran the command (nx runs it in packages/classify)
+    .middleware(resolvePaths(['data', 'val-labels', 'out', 'from'], isDataKeyword));
 }
+
+/** `--data fashion-mnist` names the shipped copy, not a folder. */
+export const isDataKeyword = (v: string): boolean => v === 'fashion-mnist';
 
 type Parsed = Awaited<ReturnType<ReturnType<typeof protocolOptions>['parseAsync']>>;
 

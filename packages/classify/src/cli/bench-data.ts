@@ -3,7 +3,8 @@
  * batch, no model), for 0 workers (main thread) and the requested worker counts, measured
  * in this process one after another.
  */
-import { createCli, deriveSeed } from '@refconv/engine';
+import { createCli, deriveSeed, resolvePaths } from '@refconv/engine';
+import { isDataKeyword } from './args.js';
 import { BatchLoader } from '../data/loader.js';
 import { prepareData } from '../protocol.js';
 import { defaultConfig } from '../config.js';
@@ -12,6 +13,7 @@ async function main(argv: string[]): Promise<void> {
   const d = defaultConfig();
   const a = await createCli(argv, 'classify:bench-data')
     .option('data', { type: 'string', default: 'fashion-mnist' })
+    .middleware(resolvePaths(['data'], isDataKeyword))
     .option('input-size', { type: 'number', default: d.inputSize })
     .option('images', { type: 'number', default: 4096, describe: 'images per measurement' })
     .option('batch-size', { type: 'number', default: 64 })

@@ -3,7 +3,8 @@
  * and the confusion matrix of a baseline, RefConv or fused checkpoint on a dataset's val split.
  */
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { createCli } from '@refconv/engine';
+import { createCli, resolvePaths } from '@refconv/engine';
+import { isDataKeyword } from './args.js';
 import { BatchLoader } from '../data/loader.js';
 import { evaluate, type EvalResult } from '../evaluate.js';
 import { modelKind, loadClassifier } from '../model.js';
@@ -62,6 +63,7 @@ async function main(argv: string[]): Promise<void> {
     .option('skip-bad-images', { type: 'boolean', default: false })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object on stdout' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
+    .middleware(resolvePaths(['checkpoint', 'torch-weights', 'data', 'val-labels'], isDataKeyword))
     .parseAsync();
   const info = await initBackend(a.backend as BackendName);
   if (!a.json) console.log(describeBackend(info));

@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, defaultRunDir } from '@refconv/engine';
 import { BatchLoader, type BadImage } from '../data/loader.js';
 import { prepareData, runSeed, type SeedResult } from '../protocol.js';
 import { writeReport } from '../report.js';
@@ -13,7 +13,7 @@ import { DEPRECATED_ALIASES, protocolOptions, toRunConfig } from './args.js';
 /** Runs the protocol CLI; `defaultSeeds` is 1 for `train` and 3 for `experiment`. */
 export async function main(argv: string[], scriptName: string, defaultSeeds: number): Promise<void> {
   argv = applyDeprecatedAliases(argv, DEPRECATED_ALIASES, scriptName);
-  const args = await protocolOptions(createCli(argv, scriptName), defaultSeeds, defaultSeeds === 1 ? 'runs/classify' : 'runs/classify-experiment').parseAsync();
+  const args = await protocolOptions(createCli(argv, scriptName), defaultSeeds, defaultRunDir('classify', defaultSeeds === 1 ? 'train' : 'experiment')).parseAsync();
   const cfg = toRunConfig(args);
   const info = await initBackend(args.backend as BackendName);
   console.log(describeBackend(info));

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { createCli } from '@refconv/engine';
+import { createCli, resolvePaths } from '@refconv/engine';
 import { openDataset } from '../data/open.js';
 import { loadDetector } from '../pipeline/checkpoint.js';
 import { evaluateDetector } from '../pipeline/evaluate.js';
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     .option('max-images', { type: 'number', describe: 'evaluate only the first N images' })
     .option('score-threshold', { type: 'number', describe: 'override the checkpoint score threshold' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as BackendName })
+    .middleware(resolvePaths(['checkpoint', 'data', 'images', 'out']))
     .parseAsync();
 
   const info = describeBackend(await initBackend(args.backend));

@@ -10,7 +10,7 @@
  */
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli, trainingOptions } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, resolvePaths, trainingOptions } from '@refconv/engine';
 import type { BoxLossKind } from '../models/retinanet.js';
 import type { RefocusScope } from '../pipeline/checkpoint.js';
 import { runDetection } from '../pipeline/protocol.js';
@@ -49,6 +49,8 @@ async function main(): Promise<void> {
     .option('visualize', { type: 'number', default: 4, describe: 'write N test images with drawn detections' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as BackendName })
     .check((a) => (a.refconv && !a.from ? '--refconv needs --from <trained detector checkpoint>' : true))
+    // relative paths are relative to where the user ran the command (nx runs it in packages/detect)
+    .middleware(resolvePaths(['data', 'images', 'out', 'from', 'backbone-weights']))
     .parseAsync();
 
   console.log(describeBackend(await initBackend(args.backend)));

@@ -23,8 +23,8 @@ export const DEFAULT_CAMVID = (() => {
   }
 })();
 
-/** Default folder for runs. */
-export const DEFAULT_RUNS = join(PACKAGE_ROOT, 'runs');
+/** Default folder for runs: `<repo>/runs/segment` (a run is `<repo>/runs/segment/<name>`). */
+export const DEFAULT_RUNS = join(REPO_ROOT, 'runs', 'segment');
 
 /** Newest `*.safetensors` checkpoint (by modification time) under `dir`, searched recursively. */
 export function newestCheckpoint(dir: string): string | undefined {

@@ -7,13 +7,13 @@
  */
 import { relative } from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { createCli, loadCheckpoint, setModelWeights } from '@refconv/engine';
+import { createCli, loadCheckpoint, resolvePaths, setModelWeights } from '@refconv/engine';
 import { DATASETS, listSamples, type DatasetFormat } from '../data/datasets.js';
 import { evaluateSplit } from '../evaluate.js';
 import { formatMetricsTable, metricsToJson } from '../metrics.js';
 import { SizedModels, type SegmenterSpec } from '../model/segmenter.js';
 import { buildFromSpec, deployWeights } from '../model/segmenter-refconv.js';
-import { DEFAULT_CAMVID, DEFAULT_RUNS, PACKAGE_ROOT, newestCheckpoint, parseSize } from './common.js';
+import { DEFAULT_CAMVID, DEFAULT_RUNS, REPO_ROOT, newestCheckpoint, parseSize } from './common.js';
 
 async function main(): Promise<void> {
   const argv = await createCli(process.argv.slice(2), 'segment:eval')
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     .option('limit', { type: 'number', describe: 'evaluate only the first N images' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of the table' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
+    .middleware(resolvePaths(['checkpoint', 'data', 'save-dir']))
     .parseAsync();
 
   const checkpoint = argv.checkpoint ?? newestCheckpoint(DEFAULT_RUNS);
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
   if (argv.json) {
     console.log(
       JSON.stringify({
-        checkpoint: relative(PACKAGE_ROOT, checkpoint).startsWith('..') ? checkpoint : relative(PACKAGE_ROOT, checkpoint),
+        checkpoint: relative(REPO_ROOT, checkpoint).startsWith('..') ? checkpoint : relative(REPO_ROOT, checkpoint),
         format,
         split: argv.split,
         images: samples.length,

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli, trainingOptions } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, resolvePaths, trainingOptions } from '@refconv/engine';
 import type { DatasetFormat } from '../data/datasets.js';
 import { DATASETS } from '../data/datasets.js';
 import { formatFuseReport } from '../fuse-check.js';
@@ -40,6 +40,8 @@ async function main(): Promise<void> {
     .option('eval-every', { type: 'number', default: 5, describe: 'evaluate on the val split every N epochs (and at the end)' })
     .option('refconv-aspp', { type: 'boolean', default: false, describe: 'with --refconv: also refocus the ASPP 3x3 convs' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
+    // relative paths are relative to where the user ran the command (nx runs it in packages/segment)
+    .middleware(resolvePaths(['data', 'out', 'from']))
     .check((a) => (a.refconv && !a.from ? '--refconv refocuses a trained segmenter: give its checkpoint with --from (train one first with `nx run segment:train`)' : true))
     .parseAsync();
 
