@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { countFlops, countParams, fuse } from '@refconv/core';
-import { loadCheckpoint, modelWeights, Rng, saveCheckpoint, setModelWeights, writeFileAtomic, type OptionChange } from '@refconv/engine';
+import { assertFiniteWeights, loadCheckpoint, modelWeights, Rng, saveCheckpoint, setModelWeights, writeFileAtomic, type OptionChange } from '@refconv/engine';
 import { IMAGENET_MEAN, IMAGENET_STD } from '@refconv/engine';
 import type { RunConfig, Stage } from './config.js';
 import { subsetSplit, type ClassificationData, type Split } from './data/dataset.js';
@@ -173,7 +173,9 @@ export async function runSeed(cfg: RunConfig, seed: number, p: PreparedData, loa
   if (has(cfg, 'fuse')) {
     const { model, spec: refSpec, checkpoint } = loadClassifier(requireFile(files.refconv, 'fuse needs the trained RefConv checkpoint'));
     const fused = fuse(model);
-    saveCheckpoint(files.fused, { weights: modelWeights(fused), state: { ...checkpoint.state, model: { ...refSpec, fused: true } as unknown as Record<string, unknown> } });
+    const fusedWeights = modelWeights(fused);
+    assertFiniteWeights(fusedWeights, `[fuse] ${files.fused}`);
+    saveCheckpoint(files.fused, { weights: fusedWeights, state: { ...checkpoint.state, model: { ...refSpec, fused: true } as unknown as Record<string, unknown> } });
     process.stderr.write(`[fuse] wrote ${files.fused}\n`);
     model.dispose();
     fused.dispose();

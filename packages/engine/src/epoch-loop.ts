@@ -236,6 +236,15 @@ export function findNonFinite(weights: Record<string, SafeTensorInput>): { name:
   return undefined;
 }
 
+/**
+ * Throws {@link NonFiniteError} naming the first non-finite tensor of `weights`, for checkpoint
+ * writes outside the loop (e.g. a fused model); `what` says which file or model.
+ */
+export function assertFiniteWeights(weights: Record<string, SafeTensorInput>, what: string, epoch = 0): void {
+  const bad = findNonFinite(weights);
+  if (bad) throw new NonFiniteError(epoch, bad.name, bad.count, `${what}: weight '${bad.name}' holds ${bad.count} non-finite value(s) (e.g. ${bad.example}); not written`);
+}
+
 /** Throws {@link NonFiniteError} unless every weight and the val loss are finite. */
 function assertFinite(o: EpochLoopOptions<unknown>, epoch: number, weights: Record<string, SafeTensorInput>, valLoss: number | undefined, lastFile: string, haveGood: boolean): void {
   const keep = haveGood ? `; ${lastFile} (the last good checkpoint, epoch ${epoch - 1}) was left untouched` : '; no checkpoint of this run was written';

@@ -165,3 +165,13 @@ describe('changedOptions', () => {
     expect(describeChanges(c)).toBe('extra (unset) -> [1], optim.epochs 2 -> 3, optim.lr 0.1 -> 30');
   });
 });
+
+describe('assertFiniteWeights (checkpoint writes outside the loop)', () => {
+  it('names the first non-finite tensor and passes finite weights', async () => {
+    const { assertFiniteWeights } = await import('../src/epoch-loop.js');
+    const ok = { a: { shape: [2], data: Float32Array.from([1, 2]) } };
+    expect(() => assertFiniteWeights(ok, 'fused.safetensors')).not.toThrow();
+    const bad = { ...ok, 'bn/moving_variance': { shape: [3], data: Float32Array.from([1, Infinity, NaN]) } };
+    expect(() => assertFiniteWeights(bad, 'fused.safetensors')).toThrow("fused.safetensors: weight 'bn/moving_variance' holds 2 non-finite value(s) (e.g. Infinity); not written");
+  });
+});

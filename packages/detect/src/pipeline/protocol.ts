@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { countParams, fuse } from '@refconv/core';
 import * as tf from '@tensorflow/tfjs';
-import { deriveSeed, reseedWeights, saveCheckpoint, type EpochRecord, type OptionChange } from '@refconv/engine';
+import { assertFiniteWeights, deriveSeed, reseedWeights, saveCheckpoint, type EpochRecord, type OptionChange } from '@refconv/engine';
 import type { DetectionDataset } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { formatDatasetSummary } from '../data/validation.js';
@@ -190,7 +190,9 @@ export async function runDetection(o: DetectionRunOptions): Promise<DetectionRun
     log(`fused: ${countParams(final.model)} params (plain detector: ${countParams(plain.model)})`);
   }
   const finalFile = path.join(outDir, 'final.safetensors');
-  saveCheckpoint(finalFile, { weights: detectorWeights(final), state: { epoch: o.epochs, step: 0, classNames: finalDesc.categories.names, model: finalDesc as unknown as Record<string, unknown> } });
+  const finalWeights = detectorWeights(final);
+  assertFiniteWeights(finalWeights, finalFile, o.epochs);
+  saveCheckpoint(finalFile, { weights: finalWeights, state: { epoch: o.epochs, step: 0, classNames: finalDesc.categories.names, model: finalDesc as unknown as Record<string, unknown> } });
   const evaluation = await evaluateDetector(final, test, finalDesc.resize);
   return { outDir, finalFile, lastFile: path.join(outDir, 'last.safetensors'), history: r.history, changedOptions: r.changedOptions, test, evaluation };
 }
