@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createWarmupCosineSchedule, warmupCosineLr } from '../src/schedule.js';
+import { createPolySchedule, createWarmupCosineSchedule, warmupCosineLr } from '../src/schedule.js';
 
 describe('warmupCosineLr', () => {
   // baseLr 0.1, 10 steps, 2 warmup steps from 0.1 * baseLr, floor 0.001: values worked out by hand
@@ -29,5 +29,25 @@ describe('warmupCosineLr', () => {
     expect(() => warmupCosineLr(0, { baseLr: 0.1, totalSteps: 0 })).toThrow(/totalSteps/);
     expect(() => warmupCosineLr(0, { baseLr: 0.1, totalSteps: 5, warmupSteps: 6 })).toThrow(/warmupSteps/);
     expect(() => warmupCosineLr(-1, { baseLr: 0.1, totalSteps: 5 })).toThrow(/step/);
+  });
+});
+
+describe('createPolySchedule (DeepLab poly, moved from @refconv/segment)', () => {
+  it('follows base * (1 - t/T)^0.9 after a linear warmup from 1%', () => {
+    const s = createPolySchedule({ baseLr: 0.1, totalSteps: 100, warmupSteps: 10 });
+    expect(s.at(0)).toBeCloseTo(0.001, 12);
+    expect(s.at(5)).toBeCloseTo(0.1 * (0.01 + 0.99 * 0.5), 12);
+    expect(s.at(50)).toBeCloseTo(0.1 * Math.pow(0.5, 0.9), 12);
+    expect(s.at(100)).toBe(0);
+    expect(() => createPolySchedule({ baseLr: 0.1, totalSteps: 10, warmupSteps: 10 })).toThrow(/warmupSteps/);
+  });
+});
+
+describe('createPolySchedule warmup start', () => {
+  it('starts warmup at warmupStartFactor x baseLr', () => {
+    const s = createPolySchedule({ baseLr: 0.2, totalSteps: 40, warmupSteps: 4, warmupStartFactor: 0.5 });
+    expect(s.at(0)).toBeCloseTo(0.1, 12);
+    expect(s.at(2)).toBeCloseTo(0.2 * (0.5 + 0.5 * 0.5), 12);
+    expect(s.at(4)).toBeCloseTo(0.2 * Math.pow(0.9, 0.9), 12);
   });
 });

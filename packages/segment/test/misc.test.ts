@@ -7,18 +7,6 @@ import { newestCheckpoint, parseSize } from '../src/cli/common.js';
 import { readRgb } from '../src/data/io.js';
 import { trainAugment } from '../src/data/transforms.js';
 import { enableDilatedConvGradients } from '@refconv/core';
-import { createPolySchedule } from '@refconv/engine';
-
-describe('poly schedule', () => {
-  it('follows base * (1 - t/T)^0.9 after a linear warmup from 1%', () => {
-    const s = createPolySchedule({ baseLr: 0.1, totalSteps: 100, warmupSteps: 10 });
-    expect(s.at(0)).toBeCloseTo(0.001, 12);
-    expect(s.at(5)).toBeCloseTo(0.1 * (0.01 + 0.99 * 0.5), 12);
-    expect(s.at(50)).toBeCloseTo(0.1 * Math.pow(0.5, 0.9), 12);
-    expect(s.at(100)).toBe(0);
-    expect(() => createPolySchedule({ baseLr: 0.1, totalSteps: 10, warmupSteps: 10 })).toThrow(/warmupSteps/);
-  });
-});
 
 describe('augmentation without randomness is the identity', () => {
   it('scale 1, crop = image, no flip: image normalised, mask unchanged', async () => {
