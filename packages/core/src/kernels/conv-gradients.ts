@@ -132,15 +132,26 @@ export function restoreConvGradients(): void {
  * Eigen kernel, so this selects that kernel while oneDNN is on.
  */
 export function conv2dFilterGradientExplicit(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: number[], strides: [number, number], pad: Pad): tf.Tensor4D {
-  const [, h, w] = x.shape;
+  return explicitConvGradient('Conv2DBackpropFilter', x.shape, filterShape, strides, pad, (sizes) => [x, sizes, dy]);
+}
+
+/**
+ * One of TF's conv-gradient ops with EXPLICIT padding: `sizes` is the shape of what it computes
+ * (input or filter), `inputs` orders the op's three inputs around that int32 shape tensor.
+ */
+function explicitConvGradient(
+  op: 'Conv2DBackpropInput' | 'Conv2DBackpropFilter', inputShape: number[], filterShape: number[], strides: [number, number], pad: Pad,
+  inputs: (sizes: tf.Tensor1D) => tf.Tensor[],
+): tf.Tensor4D {
+  const [, h, w] = inputShape;
   const [kh, kw] = filterShape as [number, number];
-  const [pt, pb] = forwardPadding(h, kh, strides[0], pad, 1);
-  const [pl, pr] = forwardPadding(w, kw, strides[1], pad, 2);
+  const [pt, pb] = forwardPadding(h!, kh, strides[0], pad, 1);
+  const [pl, pr] = forwardPadding(w!, kw, strides[1], pad, 2);
   const b = native();
   const int = b.binding.TF_ATTR_INT;
-  const sizes = tf.tensor1d(filterShape, 'int32');
+  const sizes = tf.tensor1d(op === 'Conv2DBackpropInput' ? inputShape : filterShape, 'int32');
   try {
-    return b.executeSingleOutput('Conv2DBackpropFilter', [
+    return b.executeSingleOutput(op, [
       floatTypeAttr(b),
       { name: 'strides', type: int, value: [1, strides[0], strides[1], 1] },
       { name: 'use_cudnn_on_gpu', type: b.binding.TF_ATTR_BOOL, value: true },
@@ -148,7 +159,7 @@ export function conv2dFilterGradientExplicit(x: tf.Tensor4D, dy: tf.Tensor4D, fi
       { name: 'explicit_paddings', type: int, value: [0, 0, pt, pb, pl, pr, 0, 0] },
       { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
       { name: 'dilations', type: int, value: [1, 1, 1, 1] },
-    ], [x, sizes, dy]) as tf.Tensor4D;
+    ], inputs(sizes)) as tf.Tensor4D;
   } finally {
     sizes.dispose();
   }
@@ -180,26 +191,7 @@ function preferEigenFilterGradient(filterShape: number[]): boolean {
  * oneDNN rewrite leaves to its Eigen kernel.
  */
 export function conv2dInputGradientExplicit(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: number[], strides: [number, number], pad: Pad): tf.Tensor4D {
-  const [, h, w] = inputShape;
-  const [kh, kw] = filter.shape;
-  const [pt, pb] = forwardPadding(h!, kh, strides[0], pad, 1);
-  const [pl, pr] = forwardPadding(w!, kw, strides[1], pad, 2);
-  const b = native();
-  const int = b.binding.TF_ATTR_INT;
-  const sizes = tf.tensor1d(inputShape, 'int32');
-  try {
-    return b.executeSingleOutput('Conv2DBackpropInput', [
-      floatTypeAttr(b),
-      { name: 'strides', type: int, value: [1, strides[0], strides[1], 1] },
-      { name: 'use_cudnn_on_gpu', type: b.binding.TF_ATTR_BOOL, value: true },
-      { name: 'padding', type: b.binding.TF_ATTR_STRING, value: 'EXPLICIT' },
-      { name: 'explicit_paddings', type: int, value: [0, 0, pt, pb, pl, pr, 0, 0] },
-      { name: 'data_format', type: b.binding.TF_ATTR_STRING, value: 'NHWC' },
-      { name: 'dilations', type: int, value: [1, 1, 1, 1] },
-    ], [sizes, filter, dy]) as tf.Tensor4D;
-  } finally {
-    sizes.dispose();
-  }
+  return explicitConvGradient('Conv2DBackpropInput', inputShape, filter.shape, strides, pad, (sizes) => [sizes, filter, dy]);
 }
 
 const isPointwise = (shape: number[]) => shape[0] === 1 && shape[1] === 1;
