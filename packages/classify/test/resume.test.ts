@@ -6,9 +6,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpoint, type EpochRecord } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
-import { killAndResume } from '../../engine/test/helpers/kill-resume.js';
+import { expectSameCheckpoints, killAndResume } from '../../engine/test/helpers/kill-resume.js';
 import { tmpDir, writeTinyFashionMnist } from './helpers.js';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,13 +27,7 @@ describe('kill and resume', () => {
     expect(report).toMatch(/baseline pretrained here for 2 epochs \(lr 0\.1\)\. Seeds: 0\./);
     expect(report).not.toMatch(/refocus and control/);
 
-    const a = loadCheckpoint(path.join(full, 'seed-0', 'pretrain', 'final.safetensors'));
-    const b = loadCheckpoint(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'));
-    expect(b.state.step).toBe(a.state.step);
-    expect([...b.weights.keys()]).toEqual([...a.weights.keys()]);
-    for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), name).toEqual(Array.from(t.data as Float32Array));
-    const hist = (c: typeof a) => ((c.state.extra!.loop as { history: EpochRecord[] }).history).map((h) => [h.trainLoss, h.val!.top1]);
-    expect(hist(b)).toEqual(hist(a));
+    expectSameCheckpoints(full, killed, ['seed-0/pretrain/final.safetensors'], (h) => [h.trainLoss, h.val!.top1]);
 
     // issue 15: a resume whose options changed is refused, naming each old -> new, and touches nothing
     const before = fs.readFileSync(path.join(killed, 'seed-0', 'pretrain', 'final.safetensors'));

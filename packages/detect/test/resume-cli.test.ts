@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpoint, type EpochRecord } from '@refconv/engine';
+import { loadCheckpoint } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
-import { killAndResume } from '../../engine/test/helpers/kill-resume.js';
+import { expectSameCheckpoints, killAndResume } from '../../engine/test/helpers/kill-resume.js';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = (out: string) => [
@@ -22,13 +22,9 @@ const args = (out: string) => [
 describe('detect:train kill and resume', () => {
   it('a killed-and-resumed run equals an uninterrupted run with the same seed', async () => {
     const { fullDir: full, killedDir: killed } = await killAndResume(pkg, args, 3);
-    for (const file of ['last.safetensors', 'final.safetensors']) {
-      const a = loadCheckpoint(path.join(full, file));
-      const b = loadCheckpoint(path.join(killed, file));
-      for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), `${file} ${name}`).toEqual(Array.from(t.data as Float32Array));
-    }
-    const hist = (dir: string) => (loadCheckpoint(path.join(dir, 'last.safetensors')).state.extra!.loop as { history: EpochRecord[] }).history.map((h) => [h.trainLoss, h.train]);
-    expect(hist(killed)).toEqual(hist(full));
+    expectSameCheckpoints(full, killed, ['last.safetensors'], (h) => [h.trainLoss, h.train]);
+    const [a, b] = [full, killed].map((d) => loadCheckpoint(path.join(d, 'final.safetensors')));
+    for (const [name, t] of a!.weights) expect(Array.from(b!.weights.get(name)!.data as Float32Array), `final ${name}`).toEqual(Array.from(t.data as Float32Array));
     expect(fs.readFileSync(path.join(killed, 'test_stats.json'), 'utf8')).toBe(fs.readFileSync(path.join(full, 'test_stats.json'), 'utf8'));
   }, 300_000);
 

@@ -8,9 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpoint, type EpochRecord } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
-import { killAndResume } from '../../engine/test/helpers/kill-resume.js';
+import { expectSameCheckpoints, killAndResume } from '../../engine/test/helpers/kill-resume.js';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = (out: string) => [
@@ -21,14 +20,7 @@ const args = (out: string) => [
 describe('segment:train kill and resume', () => {
   it('a killed-and-resumed run equals an uninterrupted run with the same seed', async () => {
     const { fullDir: full, killedDir: killed } = await killAndResume(pkg, args, 3);
-    for (const file of ['last.safetensors', 'best.safetensors']) {
-      const a = loadCheckpoint(path.join(full, file));
-      const b = loadCheckpoint(path.join(killed, file));
-      expect(b.state.step, file).toBe(a.state.step);
-      for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), `${file} ${name}`).toEqual(Array.from(t.data as Float32Array));
-    }
-    const hist = (dir: string) => (loadCheckpoint(path.join(dir, 'last.safetensors')).state.extra!.loop as { history: EpochRecord[] }).history.map((h) => [h.trainLoss, h.val?.mIoU]);
-    expect(hist(killed)).toEqual(hist(full));
+    expectSameCheckpoints(full, killed, ['last.safetensors', 'best.safetensors'], (h) => [h.trainLoss, h.val?.mIoU]);
   }, 300_000);
 
   it('--lr -1 and --refconv without --from are refused with exit code 2 before anything is built', () => {

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { loadCheckpoint } from '../../src/checkpoint.js';
+import type { EpochRecord } from '../../src/epoch-loop.js';
 
 /** What {@link killAndResume} leaves behind. */
 export interface KillResumeRun {
@@ -50,4 +51,20 @@ export async function killAndResume(cwd: string, args: (out: string) => string[]
   expect(resumed.status, resumed.stderr).toBe(0);
   expect(resumed.stdout + resumed.stderr).toMatch(new RegExp(`resuming from .*epoch ${interrupted}/${epochs}`));
   return { fullDir, killedDir, full, interrupted, finalBeforeResume, resumed };
+}
+
+/**
+ * Requires the checkpoints `files` (relative to each run folder) of two runs to hold the same step,
+ * the same weight names and bit-identical weights, and their epoch histories to agree on `pick`.
+ */
+export function expectSameCheckpoints(fullDir: string, killedDir: string, files: string[], pick: (h: EpochRecord) => unknown): void {
+  for (const file of files) {
+    const a = loadCheckpoint(path.join(fullDir, file));
+    const b = loadCheckpoint(path.join(killedDir, file));
+    expect(b.state.step, file).toBe(a.state.step);
+    expect([...b.weights.keys()], file).toEqual([...a.weights.keys()]);
+    for (const [name, t] of a.weights) expect(Array.from(b.weights.get(name)!.data as Float32Array), `${file} ${name}`).toEqual(Array.from(t.data as Float32Array));
+    const hist = (c: typeof a) => (c.state.extra!.loop as { history: EpochRecord[] }).history.map(pick);
+    expect(hist(b), file).toEqual(hist(a));
+  }
 }
