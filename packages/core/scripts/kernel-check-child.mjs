@@ -84,6 +84,33 @@ const BATCH_NORM = [[56, 64], [28, 96], [14, 256], [14, 1024], [7, 2048], [7, 96
 /** Dense layers: [rows, in, out]. */
 const MATMUL = [[4, 512, 1000], [4, 1280, 1000], [4, 2048, 1000], [64, 256, 10]];
 
+/**
+ * The speed set: kernels of a ResNet-18 and a MobileNetV2 training step at 224 px, batch 8
+ * (forward, input and filter gradient of the stem, 3x3, 1x1 and depthwise convs; training batch
+ * norm), timed in both children (oneDNN off and on) to decide whether oneDNN is worth turning on
+ * on this host. [kind, kernel, map size, in, out, stride].
+ */
+const SPEED_SET = [
+  ['conv', 7, 224, 3, 64, 2], ['conv', 3, 56, 64, 64, 1], ['conv', 3, 56, 64, 128, 2], ['conv', 3, 28, 128, 128, 1],
+  ['conv', 3, 14, 256, 256, 1], ['conv', 3, 7, 512, 512, 1], ['conv', 1, 56, 24, 144, 1], ['conv', 1, 56, 144, 24, 1],
+  ['conv', 1, 14, 384, 64, 1], ['conv', 1, 7, 960, 160, 1], ['depthwise', 3, 112, 32, 32, 1], ['depthwise', 3, 56, 144, 144, 2],
+  ['depthwise', 3, 14, 384, 384, 1], ['batchNorm', 0, 56, 144, 144, 1], ['batchNorm', 0, 14, 384, 384, 1],
+];
+
+/** The speed set as cases (batch 8). */
+function speedCases() {
+  const out = [];
+  for (const [kind, k, h, cin, cout, stride] of SPEED_SET) {
+    const id = `${kind} k${k} ${h}x${h}x${cin}->${cout} s${stride}`;
+    if (kind === 'batchNorm') {
+      for (const op of ['training', 'trainingGrad']) out.push({ kind, h, cin, n: 8, op, id: `${id} ${op}` });
+      continue;
+    }
+    for (const op of ['forward', 'inputGrad', 'filterGrad']) out.push({ kind, k, h, cin, cout, stride, pad: 'same', n: 8, op, id: `${id} ${op}` });
+  }
+  return out;
+}
+
 /** Batch size: 2 where it keeps a case small, 1 on the largest maps. */
 const batchFor = (h) => (h >= 56 ? 1 : 2);
 
@@ -331,7 +358,8 @@ function relativeL1(a, b) {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * CONFIG.json: { package, role: 'reference'|'candidate', outDir, skip?: string[], fault?: string }.
+ * CONFIG.json: { package, role: 'reference'|'candidate', outDir, skip?: string[], fault?: string, speed?: boolean }.
+ * `speed: false` leaves out the speed set (the self-check's own tests, which only test correctness).
  * `skip`: "case id|route" keys not to run (after a crash). `fault` ("cls/route:scale|nan|crash",
  * optionally "@text" to limit it to the cases whose id contains the text): a deliberately wrong
  * kernel for the self-check's own tests; only honoured in the candidate role.
@@ -405,7 +433,31 @@ async function main() {
     }
   }
   if (cfg.role === 'candidate') timeFilterGradients(cases, ops, results, skip);
+  if (cfg.speed !== false) timeSpeedSet(ops, results, skip);
   fs.appendFileSync(results, `${JSON.stringify({ done: true })}\n`);
+}
+
+/**
+ * The speed set on this side's kernels (oneDNN off in the reference child, on in the candidate):
+ * one warm-up, then the median of 3 per case; one record per case. Skipped after a crash on this
+ * side (the verdict then turns oneDNN off or routes around it anyway).
+ */
+function timeSpeedSet(ops, results, skip) {
+  if (skip.size > 0) return;
+  const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+  for (const c of speedCases()) {
+    const inp = ops.inputsOf(c);
+    const times = [];
+    for (let round = 0; round < 4; round++) {
+      const t0 = performance.now();
+      const y = ops.run(c, 'native', inp);
+      y.dataSync();
+      if (round > 0) times.push(performance.now() - t0);
+      y.dispose();
+    }
+    for (const t of Object.values(inp)) t.dispose();
+    fs.appendFileSync(results, `${JSON.stringify({ speed: c.id, ms: median(times) })}\n`);
+  }
 }
 
 /**

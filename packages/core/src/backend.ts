@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { applyKernelPlan, enableFastKernels, oneDnnRequested } from './fast-kernels.js';
-import { cpuIsa, decideKernelPlan, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, type KernelPlan } from './kernel-check.js';
+import { cpuIsa, decideKernelPlan, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, oneDnnSpeedup, type KernelPlan } from './kernel-check.js';
 
 const require = createRequire(import.meta.url);
 
@@ -78,7 +78,8 @@ async function resolveKernelPlan(nativePackage: string, notes: string[]): Promis
       const { verdict, cached } = await loadOrRunKernelCheck({ nativePackage, force: mode === 'force' });
       // The plan is re-derived from the cached measurements, so a change of the decision rules
       // applies without re-running the check.
-      plan = { ...decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? [])), source: cached ? 'cache' : 'check' };
+      const speedup = verdict.speed ? oneDnnSpeedup(verdict.speed.off, verdict.speed.on) : undefined;
+      plan = { ...decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? []), speedup), source: cached ? 'cache' : 'check' };
       if (verdict.reference.failures.length > 0 || verdict.reference.crashes.length > 0) {
         const bad = [...verdict.reference.failures, ...verdict.reference.crashes].slice(0, 3).join('; ');
         process.emitWarning(`TensorFlow's own (Eigen) kernels disagree with a float64 loop on this CPU (${bad}): results may be wrong even with oneDNN off`, { code: 'REFCONV_KERNEL_CHECK' });

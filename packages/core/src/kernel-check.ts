@@ -21,7 +21,8 @@
  *    route that is, routes those classes, and turns oneDNN off as a whole otherwise. The one
  *    choice made for speed (TF's Eigen filter gradient for spatial convs with >= 64 input
  *    channels instead of oneDNN's) is timed on this host in the same child and taken only where
- *    it passed and is at least 5 % faster.
+ *    it passed and is at least 5 % faster; and both children time the kernels of a ResNet-18 and
+ *    a MobileNetV2 step (batch 8), so that oneDNN, even where right, goes off where it is slower.
  *
  * The verdict is cached per host (CPU model, flags and cache topology, thread count, the native
  * library's files, the check's own source) under `~/.cache/refconv/kernel-check/`, so the ~15 s
@@ -117,6 +118,8 @@ export interface KernelCheckVerdict {
   plan: Omit<KernelPlan, 'source'>;
   /** Filter-gradient timings, oneDNN vs Eigen (the speed route's measurement on this host). */
   filterGradientTimings: FilterGradientTiming[];
+  /** The speed set's median ms per case, oneDNN off (reference) and on (candidate). */
+  speed?: { off: ChildRun['speed']; on: ChildRun['speed'] };
   /** Every case result (for `core:kernel-check --json`). */
   results: KernelCaseResult[];
 }
@@ -169,7 +172,7 @@ export function hostFacts(nativePackage = '@tensorflow/tfjs-node'): HostFacts {
     const libs = fs.readdirSync(libDir).sort().map((f) => `${f}:${fs.statSync(path.join(libDir, f)).size}`).join(',');
     nativeLibrary = `${nativePackage}@${version} ${sha(libs)}`;
   } catch { /* not installed */ }
-  const relevantEnv = ['REFCONV_KERNEL_CHECK_FAULT', 'ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'TF_NUM_INTRAOP_THREADS', 'OMP_NUM_THREADS']
+  const relevantEnv = ['REFCONV_KERNEL_CHECK_FAULT', 'REFCONV_KERNEL_CHECK_SPEED', 'ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'TF_NUM_INTRAOP_THREADS', 'OMP_NUM_THREADS']
     .map((k) => (process.env[k] !== undefined ? `${k}=${process.env[k]}` : '')).filter(Boolean).join(' ');
   return {
     cpuModel: field('model name') || field('Hardware') || os.cpus()[0]?.model || 'unknown',
@@ -205,7 +208,20 @@ export function verdictPath(facts: HostFacts): string {
 interface ChildRun {
   results: KernelCaseResult[];
   timings: FilterGradientTiming[];
+  /** Median ms per case of the speed set (a ResNet-18 / MobileNetV2 step's kernels at batch 8). */
+  speed: Array<{ speed: string; ms: number }>;
   tfVersion?: string;
+}
+
+/**
+ * How much faster oneDNN's kernels are than TF's own over the speed set: total ms with oneDNN off
+ * (the reference child) / total with it on (the candidate), over the cases both sides timed.
+ */
+export function oneDnnSpeedup(off: Array<{ speed: string; ms: number }>, on: Array<{ speed: string; ms: number }>): number | undefined {
+  const onMs = new Map(on.map((r) => [r.speed, r.ms]));
+  const both = off.filter((r) => onMs.has(r.speed));
+  if (both.length === 0) return undefined;
+  return both.reduce((a, r) => a + r.ms, 0) / both.reduce((a, r) => a + onMs.get(r.speed)!, 0);
 }
 
 /** Median ms of one spatial conv's filter gradient on oneDNN's kernel and on TF's Eigen kernel. */
@@ -235,7 +251,7 @@ async function runSide(role: 'reference' | 'candidate', nativePackage: string, d
   let cases: Array<{ id: string; cls: KernelClass; routes: KernelRoute[] }> | null = null;
   for (let attempt = 0; attempt < 60; attempt++) {
     const cfgFile = path.join(dir, `${role}.config.json`);
-    fs.writeFileSync(cfgFile, JSON.stringify({ package: nativePackage, role, outDir: dir, skip: [...skip], fault }));
+    fs.writeFileSync(cfgFile, JSON.stringify({ package: nativePackage, role, outDir: dir, skip: [...skip], fault, speed: process.env.REFCONV_KERNEL_CHECK_SPEED !== '0' }));
     const resultsFile = path.join(dir, `${role}.jsonl`);
     const progressFile = path.join(dir, `${role}.progress`);
     fs.rmSync(resultsFile, { force: true });
@@ -249,7 +265,8 @@ async function runSide(role: 'reference' | 'candidate', nativePackage: string, d
     const meta = lines.find((l) => 'meta' in l)?.meta as { tfVersion?: string } | undefined;
     const results = lines.filter((l) => 'key' in l) as unknown as KernelCaseResult[];
     const timings = lines.filter((l) => 'timing' in l) as unknown as FilterGradientTiming[];
-    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], timings, tfVersion: meta?.tfVersion };
+    const speed = lines.filter((l) => 'speed' in l) as unknown as ChildRun['speed'];
+    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], timings, speed, tfVersion: meta?.tfVersion };
     const progress = readText(progressFile).split('\n').filter(Boolean);
     const last = progress[progress.length - 1];
     if (code === 2 || !last) {
@@ -328,9 +345,10 @@ export function describeClass(cls: string): string {
  * The plan from the candidate's per-class summaries: oneDNN stays on when every class passed
  * natively or through a fallback route; otherwise it goes off as a whole. The Eigen
  * filter-gradient speed route is used where it passed and, when `eigenSpeedup` (measured on this
- * host, {@link eigenFilterGradientSpeedup}) is given, only where it is at least 5 % faster.
+ * host, {@link eigenFilterGradientSpeedup}) is given, only where it is at least 5 % faster. When
+ * `onednnSpeedup` ({@link oneDnnSpeedup}) is given and below 0.95, oneDNN goes off although right.
  */
-export function decideKernelPlan(classes: Record<string, Record<string, RouteSummary>>, eigenSpeedup?: number): Omit<KernelPlan, 'source'> {
+export function decideKernelPlan(classes: Record<string, Record<string, RouteSummary>>, eigenSpeedup?: number, onednnSpeedup?: number): Omit<KernelPlan, 'source'> {
   const routes: Partial<Record<KernelClass, KernelRoute>> = {};
   const routed: string[] = [];
   const unfixable: string[] = [];
@@ -351,10 +369,17 @@ export function decideKernelPlan(classes: Record<string, Record<string, RouteSum
   if (unfixable.length > 0) {
     return { onednn: false, routes: {}, eigenFilterGradient: false, eigenFilterGradientCorrect: false, reason: `oneDNN off: self-check failed for oneDNN's ${unfixable.join('; ')} on this CPU` };
   }
-  if (routed.length > 0) {
-    return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on, ${routed.join('; ')}: self-check failed for oneDNN on this CPU${speed}` };
+  if (onednnSpeedup !== undefined && onednnSpeedup < 0.95) {
+    return {
+      onednn: false, routes: {}, eigenFilterGradient: false, eigenFilterGradientCorrect: false,
+      reason: `oneDNN off: its kernels are slower on this CPU (${onednnSpeedup.toFixed(2)}x the speed of TF's own over a ResNet-18 / MobileNetV2 step's kernels)`,
+    };
   }
-  return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on: kernel self-check passed on this CPU${speed}` };
+  const fast = onednnSpeedup === undefined ? '' : ` (${onednnSpeedup.toFixed(2)}x TF's own kernels' speed here)`;
+  if (routed.length > 0) {
+    return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on${fast}, ${routed.join('; ')}: self-check failed for oneDNN on this CPU${speed}` };
+  }
+  return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on${fast}: kernel self-check passed on this CPU${speed}` };
 }
 
 /** Runs the whole check (two child processes) and returns the verdict; writes nothing to the cache. */
@@ -384,8 +409,9 @@ export async function runKernelCheck(opts: { nativePackage?: string; fault?: str
         failures: f64.filter((r) => !((r.float64Error as number) <= KERNEL_CHECK_TOLERANCE)).map((r) => r.key),
         crashes: reference.results.filter((r) => r.crashed).map((r) => `${r.key} (${r.crashed})`),
       },
-      plan: decideKernelPlan(classes, eigenFilterGradientSpeedup(candidate.timings)),
+      plan: decideKernelPlan(classes, eigenFilterGradientSpeedup(candidate.timings), oneDnnSpeedup(reference.speed, candidate.speed)),
       filterGradientTimings: candidate.timings,
+      speed: { off: reference.speed, on: candidate.speed },
       results,
     };
   } finally {

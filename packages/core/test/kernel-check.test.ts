@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideKernelPlan, listCheckCases, loadOrRunKernelCheck, type KernelCheckVerdict, type RouteSummary } from '../src/kernel-check.js';
+import { decideKernelPlan, eigenFilterGradientSpeedup, listCheckCases, loadOrRunKernelCheck, oneDnnSpeedup, type KernelCheckVerdict, type RouteSummary } from '../src/kernel-check.js';
+import { initBackend } from '../src/backend.js';
 
 const ok = (n = 3): RouteSummary => ({ passed: n, failed: 0, crashed: 0, worstError: 1e-6 });
 const bad = (what: string): RouteSummary => ({ passed: 1, failed: 2, crashed: 0, worstError: 0.03, firstFailure: what });
@@ -44,6 +45,14 @@ describe('decideKernelPlan', () => {
     expect(decideKernelPlan({ 'conv.filterGrad': { native: ok(), explicit: bad('w') } }, 2).eigenFilterGradient).toBe(false);
   });
 
+  it('turns oneDNN off where it is right but slower than TF\'s own kernels over a training step', () => {
+    const classes = { 'conv1x1.forward': { native: ok() } };
+    expect(decideKernelPlan(classes, undefined, 0.9)).toMatchObject({ onednn: false, routes: {} });
+    expect(decideKernelPlan(classes, undefined, 0.9).reason).toContain('oneDNN off: its kernels are slower on this CPU (0.90x');
+    expect(decideKernelPlan(classes, undefined, 1.3).reason).toBe("oneDNN on (1.30x TF's own kernels' speed here): kernel self-check passed on this CPU");
+    expect(oneDnnSpeedup([{ speed: 'a', ms: 30 }, { speed: 'b', ms: 10 }, { speed: 'c', ms: 5 }], [{ speed: 'a', ms: 10 }, { speed: 'b', ms: 10 }])).toBe(2);
+  });
+
   it('turns oneDNN off when a failing class has no verified alternative', () => {
     const crashed: RouteSummary = { passed: 0, failed: 0, crashed: 1, worstError: 0, firstFailure: 'depthwise 3x3 7x7x960 forward: process died (SIGFPE)' };
     const plan = decideKernelPlan({ 'depthwise.forward': { native: crashed }, 'conv1x1.forward': { native: bad('z'), matmul: ok() } });
@@ -62,9 +71,11 @@ async function checkWith(fault: string): Promise<{ verdict: KernelCheckVerdict; 
   const saved = { dir: process.env.REFCONV_CACHE_DIR, fault: process.env.REFCONV_KERNEL_CHECK_FAULT };
   process.env.REFCONV_CACHE_DIR = cacheDir;
   process.env.REFCONV_KERNEL_CHECK_FAULT = fault;
+  process.env.REFCONV_KERNEL_CHECK_SPEED = '0'; // correctness only: the speed set is tested on the host's own verdict
   try {
     return await loadOrRunKernelCheck({ log: () => {} });
   } finally {
+    delete process.env.REFCONV_KERNEL_CHECK_SPEED;
     for (const [k, v] of [['REFCONV_CACHE_DIR', saved.dir], ['REFCONV_KERNEL_CHECK_FAULT', saved.fault]] as const) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
@@ -81,7 +92,7 @@ function backendInChild(env: Record<string, string | undefined>): { stdout: stri
     'console.log(describeBackend(info));',
     'console.log(JSON.stringify({ onednnEnv: process.env.TF_ENABLE_ONEDNN_OPTS, routes: activeKernelRoutes() }));',
   ].join('\n'));
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, REFCONV_CACHE_DIR: cacheDir };
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, REFCONV_CACHE_DIR: cacheDir, REFCONV_KERNEL_CHECK_SPEED: '0' };
   delete childEnv.TF_ENABLE_ONEDNN_OPTS;
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete childEnv[k];
@@ -171,6 +182,16 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
     for (const t of routable.filterGradientTimings) expect(t.native > 0 && t.explicit > 0, t.timing).toBe(true);
   });
 
+  it("this host's own verdict times oneDNN on and off over a training step's kernels, and the backend follows it", async () => {
+    const { verdict } = await loadOrRunKernelCheck({ log: () => {} });
+    expect(verdict.speed!.on.map((r) => r.speed)).toEqual(verdict.speed!.off.map((r) => r.speed));
+    expect(verdict.speed!.on.length).toBeGreaterThan(30);
+    const plan = decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings), oneDnnSpeedup(verdict.speed!.off, verdict.speed!.on));
+    const info = await initBackend();
+    // (unless the user's TF_ENABLE_ONEDNN_OPTS overrides the verdict)
+    if (!info.kernelPlan!.reason.includes('TF_ENABLE_ONEDNN_OPTS')) expect(info.kernelPlan).toMatchObject({ onednn: plan.onednn, routes: plan.routes, eigenFilterGradient: plan.eigenFilterGradient });
+  });
+
   it('caches the verdict per host and fault set', async () => {
     const again = await checkWith(ROUTABLE_FAULTS);
     expect(again.cached).toBe(true);
@@ -184,7 +205,7 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
     expect(off.stdout).toMatch(/CPU: .+\((AVX|x86|arm)/);
     expect(JSON.parse(off.stdout.trim().split('\n').pop()!)).toMatchObject({ onednnEnv: '0', routes: {} });
 
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, REFCONV_CACHE_DIR: cacheDir, REFCONV_KERNEL_CHECK_FAULT: FATAL_FAULT, TF_ENABLE_ONEDNN_OPTS: '1' };
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, REFCONV_CACHE_DIR: cacheDir, REFCONV_KERNEL_CHECK_SPEED: '0', REFCONV_KERNEL_CHECK_FAULT: FATAL_FAULT, TF_ENABLE_ONEDNN_OPTS: '1' };
     const forced = spawnSync(process.execPath, ['--import', 'tsx', path.join(cacheDir, 'init.mts')], { env: childEnv, encoding: 'utf8', cwd: path.join(here, '..') });
     expect(forced.status).toBe(0);
     expect(forced.stderr).toContain('TF_ENABLE_ONEDNN_OPTS=1 overrides the kernel self-check');

@@ -7,7 +7,7 @@
  * (a separate cache entry) to see the check catch it.
  */
 import { parseArgs } from 'node:util';
-import { cpuIsa, describeClass, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, verdictPath } from '../kernel-check.js';
+import { cpuIsa, describeClass, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, oneDnnSpeedup, verdictPath } from '../kernel-check.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,4 +57,16 @@ if (values.json) {
     if (speedup !== undefined) console.log(`spatial convs with >= 64 input channels: Eigen ${speedup.toFixed(2)}x oneDNN's speed in total`);
   }
   console.log(`Eigen filter-gradient speed route: ${verdict.plan.eigenFilterGradient ? 'used' : 'not used'}`);
+  if (verdict.speed) {
+    const on = new Map(verdict.speed.on.map((r) => [r.speed, r.ms]));
+    console.log('');
+    console.log('| speed set (batch 8, median of 3) | oneDNN off ms | oneDNN on ms | speed-up |');
+    console.log('|---|---|---|---|');
+    for (const r of verdict.speed.off) {
+      const m = on.get(r.speed);
+      if (m !== undefined) console.log(`| ${r.speed} | ${r.ms.toFixed(1)} | ${m.toFixed(1)} | ${(r.ms / m).toFixed(2)}x |`);
+    }
+    const total = oneDnnSpeedup(verdict.speed.off, verdict.speed.on);
+    if (total !== undefined) console.log(`all: oneDNN ${total.toFixed(2)}x the speed of TF's own kernels`);
+  }
 }
