@@ -19,3 +19,4 @@ export * from './cli.js';
 export * from './shared-datasets.js';
 export * from './epoch-loop.js';
 export * from './training-options.js';
+export * from './dataset-errors.js';

@@ -11,6 +11,7 @@
  *   boxes entirely outside the image are dropped (and, with `dropUnknownClasses`, boxes whose class
  *   is not in the list).
  */
+import { DatasetProblemsError } from '@refconv/engine';
 
 /** Counts of what was fixed while opening a split; the training log prints it (see {@link formatDatasetSummary}). */
 export interface DatasetSummary {
@@ -61,23 +62,13 @@ export function formatDatasetSummary(source: string, s: DatasetSummary): string 
   );
 }
 
-/** How many problems an error message lists before `... and N more` (all are in `problems`). */
-export const MAX_LISTED_PROBLEMS = 30;
+export { MAX_LISTED_PROBLEMS } from '@refconv/engine';
 
-/** Every problem found while opening a split, one `file: record: field ...` line each. */
-export class DatasetValidationError extends Error {
-  /** The split or file that was opened. */
-  readonly source: string;
-  /** All problems, each naming the file, the record and the field. */
-  readonly problems: string[];
-
+/** Every problem found while opening a detection split, one `file: record: field ...` line each. */
+export class DatasetValidationError extends DatasetProblemsError {
   constructor(source: string, problems: string[]) {
-    const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  - ${p}`);
-    if (problems.length > MAX_LISTED_PROBLEMS) listed.push(`  ... and ${problems.length - MAX_LISTED_PROBLEMS} more`);
-    super(`${source}: ${problems.length} problem(s) in the annotations, found when the split was opened:\n${listed.join('\n')}`);
+    super(source, problems, 'in the annotations, found when the split was opened');
     this.name = 'DatasetValidationError';
-    this.source = source;
-    this.problems = problems;
   }
 }
 

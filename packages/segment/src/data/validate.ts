@@ -6,27 +6,18 @@
  * collected and thrown together, each naming the file (and the pixel and value for masks).
  */
 import { existsSync } from 'node:fs';
+import { DatasetProblemsError } from '@refconv/engine';
 import type { SegSample } from './dataset.js';
 import { imageSizeFromHeader } from './image-size.js';
 import { readMask } from './io.js';
 
-/** How many problems an error message lists before `... and N more` (all are in `problems`). */
-export const MAX_LISTED_PROBLEMS = 30;
+export { MAX_LISTED_PROBLEMS } from '@refconv/engine';
 
-/** Every problem found while opening a segmentation split, one line each. */
-export class SegDatasetError extends Error {
-  /** The split that was opened. */
-  readonly source: string;
-  /** All problems, each naming the file. */
-  readonly problems: string[];
-
+/** Every problem found while opening a segmentation split, one line each (each naming the file). */
+export class SegDatasetError extends DatasetProblemsError {
   constructor(source: string, problems: string[]) {
-    const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `  - ${p}`);
-    if (problems.length > MAX_LISTED_PROBLEMS) listed.push(`  ... and ${problems.length - MAX_LISTED_PROBLEMS} more`);
-    super(`${source}: ${problems.length} problem(s) found when the split was opened:\n${listed.join('\n')}`);
+    super(source, problems);
     this.name = 'SegDatasetError';
-    this.source = source;
-    this.problems = problems;
   }
 }
 
