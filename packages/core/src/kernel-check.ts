@@ -25,7 +25,7 @@
  *    a MobileNetV2 step (batch 8), so that oneDNN, even where right, goes off where it is slower.
  *
  * The verdict is cached per host (CPU model, flags and cache topology, thread count, the native
- * library's files, the check's own source) under `~/.cache/refconv/kernel-check/`, so the ~15 s
+ * library's files, the check's own source) under `~/.cache/refconv/kernel-check/`, so its 20-50 s
  * are spent once. `REFCONV_KERNEL_CHECK=0` skips the check (and then leaves oneDNN off unless
  * `TF_ENABLE_ONEDNN_OPTS` says otherwise); `REFCONV_KERNEL_CHECK=force` runs it again.
  */
@@ -464,7 +464,7 @@ export async function loadOrRunKernelCheck(opts: { nativePackage?: string; force
   }
   try {
     (opts.log ?? ((l) => process.stderr.write(`${l}\n`)))(
-      `[refconv] checking TensorFlow's native kernels on this CPU (${facts.cpuModel}, ${cpuIsa()}) against a trusted path; once per host, ~15 s`,
+      `[refconv] checking TensorFlow's native kernels on this CPU (${facts.cpuModel}, ${cpuIsa()}) against a trusted path and times them; once per host, 20-50 s`,
     );
     const verdict = await runKernelCheck({ nativePackage: opts.nativePackage, fault: process.env.REFCONV_KERNEL_CHECK_FAULT });
     writeAtomic(file, JSON.stringify(verdict, null, 1));
