@@ -22,6 +22,11 @@ describe('train and eval CLIs (BCCD, tiny)', () => {
     expect(first.stderr).toMatch(/BloodImage_00343\.xml object 4 \(RBC\): degenerate box/);
     expect(fs.existsSync(path.join(out, 'final.safetensors'))).toBe(true);
     expect(fs.readdirSync(path.join(out, 'test_vis'))).toHaveLength(1);
+    // the dataset counts stay with the run: BCCD's training split has one zero-area box (dropped)
+    const datasets = JSON.parse(fs.readFileSync(path.join(out, 'datasets.json'), 'utf8'));
+    expect(datasets.train.summary).toMatchObject({ images: 205, droppedZeroArea: 1, clipped: 0 });
+    expect(datasets.train.handled.join('\n')).toMatch(/BloodImage_00343\.xml object 4 \(RBC\): degenerate box/);
+    expect(datasets.test.summary).toMatchObject({ images: 72 });
 
     // a longer run changes the schedule: refused (old -> new) unless accepted
     await expect(cli('train', [...small, '--epochs', '2', '--out', out, '--resume', '--visualize', '0'])).rejects.toThrow(/was written with different options: epochs 1 -> 2, warmupSteps 0 -> 1\. /);

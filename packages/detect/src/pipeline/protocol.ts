@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { countParams, fuse } from '@refconv/core';
+import { countParams, fuse, writeFileAtomic } from '@refconv/core';
 import * as tf from '@tensorflow/tfjs';
 import { assertFiniteWeights, deriveSeed, reseedWeights, saveCheckpoint, type EpochRecord, type OptionChange } from '@refconv/engine';
 import type { DetectionDataset } from '../data/dataset.js';
@@ -157,6 +157,11 @@ export async function runDetection(o: DetectionRunOptions): Promise<DetectionRun
   // the test split is validated too before the first step (not after training)
   const test = openDataset(o.data, { split: o.testSplit, images: o.images, categories: desc.categories, ...classArgs });
   reportWarnings(test);
+  // The clipped / dropped counts and handled problems stay with the run's outputs (stderr scrolls away).
+  writeFileAtomic(path.join(outDir, 'datasets.json'), `${JSON.stringify({
+    train: { source: train.source, summary: train.summary, handled: train.warnings },
+    test: { source: test.source, summary: test.summary, handled: test.warnings },
+  }, null, 1)}\n`);
   if (o.trainLimit) train.records = train.records.slice(0, o.trainLimit);
   if (o.testLimit) test.records = test.records.slice(0, o.testLimit);
   log(`train: ${train.records.length} images from ${train.source}`);
