@@ -1,0 +1,7 @@
+/**
+ * @refconv/analysis: the RefConv paper's explanatory analyses for baseline, control and RefConv
+ * checkpoints side by side: kernel skeletons (weights only), channel redundancy.
+ */
+export * from './kernels.js';
+export * from './skeleton.js';
+export * from './heatmap.js';

@@ -1,0 +1,115 @@
+/**
+ * The analysis run behind `nx run analysis:run`: every requested analysis for a list of named
+ * checkpoints, written as `report.md`, `results.json` and PNG figures into one folder.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '@refconv/engine';
+import { readConvKernels } from './kernels.js';
+import { kernelSkeletons, type Skeleton } from './skeleton.js';
+import { heatmapPng } from './heatmap.js';
+
+/** A checkpoint and the name it has in the report (`baseline`, `control`, `refconv`, ...). */
+export interface NamedModel {
+  name: string;
+  file: string;
+}
+
+/** Kernel-skeleton results of one model. */
+export interface ModelSkeletons {
+  name: string;
+  file: string;
+  /** Conv layers with K >= 3 found, and how many of them are RefConv2D layers. */
+  layers: number;
+  refconvLayers: number;
+  /** Skeleton of the kernels the layers use (W_t for RefConv layers), one per kernel size. */
+  kernel: Skeleton[];
+  /** RefConv models only: skeleton of W_t - W_b. */
+  delta: Skeleton[];
+}
+
+/** Options of {@link runSkeletons}. */
+export interface SkeletonRunOptions {
+  out: string;
+  /** Also write one heatmap per layer and model (`skeleton-layers/<model>.png`). */
+  perLayer?: boolean;
+}
+
+/** Parses `name=path` model arguments (a bare path is named after its file). */
+export function parseModelArgs(args: string[]): NamedModel[] {
+  const seen = new Set<string>();
+  return args.map((a) => {
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : path.basename(a).replace(/\.safetensors$/, '');
+    const file = eq > 0 ? a.slice(eq + 1) : a;
+    if (!file) throw new Error(`--models: '${a}' has no path after '='`);
+    if (seen.has(name)) throw new Error(`--models: the name '${name}' is used twice (give each model a distinct name=path)`);
+    seen.add(name);
+    return { name, file };
+  });
+}
+
+const round = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
+
+/**
+ * Kernel skeletons of each model (weights only: any classify, detect or segment checkpoint), with
+ * `skeleton-k<K>.png` (one panel per model, one colour scale) and, when a model holds RefConv
+ * layers, `skeleton-delta-k<K>.png` (W_t - W_b).
+ */
+export async function runSkeletons(models: NamedModel[], opts: SkeletonRunOptions): Promise<{ results: ModelSkeletons[]; figures: string[]; markdown: string }> {
+  fs.mkdirSync(opts.out, { recursive: true });
+  const results: ModelSkeletons[] = models.map((m) => {
+    const kernels = readConvKernels(m.file);
+    const spatial = kernels.filter((k) => k.shape[0] >= 3);
+    if (spatial.length === 0) throw new Error(`${m.file}: no conv kernel with K >= 3 found (model '${m.name}')`);
+    return {
+      name: m.name,
+      file: m.file,
+      layers: spatial.length,
+      refconvLayers: spatial.filter((k) => k.basis).length,
+      kernel: kernelSkeletons(kernels),
+      delta: kernelSkeletons(kernels, { field: 'delta' }),
+    };
+  });
+  const figures: string[] = [];
+  const ks = [...new Set(results.flatMap((r) => r.kernel.map((s) => s.k)))].sort((a, b) => a - b);
+  const md: string[] = ['## Kernel skeletons', '',
+    'Mean |w| at each K x K position, normalised per layer by its largest position, averaged over the layers of that K (RefConv layers: the effective kernel W_t). Ratio = mean of the centre row and column / mean of the four corners.', ''];
+  for (const k of ks) {
+    const panels = results.flatMap((r) => r.kernel.filter((s) => s.k === k).map((s) => ({ title: `${r.name} (${s.layers} layers)`, k, grid: s.grid })));
+    const f = `skeleton-k${k}.png`;
+    await heatmapPng(path.join(opts.out, f), { title: `Kernel skeleton, ${k}x${k} convs (normalised mean |w|)`, panels });
+    figures.push(f);
+    md.push(`| model | ${k}x${k} layers | skeleton ratio | centre | corner mean |`, '|---|---|---|---|---|');
+    for (const r of results) {
+      const s = r.kernel.find((x) => x.k === k);
+      if (!s) continue;
+      const c = (k * k - 1) / 2;
+      const corners = (s.grid[0]! + s.grid[k - 1]! + s.grid[k * (k - 1)]! + s.grid[k * k - 1]!) / 4;
+      md.push(`| ${r.name} | ${s.layers} | ${round(s.skeletonRatio)} | ${round(s.grid[c]!)} | ${round(corners)} |`);
+    }
+    md.push('', `![skeleton ${k}x${k}](${f})`, '');
+    const deltas = results.flatMap((r) => r.delta.filter((s) => s.k === k).map((s) => ({ title: `${r.name}: W_t - W_b`, k, grid: s.grid })));
+    if (deltas.length) {
+      const fd = `skeleton-delta-k${k}.png`;
+      await heatmapPng(path.join(opts.out, fd), { title: `What refocusing added, ${k}x${k} (normalised mean |W_t - W_b|)`, panels: deltas });
+      figures.push(fd);
+      md.push(`![W_t - W_b ${k}x${k}](${fd})`, '');
+    }
+  }
+  if (opts.perLayer) {
+    fs.mkdirSync(path.join(opts.out, 'skeleton-layers'), { recursive: true });
+    for (const r of results) {
+      const panels = r.kernel.flatMap((s) => s.perLayer.map((l) => ({ title: l.layer, k: l.k, grid: l.normalized })));
+      const f = path.join('skeleton-layers', `${r.name}.png`);
+      await heatmapPng(path.join(opts.out, f), { title: `${r.name}: per-layer skeletons`, panels, cell: 40 });
+      figures.push(f);
+    }
+  }
+  return { results, figures, markdown: md.join('\n') };
+}
+
+/** Writes `results.json` (atomically). */
+export function writeResultsJson(out: string, results: unknown): void {
+  writeFileAtomic(path.join(out, 'results.json'), Buffer.from(JSON.stringify(results, null, 1) + '\n'));
+}
