@@ -8,6 +8,11 @@ import { writeFileAtomic } from '@refconv/engine';
 import { readConvKernels } from './kernels.js';
 import { kernelSkeletons, type Skeleton } from './skeleton.js';
 import { heatmapPng } from './heatmap.js';
+import * as tf from '@tensorflow/tfjs';
+import { lineChartPng } from '@refconv/engine';
+import { loadClassifier, type ModelSpec } from '@refconv/classify';
+import { loadImageBatch, type ImageBatch } from './data.js';
+import { modelRedundancy, type ModelRedundancy } from './model-redundancy.js';
 
 /** A checkpoint and the name it has in the report (`baseline`, `control`, `refconv`, ...). */
 export interface NamedModel {
@@ -106,6 +111,72 @@ export async function runSkeletons(models: NamedModel[], opts: SkeletonRunOption
       figures.push(f);
     }
   }
+  return { results, figures, markdown: md.join('\n') };
+}
+
+/** Where the images of the data-dependent analyses come from. */
+export interface DataOptions {
+  /** Dataset folder or `fashion-mnist` (as classify's `--data`). */
+  data: string;
+  format?: 'auto' | 'fashion-mnist' | 'imagefolder';
+  /** Seed of the image choice. */
+  seed: number;
+}
+
+/** A classify checkpoint loaded as a model (see {@link loadModels}). */
+export interface LoadedModel extends NamedModel {
+  model: tf.LayersModel;
+  spec: ModelSpec;
+}
+
+/**
+ * Loads classify checkpoints as models; they must share input size and channels (one batch of
+ * images is fed to all of them).
+ */
+export function loadModels(models: NamedModel[]): LoadedModel[] {
+  const loaded = models.map((m) => {
+    try {
+      return { ...m, ...loadClassifier(m.file) };
+    } catch (e) {
+      throw new Error(`model '${m.name}' (${m.file}): ${(e as Error).message} (the data-dependent analyses need a @refconv/classify checkpoint; the kernel skeletons work on any)`);
+    }
+  });
+  const [first] = loaded;
+  for (const m of loaded) {
+    if (m.spec.inputSize !== first!.spec.inputSize || m.spec.inChannels !== first!.spec.inChannels) {
+      throw new Error(`model '${m.name}' takes ${m.spec.inputSize}px x ${m.spec.inChannels} channels but '${first!.name}' takes ${first!.spec.inputSize}px x ${first!.spec.inChannels}; compare models with the same input`);
+    }
+  }
+  return loaded;
+}
+
+/** Redundancy results of one model. */
+export interface ModelRedundancyResult extends ModelRedundancy {
+  name: string;
+}
+
+/**
+ * Channel redundancy of each model on `images` fixed val images: a table of the means and three
+ * line plots per layer (`redundancy-kl.png`, `redundancy-cos.png`, `redundancy-weight-cos.png`).
+ */
+export async function runRedundancy(models: LoadedModel[], batch: ImageBatch, out: string): Promise<{ results: ModelRedundancyResult[]; figures: string[]; markdown: string }> {
+  fs.mkdirSync(out, { recursive: true });
+  const results = models.map((m) => ({ name: m.name, ...modelRedundancy(m.model, batch, { label: `[redundancy ${m.name}]` }) }));
+  const figures: string[] = [];
+  const plots = [
+    ['kl', 'redundancy-kl.png', 'Feature space: mean pairwise symmetric KL (higher = less redundant)', 'symmetric KL (nats)'],
+    ['cos', 'redundancy-cos.png', 'Feature space: mean pairwise |cosine| of channel maps (lower = less redundant)', '|cos|'],
+    ['weightCos', 'redundancy-weight-cos.png', 'Weight space: mean pairwise |cosine| of output kernels (lower = less redundant)', '|cos|'],
+  ] as const;
+  for (const [key, f, title, y] of plots) {
+    await lineChartPng(path.join(out, f), { title, xLabel: 'conv layer (depth)', yLabel: y, series: results.map((r) => ({ name: r.name, points: r.layers.map((l) => [l.depth, l[key]] as [number, number]) })) });
+    figures.push(f);
+  }
+  const md = ['## Channel redundancy', '',
+    `${batch.n} validation images (seeded choice), conv outputs before BN and activation; means over the conv layers. KL: higher = less redundant; |cos|: lower = less redundant.`, '',
+    '| model | conv layers | feature KL | feature \|cos\| | weight \|cos\| |', '|---|---|---|---|---|',
+    ...results.map((r) => `| ${r.name} | ${r.layers.length} | ${round(r.mean.kl, 4)} | ${round(r.mean.cos, 4)} | ${round(r.mean.weightCos, 4)} |`), '',
+    ...figures.map((f) => `![${f}](${f})`), ''];
   return { results, figures, markdown: md.join('\n') };
 }
 

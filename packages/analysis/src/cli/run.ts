@@ -7,19 +7,25 @@
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli, defaultRunDir, resolvePaths, resolveUserPath, writeFileAtomic } from '@refconv/engine';
-import { parseModelArgs, runSkeletons, writeResultsJson } from '../run.js';
+import { loadModels, parseModelArgs, runRedundancy, runSkeletons, writeResultsJson } from '../run.js';
+import { loadImageBatch } from '../data.js';
 
-const ANALYSES = ['skeleton'] as const;
+const ANALYSES = ['skeleton', 'redundancy'] as const;
+const DATA_ANALYSES = ['redundancy'];
 
 async function main(argv: string[]): Promise<void> {
   const a = await createCli(argv, 'analysis:run')
     .option('models', { type: 'string', array: true, demandOption: true, describe: 'checkpoints as name=path (.safetensors written by classify, detect or segment)' })
     .option('analyses', { type: 'string', array: true, choices: ANALYSES, default: [...ANALYSES], describe: 'which analyses to run' })
     .option('per-layer', { type: 'boolean', default: false, describe: 'also write per-layer skeleton heatmaps' })
+    .option('data', { type: 'string', default: 'fashion-mnist', describe: "dataset folder or 'fashion-mnist' (as classify's --data)" })
+    .option('format', { choices: ['auto', 'fashion-mnist', 'imagefolder'] as const, default: 'auto' as const })
+    .option('images', { type: 'number', default: 128, describe: 'validation images for the redundancy analysis (a seeded choice)' })
+    .option('seed', { type: 'number', default: 0, describe: 'seed of every random choice (images, directions)' })
     .option('out', { type: 'string', describe: 'output folder (default <repo>/runs/analysis/<timestamp>)' })
     .option('json', { type: 'boolean', default: false, describe: 'print results.json as one line on stdout' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
-    .middleware(resolvePaths(['out']))
+    .middleware(resolvePaths(['out', 'data'], (v) => v === 'fashion-mnist'))
     .parseAsync();
   const info = await initBackend(a.backend as BackendName);
   if (!a.json) console.log(describeBackend(info));
@@ -34,6 +40,17 @@ async function main(argv: string[]): Promise<void> {
     const s = await runSkeletons(models, { out, perLayer: a.perLayer });
     results.skeleton = s.results;
     md.push(s.markdown);
+  }
+  if (analyses.some((x) => DATA_ANALYSES.includes(x))) {
+    const loaded = loadModels(models);
+    const spec = loaded[0]!.spec;
+    if (analyses.includes('redundancy')) {
+      const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'val', inputSize: spec.inputSize, n: a.images, seed: a.seed });
+      const r = await runRedundancy(loaded, batch, out);
+      results.redundancy = { images: batch.n, seed: a.seed, data: a.data, models: r.results };
+      md.push(r.markdown);
+    }
+    for (const m of loaded) m.model.dispose();
   }
   writeFileAtomic(path.join(out, 'report.md'), md.join('\n') + '\n');
   writeResultsJson(out, results);
