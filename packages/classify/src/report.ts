@@ -52,7 +52,7 @@ const fmt = (m: { mean: number; std: number; n: number }, digits = 2) => (m.n ==
 const LABEL: Record<ModelKindName, string> = { baseline: 'baseline (pretrained)', control: 'control (equal epochs, plain)', refconv: 'RefConv (unfused)', fused: 'RefConv fused' };
 
 /** Writes report.md, results.json and the curve PNGs into `cfg.out`; returns the report path. */
-export async function writeReport(cfg: RunConfig, results: SeedResult[], command: string, dataDescription: string, numClasses?: number): Promise<string> {
+export async function writeReport(cfg: RunConfig, results: SeedResult[], command: string, dataDescription: string, numClasses?: number, failedTasks?: Array<{ task: string; detail: string; log?: string }>): Promise<string> {
   const out = cfg.out;
   const lines: string[] = [];
   lines.push(`# RefConv classification experiment`, '');
@@ -61,6 +61,12 @@ export async function writeReport(cfg: RunConfig, results: SeedResult[], command
   lines.push(`Model: \`${cfg.arch}\` width ${cfg.width}, input ${cfg.inputSize}; ${describeStages(cfg)}. Seeds: ${results.map((r) => r.seed).join(', ')}.`, '');
   const changed = results.flatMap((r) => (r.changedOptions ?? []).map((c) => `seed ${r.seed} ${c.stage}: ${describeChanges([c])}`));
   if (changed.length) lines.push(`**Resumed with changed options** (\`--accept-changed-options\`): ${changed.join('; ')}.`, '');
+  if (failedTasks?.length) {
+    lines.push(`**Failed tasks** (Slurm; their models are missing from the tables below, marked \`failed\`):`, '');
+    for (const f of failedTasks) lines.push(`- \`${f.task}\`: ${f.detail}${f.log ? ` (log \`${f.log}\`)` : ''}`);
+    lines.push('');
+  }
+  const failedStage = (seed: number, kind: string) => failedTasks?.some((f) => f.task.endsWith(`/seed-${seed}/${kind === 'refconv' || kind === 'fused' ? 'refocus' : kind === 'baseline' ? 'pretrain' : kind}`));
   lines.push('Accuracies are the **last epoch** of each model (not the best epoch), mean ± sample std over seeds.', '');
   const top5Cell = (ms: ModelSummaryLike[]) => (numClasses !== undefined && numClasses <= 5 ? `n/a (${numClasses} classes)` : fmt(meanStd(ms.map((m) => m.top5))));
   lines.push('| model | params | trainable | MMACs | top-1 (%) | top-5 (%) | latency batch 1 (ms, median) |', '|---|---:|---:|---:|---:|---:|---:|');
@@ -89,7 +95,7 @@ export async function writeReport(cfg: RunConfig, results: SeedResult[], command
   if (checks.length) lines.push('');
   lines.push('## Per seed', '', '| seed | ' + MODEL_KINDS.map((k) => `${k} top-1 / top-5`).join(' | ') + ' |', '|---|' + MODEL_KINDS.map(() => '---:').join('|') + '|');
   for (const r of results) {
-    lines.push(`| ${r.seed} | ` + MODEL_KINDS.map((k) => (r.models[k] ? `${r.models[k]!.top1.toFixed(2)} / ${r.models[k]!.top5.toFixed(2)}` : '–')).join(' | ') + ' |');
+    lines.push(`| ${r.seed} | ` + MODEL_KINDS.map((k) => (r.models[k] ? `${r.models[k]!.top1.toFixed(2)} / ${r.models[k]!.top5.toFixed(2)}` : failedStage(r.seed, k) ? 'failed' : '–')).join(' | ') + ' |');
   }
   lines.push('');
   const bad = results.flatMap((r) => r.badImages);
@@ -103,7 +109,7 @@ export async function writeReport(cfg: RunConfig, results: SeedResult[], command
   lines.push('## Configuration', '', '```json', JSON.stringify(cfg, null, 1), '```', '');
   const report = path.join(out, 'report.md');
   writeFileAtomic(report, lines.join('\n'));
-  writeFileAtomic(path.join(out, 'results.json'), JSON.stringify({ command, dataDescription, numClasses, config: cfg, results }, null, 1));
+  writeFileAtomic(path.join(out, 'results.json'), JSON.stringify({ command, dataDescription, numClasses, config: cfg, results, ...(failedTasks?.length ? { failedTasks } : {}) }, null, 1));
   return report;
 }
 

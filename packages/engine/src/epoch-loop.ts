@@ -150,6 +150,44 @@ export interface EpochLoopOptions<B> {
   log?: (line: string) => void;
   /** Called after each epoch's checkpoints are written (e.g. to draw curves). */
   afterEpoch?: (record: EpochRecord) => Promise<void> | void;
+  /**
+   * Stop on SIGTERM / SIGUSR1 (Slurm's preemption and `--signal` warning) after the current step,
+   * throwing {@link PreemptedError} (default true); see {@link PREEMPT_SIGNALS}.
+   */
+  stopOnSignals?: boolean;
+}
+
+/** Signals that stop a training loop cleanly (Slurm: preemption / `scancel` sends SIGTERM, `--signal=B:USR1@T` the warning). */
+export const PREEMPT_SIGNALS = ['SIGTERM', 'SIGUSR1'] as const;
+
+/** Set by a preemption signal received during any {@link runEpochs} of this process. */
+let preemptSignal: string | undefined;
+
+/**
+ * Forgets a preemption signal received earlier in this process (after it, every later
+ * {@link runEpochs} stops at once, so a stage that ended during the signal does not start the next
+ * one). For tests and embedders that handle {@link PreemptedError} and want to train on.
+ */
+export function resetPreemption(): void {
+  preemptSignal = undefined;
+}
+
+/**
+ * Thrown by {@link runEpochs} when a SIGTERM / SIGUSR1 arrived: the current step finished, the
+ * partial epoch was dropped and `checkpoint` (written atomically at the end of `epoch`) is what
+ * `--resume` continues from, bit-identical to an uninterrupted run. CLIs exit with
+ * `PREEMPTED_EXIT_CODE` (75, see slurm.ts) so that a Slurm script requeues the task.
+ */
+export class PreemptedError extends Error {
+  constructor(
+    readonly signal: string,
+    readonly stage: string,
+    readonly epoch: number,
+    readonly checkpoint: string | undefined,
+  ) {
+    super(`[${stage}] stopped by ${signal} during epoch ${epoch + 1}; ${checkpoint ? `resume continues from ${checkpoint} (epoch ${epoch})` : 'no checkpoint yet: resume starts the stage again'}`);
+    this.name = 'PreemptedError';
+  }
 }
 
 /** What {@link runEpochs} returns. */
@@ -284,6 +322,12 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
     return { history: loop.history, state: ck.state, checkpoint: finalFile, reused: true, resumedFrom: ck.state.epoch, changedOptions: changes };
   }
 
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!preemptSignal) log(`[${o.name}] ${sig}: stopping after the current step`);
+    preemptSignal = sig;
+  };
+  const stopOnSignals = o.stopOnSignals ?? true;
+  if (stopOnSignals) for (const s of PREEMPT_SIGNALS) process.on(s, onSignal);
   const opt = new SGD(o.params, o.sgd);
   try {
     let epoch = 0;
@@ -327,7 +371,9 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
     const evalEvery = o.evalEvery ?? 1;
     const logEvery = o.logEvery ?? 0;
     const short = o.shortName ?? ((k: string) => k);
+    const preempted = () => new PreemptedError(preemptSignal!, o.name, epoch, epoch > 0 || resumed ? lastFile : undefined);
     for (; epoch < o.epochs; epoch++) {
+      if (stopOnSignals && preemptSignal) throw preempted();
       const rng = Rng.fromState(rngState);
       const progress = createProgress({ label: `[${o.name}] epoch ${epoch + 1}/${o.epochs}`, total: o.stepsPerEpoch, stream: o.progressStream });
       const t0 = performance.now();
@@ -346,6 +392,12 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
         for (const [k, v] of Object.entries(r.metrics ?? {})) sums[k] = (sums[k] ?? 0) + v * r.n;
         progress.tick(1, r.n, { loss: lossSum / seen, ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [short(k), v / seen])), lr });
         if (logEvery > 0 && step % logEvery === 0) logger.log({ type: 'step', stage: o.name, epoch: epoch + 1, step, lr, loss: r.loss });
+        if (stopOnSignals) {
+          // one turn of the event loop, so a signal is seen even when batches come without I/O
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          // the partial epoch is dropped: last.safetensors (end of the previous epoch) is the resume point
+          if (preemptSignal) throw preempted();
+        }
       }
       if (seen === 0) throw new Error(`[${o.name}] epoch ${epoch + 1} produced no training samples`);
       const trainSeconds = progress.finish();
@@ -401,5 +453,6 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
     return { history: loop.history, state, checkpoint, reused: false, resumedFrom: resumed?.state.epoch ?? 0, changedOptions: changes };
   } finally {
     opt.dispose();
+    if (stopOnSignals) for (const s of PREEMPT_SIGNALS) process.off(s, onSignal);
   }
 }

@@ -20,3 +20,4 @@ export * from './shared-datasets.js';
 export * from './epoch-loop.js';
 export * from './training-options.js';
 export * from './dataset-errors.js';
+export * from './slurm.js';

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint, modelWeights, setModelWeights } from '../src/checkpoint.js';
-import { NonFiniteError, runEpochs, type EpochLoopOptions } from '../src/epoch-loop.js';
+import { NonFiniteError, PreemptedError, resetPreemption, runEpochs, type EpochLoopOptions } from '../src/epoch-loop.js';
 import { readJsonl } from '../src/metrics-log.js';
 import { createWarmupCosineSchedule } from '../src/schedule.js';
 import { sgdStep, trainableParams } from '../src/train-step.js';
@@ -174,4 +174,36 @@ describe('assertFiniteWeights (checkpoint writes outside the loop)', () => {
     const bad = { ...ok, 'bn/moving_variance': { shape: [3], data: Float32Array.from([1, Infinity, NaN]) } };
     expect(() => assertFiniteWeights(bad, 'fused.safetensors')).toThrow("fused.safetensors: weight 'bn/moving_variance' holds 2 non-finite value(s) (e.g. Infinity); not written");
   });
+});
+
+describe('runEpochs on SIGUSR1 / SIGTERM (Slurm preemption)', () => {
+  for (const signal of ['SIGUSR1', 'SIGTERM'] as const) {
+    it(`${signal} mid-epoch stops after the step with PreemptedError; --resume ends bit-identical to an uninterrupted run`, async () => {
+      const full = await runEpochs(setup(tmp()).opts);
+      const dir = tmp();
+      const r = setup(dir);
+      let steps = 0;
+      const stopped = runEpochs({
+        ...r.opts,
+        step: (idx, lr, opt) => {
+          if (++steps === 5) process.kill(process.pid, signal); // epoch 2, second step
+          return r.opts.step(idx, lr, opt);
+        },
+      });
+      await expect(stopped).rejects.toThrow(PreemptedError);
+      await expect(stopped).rejects.toThrow(new RegExp(`stopped by ${signal} during epoch 2; resume continues from .*last\\.safetensors \\(epoch 1\\)`));
+      expect(steps).toBeLessThan(7); // it did not finish epoch 2
+      expect(loadCheckpoint(path.join(dir, 'last.safetensors')).state.epoch).toBe(1);
+      expect(process.listenerCount(signal)).toBe(0); // handlers removed
+      // the next stage in the same process stops at once, until reset
+      await expect(runEpochs(setup(tmp()).opts)).rejects.toThrow(PreemptedError);
+      resetPreemption();
+      const resumed = await runEpochs(setup(dir, { resume: true }).opts);
+      expect(resumed.resumedFrom).toBe(1);
+      const wa = loadCheckpoint(full.checkpoint);
+      const wb = loadCheckpoint(resumed.checkpoint);
+      for (const [name, t] of wa.weights) expect(Array.from(wb.weights.get(name)!.data as Float32Array), name).toEqual(Array.from(t.data as Float32Array));
+      expect(resumed.history.map((h) => h.trainLoss)).toEqual(full.history.map((h) => h.trainLoss));
+    });
+  }
 });

@@ -4,17 +4,41 @@
  */
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli, defaultRunDir } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, defaultRunDir, formatStatus, planStatus, PreemptedError, PREEMPTED_EXIT_CODE, readPlan, submitPlan } from '@refconv/engine';
 import { BatchLoader, type BadImage } from '../data/loader.js';
 import { prepareData, runSeed, type SeedResult } from '../protocol.js';
 import { writeReport } from '../report.js';
+import { experimentPlan, launcherOptions, LAUNCHER_OPTIONS, dropOptions, reportStages, slurmResources, type FailedTask } from '../slurm.js';
 import { DEPRECATED_ALIASES, protocolOptions, toRunConfig } from './args.js';
 
 /** Runs the protocol CLI; `defaultSeeds` is 1 for `train` and 3 for `experiment`. */
 export async function main(argv: string[], scriptName: string, defaultSeeds: number): Promise<void> {
   argv = applyDeprecatedAliases(argv, DEPRECATED_ALIASES, scriptName);
-  const args = await protocolOptions(createCli(argv, scriptName), defaultSeeds, defaultRunDir('classify', defaultSeeds === 1 ? 'train' : 'experiment')).parseAsync();
+  const args = await launcherOptions(protocolOptions(createCli(argv, scriptName), defaultSeeds, defaultRunDir('classify', defaultSeeds === 1 ? 'train' : 'experiment')))
+    .middleware((a) => {
+      // --status / --slurm-report name folders relative to where the user ran the command
+      for (const k of ['status', 'slurm-report', 'slurmReport'] as const) if (typeof a[k] === 'string') a[k] = path.resolve(process.env.REFCONV_USER_CWD ?? process.env.INIT_CWD ?? process.cwd(), a[k] as string);
+    })
+    .parseAsync();
+  if (args.status !== undefined) {
+    console.log(formatStatus(planStatus(readPlan(path.join(args.status, 'slurm')))));
+    return;
+  }
   const cfg = toRunConfig(args);
+  if (args.launcher === 'slurm') {
+    const plan = experimentPlan(cfg, argv, slurmResources(args));
+    submitPlan(plan, { dryRun: args.dryRun });
+    if (!args.dryRun) console.log(`status: npx nx run classify:experiment -- --status ${cfg.out}`);
+    return;
+  }
+  let stagesOf = (_seed: number) => cfg.stages;
+  let failedTasks: FailedTask[] | undefined;
+  if (args.slurmReport) {
+    const r = reportStages(cfg, args.slurmReport);
+    stagesOf = r.stagesOf;
+    failedTasks = r.failed;
+    for (const f of failedTasks) console.error(`task ${f.task} failed: ${f.detail} (log ${f.log})`);
+  }
   const info = await initBackend(args.backend as BackendName);
   console.log(describeBackend(info));
   const badWhileCaching: BadImage[] = [];
@@ -24,13 +48,16 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
   const loader = new BatchLoader({ batchSize: cfg.pretrain.batchSize, workers: cfg.workers, prefetch: cfg.prefetch, skipBad: cfg.skipBadImages });
   loader.badImages.push(...badWhileCaching);
   const results: SeedResult[] = [];
-  const command = `nx run classify:${defaultSeeds === 1 ? 'train' : 'experiment'}${argv.length ? ' -- ' + argv.join(' ') : ''}`;
+  // the report job records the user's command as a local run would (without the launcher's options)
+  const shown = args.slurmReport ? dropOptions(argv, [...LAUNCHER_OPTIONS, 'resume']) : argv;
+  const command = `nx run classify:${defaultSeeds === 1 ? 'train' : 'experiment'}${shown.length ? ' -- ' + shown.join(' ') : ''}`;
   let report = '';
   try {
     for (const seed of cfg.seeds) {
-      results.push(await runSeed(cfg, seed, p, loader));
+      // the Slurm report job evaluates the stages whose tasks finished (their stages are reused via resume)
+      results.push(await runSeed(args.slurmReport ? { ...cfg, stages: stagesOf(seed), resume: true } : cfg, seed, p, loader));
       // rewritten after every seed, so an interrupted experiment still leaves a report of what finished
-      report = await writeReport(cfg, results, command, dataDescription, p.data.classNames.length);
+      report = await writeReport(cfg, results, command, dataDescription, p.data.classNames.length, failedTasks);
     }
   } finally {
     await loader.close();
@@ -41,6 +68,6 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
 if (import.meta.url === `file://${process.argv[1]}`) {
   main(process.argv.slice(2), 'classify:train', 1).catch((e: Error) => {
     console.error(`classify:train failed: ${e.message}`);
-    process.exit(1);
+    process.exit(e instanceof PreemptedError ? PREEMPTED_EXIT_CODE : 1);
   });
 }

@@ -1,0 +1,68 @@
+/**
+ * `--launcher slurm` without a Slurm: the jobs an experiment becomes (one pretrain task per seed,
+ * one array task per (arch, arm, seed) after it, a report job after both), each task calling the
+ * experiment CLI with the user's options, and `--dry-run` through the CLI.
+ */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultConfig } from '../src/config.js';
+import { dropOptions, experimentPlan } from '../src/slurm.js';
+
+const cmd = { cwd: '/pkg', argv: ['node', 'experiment.ts'] };
+
+describe('experiment plan', () => {
+  it('pretrain per seed, then one array task per (arch, arm, seed) afterok, then the report afterany', () => {
+    const cfg = { ...defaultConfig(), out: '/runs/x', seeds: [0, 1] };
+    const user = ['--train-limit', '64', '--stages', 'pretrain', 'refocus', 'control', 'fuse', 'eval', '--num-seeds', '2', '--launcher', 'slurm', '--partition', 'p', '--dry-run', '--out', 'rel'];
+    const p = experimentPlan(cfg, user, { partition: 'p' }, cmd);
+    expect(p.dir).toBe('/runs/x/slurm');
+    expect(p.jobs.map((j) => [j.name, j.dependsOn?.type, j.dependsOn?.jobs.join(',')])).toEqual([
+      ['pretrain', undefined, undefined],
+      ['finetune', 'afterok', 'pretrain'],
+      ['report', 'afterany', 'pretrain,finetune'],
+    ]);
+    const common = ['node', 'experiment.ts', '--train-limit', '64', '--launcher', 'local', '--out', '/runs/x'];
+    expect(p.jobs[0]!.tasks).toEqual([
+      { key: 'cifar_resnet20/seed-0/pretrain', argv: [...common, '--stages', 'pretrain', '--seeds', '0', '--resume'] },
+      { key: 'cifar_resnet20/seed-1/pretrain', argv: [...common, '--stages', 'pretrain', '--seeds', '1', '--resume'] },
+    ]);
+    expect(p.jobs[1]!.tasks.map((t) => `${t.key}: ${t.argv.slice(common.length).join(' ')}`)).toEqual([
+      'cifar_resnet20/seed-0/refocus: --stages refocus fuse --seeds 0 --resume',
+      'cifar_resnet20/seed-1/refocus: --stages refocus fuse --seeds 1 --resume',
+      'cifar_resnet20/seed-0/control: --stages control --seeds 0 --resume',
+      'cifar_resnet20/seed-1/control: --stages control --seeds 1 --resume',
+    ]);
+    expect(p.jobs[2]!.requeue).toBe(false);
+    expect(p.jobs[2]!.tasks[0]!.argv).toEqual(['node', 'experiment.ts', '--train-limit', '64', '--stages', 'pretrain', 'refocus', 'control', 'fuse', 'eval', '--seeds', '0', '1', '--launcher', 'local', '--out', '/runs/x', '--slurm-report', '/runs/x/slurm']);
+  });
+
+  it('with --from there is no pretraining job and the array depends on nothing', () => {
+    const cfg = { ...defaultConfig(), out: '/o', seeds: [3], baseline: '/b.safetensors', stages: ['refocus', 'control', 'eval'] as const };
+    const p = experimentPlan({ ...cfg, stages: [...cfg.stages] }, ['--from', '/b.safetensors', '--seeds', '3'], {}, cmd);
+    expect(p.jobs.map((j) => j.name)).toEqual(['finetune', 'report']);
+    expect(p.jobs[0]!.dependsOn).toBeUndefined();
+    expect(p.jobs[0]!.tasks.map((t) => t.key)).toEqual(['cifar_resnet20/seed-3/refocus', 'cifar_resnet20/seed-3/control']);
+    expect(p.jobs[0]!.tasks[0]!.argv).toContain('/b.safetensors');
+    expect(p.jobs[0]!.tasks[0]!.argv.join(' ')).toContain('--stages refocus --seeds 3'); // no fuse stage asked for
+  });
+
+  it('dropOptions removes flags with their values in every spelling and keeps the rest', () => {
+    expect(dropOptions(['--a', '1', '--stages', 'x', 'y', '--numSeeds=3', '--no-resume', '--b', '--sbatch', 'qos=low', 'account=l', '--c=2'], ['stages', 'num-seeds', 'resume', 'sbatch'])).toEqual(['--a', '1', '--b', '--c=2']);
+  });
+});
+
+describe('classify:experiment --launcher slurm --dry-run', () => {
+  it('prints the three scripts and the sbatch commands, submits nothing', () => {
+    const r = spawnSync(process.execPath, ['--conditions=@refconv/source', '--import', 'tsx', 'src/cli/experiment.ts', '--launcher', 'slurm', '--dry-run', '--num-seeds', '2', '--out', '/tmp/refconv-dry-run-never-written', '--time', '00:05:00', '--gres', 'gpu:1'], {
+      cwd: path.resolve(import.meta.dirname, '..'),
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('#SBATCH --array=0-3');
+    expect(r.stdout).toContain('#SBATCH --gres=gpu:1');
+    expect(r.stdout).toContain('#SBATCH --time=00:05:00');
+    expect(r.stdout).toContain('# submit: REPORT_JOB=$(sbatch --parsable "--dependency=afterany:$PRETRAIN_JOB:$FINETUNE_JOB"');
+    expect(r.stdout).not.toContain('--dry-run');
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * Slurm launcher without a Slurm: the generated scripts (array indices, per-task commands,
+ * passthrough #SBATCH options, signal forwarding and requeue rules), dependencies on the sbatch
+ * command line, submission through a fake sbatch, and task states from squeue text + status files.
+ * The real-Slurm tests are in packages/classify/test/slurm.test.ts.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseSqueue, planStatus, PREEMPTED_EXIT_CODE, sbatchArgs, sbatchScript, statusFile, submitPlan, type SlurmPlan } from '../src/slurm.js';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'engine-slurm-'));
+
+function plan(dir: string, extra: Partial<SlurmPlan['resources']> = {}): SlurmPlan {
+  return {
+    dir,
+    cwd: '/repo/pkg dir',
+    env: { REFCONV_USER_CWD: '/home/u' },
+    resources: { partition: 'gpu', gres: 'gpu:1', time: '01:00:00', cpusPerTask: 4, mem: '16G', extra: ['account=lab', '--qos=low'], ...extra },
+    jobs: [
+      { name: 'pretrain', tasks: [{ key: 'a/seed-0/pretrain', argv: ['node', 'x.ts', '--seeds', '0'] }] },
+      {
+        name: 'finetune',
+        tasks: [
+          { key: 'a/seed-0/refocus', argv: ['node', 'x.ts', '--stages', 'refocus', 'fuse'] },
+          { key: 'a/seed-0/control', argv: ['node', 'x.ts', '--data', "it's here"] },
+        ],
+        dependsOn: { type: 'afterok', jobs: ['pretrain'] },
+      },
+      { name: 'report', tasks: [{ key: 'report', argv: ['node', 'r.ts'] }], dependsOn: { type: 'afterany', jobs: ['pretrain', 'finetune'] }, requeue: false },
+    ],
+  };
+}
+
+describe('sbatch scripts', () => {
+  it('an array job has one case per task, the passthrough options, signal forwarding and bounded requeue', () => {
+    const p = plan('/out/slurm');
+    const s = sbatchScript(p, p.jobs[1]!);
+    const sb = s.split('\n').filter((l) => l.startsWith('#SBATCH'));
+    expect(sb).toEqual([
+      '#SBATCH --job-name=finetune',
+      '#SBATCH --output=/out/slurm/logs/finetune-%A_%a.out',
+      '#SBATCH --open-mode=append',
+      '#SBATCH --array=0-1',
+      '#SBATCH --partition=gpu',
+      '#SBATCH --gres=gpu:1',
+      '#SBATCH --time=01:00:00',
+      '#SBATCH --cpus-per-task=4',
+      '#SBATCH --mem=16G',
+      '#SBATCH --signal=B:USR1@120',
+      '#SBATCH --requeue',
+      '#SBATCH --account=lab',
+      '#SBATCH --qos=low',
+    ]);
+    expect(s).toContain("cd '/repo/pkg dir'");
+    expect(s).toContain('export REFCONV_USER_CWD=/home/u');
+    expect(s).toContain(`  0) KEY=a/seed-0/refocus; STATUS=/out/slurm/status/a__seed-0__refocus.json; CMD=(node x.ts --stages refocus fuse) ;;`);
+    expect(s).toContain(`  1) KEY=a/seed-0/control; STATUS=/out/slurm/status/a__seed-0__control.json; CMD=(node x.ts --data 'it'\\''s here') ;;`);
+    expect(s).not.toContain('  2)');
+    expect(s).toContain(`[ $RC -eq ${PREEMPTED_EXIT_CODE} ]`);
+    expect(s).toContain('[ "$RESTARTS" -lt 20 ]');
+    expect(s).toContain('scontrol requeue "$SLURM_JOB_ID"');
+    expect(spawnSync('bash', ['-n'], { input: s }).status).toBe(0);
+  });
+
+  it('a single-task job is not an array; a report job is never requeued; signal seconds and max requeues pass through', () => {
+    const p = plan('/o', { signalSeconds: 300, maxRequeues: 3 });
+    const pre = sbatchScript(p, p.jobs[0]!);
+    expect(pre).not.toContain('--array');
+    expect(pre).toContain('#SBATCH --output=/o/logs/pretrain-%j.out');
+    expect(pre).toContain('#SBATCH --signal=B:USR1@300');
+    expect(pre).toContain('[ "$RESTARTS" -lt 3 ]');
+    const rep = sbatchScript(p, p.jobs[2]!);
+    expect(rep).toContain('#SBATCH --no-requeue');
+    expect(rep).not.toContain('scontrol requeue');
+    expect(rep).not.toContain('--signal');
+  });
+
+  it('dependencies become --dependency with the earlier jobs\' ids; an unknown dependency and a bad name are errors', () => {
+    const p = plan('/o');
+    expect(sbatchArgs(p, p.jobs[0]!, {})).toEqual(['--parsable', '/o/pretrain.sbatch']);
+    expect(sbatchArgs(p, p.jobs[1]!, { pretrain: '11' })).toEqual(['--parsable', '--dependency=afterok:11', '--kill-on-invalid-dep=yes', '/o/finetune.sbatch']);
+    expect(sbatchArgs(p, p.jobs[2]!, { pretrain: '11', finetune: '12' })).toEqual(['--parsable', '--dependency=afterany:11:12', '--kill-on-invalid-dep=yes', '/o/report.sbatch']);
+    expect(() => sbatchArgs(p, p.jobs[1]!, {})).toThrow("slurm job 'finetune' depends on 'pretrain', which is not submitted before it");
+    expect(() => sbatchScript(p, { name: 'a b', tasks: [{ key: 'k', argv: ['x'] }] })).toThrow("slurm job name 'a b' may only hold letters");
+  });
+});
+
+describe('submission and status', () => {
+  it('submits in order through sbatch with the ids of earlier jobs, writes plan.json; dry run submits nothing', () => {
+    const dir = tmp();
+    const fake = path.join(dir, 'sbatch');
+    const calls = path.join(dir, 'calls.txt');
+    fs.writeFileSync(fake, `#!/bin/bash\necho "$@" >> ${calls}\nn=$(wc -l < ${calls})\necho "$((100 + n));cluster"\n`, { mode: 0o755 });
+    const printed: string[] = [];
+    const p = plan(path.join(dir, 'slurm'));
+    const sub = submitPlan(p, { sbatch: fake, print: (s) => printed.push(s) });
+    expect(sub.jobIds).toEqual({ pretrain: '101', finetune: '102', report: '103' });
+    expect(fs.readFileSync(calls, 'utf8').trim().split('\n')).toEqual([
+      `--parsable ${dir}/slurm/pretrain.sbatch`,
+      `--parsable --dependency=afterok:101 --kill-on-invalid-dep=yes ${dir}/slurm/finetune.sbatch`,
+      `--parsable --dependency=afterany:101:102 --kill-on-invalid-dep=yes ${dir}/slurm/report.sbatch`,
+    ]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'slurm', 'plan.json'), 'utf8')).jobIds.finetune).toBe('102');
+    expect(printed).toContain('submitted finetune: job 102 (array of 2)');
+
+    const dry = tmp();
+    const out: string[] = [];
+    submitPlan(plan(path.join(dry, 'slurm')), { dryRun: true, sbatch: '/nonexistent', print: (s) => out.push(s) });
+    expect(fs.existsSync(path.join(dry, 'slurm'))).toBe(false);
+    expect(out.join('\n')).toContain('# submit: FINETUNE_JOB=$(sbatch --parsable "--dependency=afterok:$PRETRAIN_JOB" --kill-on-invalid-dep=yes');
+  });
+
+  it('a failing sbatch names the script and its message', () => {
+    const dir = tmp();
+    const fake = path.join(dir, 'sbatch');
+    fs.writeFileSync(fake, '#!/bin/bash\necho "sbatch: error: invalid partition specified: gpu" >&2\nexit 1\n', { mode: 0o755 });
+    expect(() => submitPlan(plan(path.join(dir, 'slurm')), { sbatch: fake, print: () => undefined })).toThrow(/sbatch .*pretrain\.sbatch failed: sbatch: error: invalid partition specified: gpu/);
+  });
+
+  it('squeue lines (array ranges expanded) and status files give each task its state', () => {
+    expect([...parseSqueue('12_[2-3,5%2] PENDING (Dependency)\n13 RUNNING None\n')].map(([k, v]) => `${k}:${v.state}`)).toEqual(['12_2:PENDING', '12_3:PENDING', '12_5:PENDING', '13:RUNNING']);
+    const dir = tmp();
+    const p = { ...plan(dir), jobIds: { pretrain: '10', finetune: '11', report: '12' }, submittedAt: '' };
+    fs.mkdirSync(path.join(dir, 'status'));
+    fs.writeFileSync(statusFile(dir, 'a/seed-0/pretrain'), JSON.stringify({ state: 'done', exitCode: 0, restarts: 1 }));
+    fs.writeFileSync(statusFile(dir, 'a/seed-0/control'), JSON.stringify({ state: 'failed', exitCode: 1, restarts: 0 }));
+    const rows = planStatus(p, '11_0 RUNNING None\n12 PENDING (Dependency)\n');
+    expect(rows.map((r) => `${r.key} ${r.slurmId} ${r.state} ${r.detail}`)).toEqual([
+      'a/seed-0/pretrain 10 done exit 0, 1 requeue(s)',
+      'a/seed-0/refocus 11_0 running RUNNING',
+      'a/seed-0/control 11_1 failed exit 1',
+      'report 12 pending PENDING (Dependency)',
+    ]);
+    // gone from the queue without a status file: failed (cancelled, or its dependency failed)
+    expect(planStatus(p, '').find((r) => r.key === 'report')).toMatchObject({ state: 'failed', detail: expect.stringContaining('not in the queue') });
+  });
+
+  it('the script requeues a preempted task (exit 75) and records a crash as failed, without Slurm', () => {
+    const dir = tmp();
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'scontrol'), `#!/bin/bash\necho "$@" > ${dir}/scontrol.txt\n`, { mode: 0o755 });
+    const run = (code: number, restarts: number) => {
+      const p: SlurmPlan = { dir, cwd: dir, resources: { maxRequeues: 2 }, jobs: [{ name: 'j', tasks: [{ key: 't', argv: ['bash', '-c', `exit ${code}`] }] }] };
+      fs.writeFileSync(path.join(dir, 'j.sh'), sbatchScript(p, p.jobs[0]!));
+      fs.rmSync(path.join(dir, 'scontrol.txt'), { force: true });
+      const r = spawnSync('bash', [path.join(dir, 'j.sh')], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, SLURM_JOB_ID: '77', SLURM_RESTART_COUNT: String(restarts) }, encoding: 'utf8' });
+      return { rc: r.status, status: JSON.parse(fs.readFileSync(statusFile(dir, 't'), 'utf8')), requeued: fs.existsSync(path.join(dir, 'scontrol.txt')) ? fs.readFileSync(path.join(dir, 'scontrol.txt'), 'utf8').trim() : '' };
+    };
+    expect(run(PREEMPTED_EXIT_CODE, 0)).toMatchObject({ rc: 0, status: { state: 'requeued', exitCode: 75 }, requeued: 'requeue 77' });
+    expect(run(PREEMPTED_EXIT_CODE, 2)).toMatchObject({ rc: 75, status: { state: 'failed', restarts: 2 }, requeued: '' }); // requeue limit reached
+    expect(run(1, 0)).toMatchObject({ rc: 1, status: { state: 'failed', exitCode: 1 }, requeued: '' });
+    expect(run(0, 0)).toMatchObject({ rc: 0, status: { state: 'done' } });
+  });
+});
