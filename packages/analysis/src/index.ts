@@ -9,3 +9,4 @@ export * from './redundancy.js';
 export * from './data.js';
 export * from './model-layers.js';
 export * from './model-redundancy.js';
+export * from './adversarial.js';

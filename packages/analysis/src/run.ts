@@ -13,6 +13,7 @@ import { lineChartPng } from '@refconv/engine';
 import { loadClassifier, type ModelSpec } from '@refconv/classify';
 import { loadImageBatch, type ImageBatch } from './data.js';
 import { modelRedundancy, type ModelRedundancy } from './model-redundancy.js';
+import { robustness, type Robustness, type RobustnessOptions } from './adversarial.js';
 
 /** A checkpoint and the name it has in the report (`baseline`, `control`, `refconv`, ...). */
 export interface NamedModel {
@@ -178,6 +179,32 @@ export async function runRedundancy(models: LoadedModel[], batch: ImageBatch, ou
     ...results.map((r) => `| ${r.name} | ${r.layers.length} | ${round(r.mean.kl, 4)} | ${round(r.mean.cos, 4)} | ${round(r.mean.weightCos, 4)} |`), '',
     ...figures.map((f) => `![${f}](${f})`), ''];
   return { results, figures, markdown: md.join('\n') };
+}
+
+/**
+ * Top-1 under FGSM and PGD at each radius for each model on the same images: a table and
+ * `robustness.png` (x = eps in normalised input space, one line per model and attack).
+ */
+export async function runRobustness(models: LoadedModel[], batch: ImageBatch, out: string, opts: RobustnessOptions): Promise<{ results: Array<Robustness & { name: string }>; figures: string[]; markdown: string }> {
+  fs.mkdirSync(out, { recursive: true });
+  const results = models.map((m) => ({ name: m.name, ...robustness(m.model, batch, { ...opts, label: `[attacks ${m.name}]` }) }));
+  const f = 'robustness.png';
+  await lineChartPng(path.join(out, f), {
+    title: 'Top-1 under L-inf attacks (eps in normalised input space)', xLabel: 'eps', yLabel: 'top-1 (%)', yZero: true,
+    series: results.flatMap((r) => [
+      { name: `${r.name} FGSM`, points: [[0, r.clean] as [number, number], ...r.fgsm.map((p) => [p.eps, p.top1] as [number, number])] },
+      { name: `${r.name} PGD-${r.pgdSteps}`, points: [[0, r.clean] as [number, number], ...r.pgd.map((p) => [p.eps, p.top1] as [number, number])] },
+    ]),
+  });
+  const eps = results[0]!.fgsm.map((p) => p.eps);
+  const std = batch.std.map((v) => v.toFixed(3)).join(', ');
+  const md = ['## Adversarial robustness', '',
+    `${batch.n} validation images (seeded choice). L-inf radius eps in the model's normalised input space ((x - mean) / std; 1 unit = std = ${std} in [0, 1] pixel units), adversarial images clamped to the valid image box; FGSM, and PGD with ${results[0]!.pgdSteps} steps of 2.5 eps / steps from a seeded random start; BN in inference mode. Top-1 (%):`, '',
+    `| model | clean | ${eps.map((e) => `FGSM ${e}`).join(' | ')} | ${eps.map((e) => `PGD ${e}`).join(' | ')} |`,
+    `|---|---|${eps.map(() => '---|').join('')}${eps.map(() => '---|').join('')}`,
+    ...results.map((r) => `| ${r.name} | ${r.clean.toFixed(2)} | ${r.fgsm.map((p) => p.top1.toFixed(2)).join(' | ')} | ${r.pgd.map((p) => p.top1.toFixed(2)).join(' | ')} |`), '',
+    `![robustness](${f})`, ''];
+  return { results, figures: [f], markdown: md.join('\n') };
 }
 
 /** Writes `results.json` (atomically). */

@@ -7,11 +7,11 @@
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli, defaultRunDir, resolvePaths, resolveUserPath, writeFileAtomic } from '@refconv/engine';
-import { loadModels, parseModelArgs, runRedundancy, runSkeletons, writeResultsJson } from '../run.js';
+import { loadModels, parseModelArgs, runRedundancy, runRobustness, runSkeletons, writeResultsJson } from '../run.js';
 import { loadImageBatch } from '../data.js';
 
-const ANALYSES = ['skeleton', 'redundancy'] as const;
-const DATA_ANALYSES = ['redundancy'];
+const ANALYSES = ['skeleton', 'redundancy', 'robustness'] as const;
+const DATA_ANALYSES = ['redundancy', 'robustness'];
 
 async function main(argv: string[]): Promise<void> {
   const a = await createCli(argv, 'analysis:run')
@@ -21,6 +21,9 @@ async function main(argv: string[]): Promise<void> {
     .option('data', { type: 'string', default: 'fashion-mnist', describe: "dataset folder or 'fashion-mnist' (as classify's --data)" })
     .option('format', { choices: ['auto', 'fashion-mnist', 'imagefolder'] as const, default: 'auto' as const })
     .option('images', { type: 'number', default: 128, describe: 'validation images for the redundancy analysis (a seeded choice)' })
+    .option('attack-images', { type: 'number', default: 256, describe: 'validation images for the robustness analysis (a seeded choice)' })
+    .option('eps', { type: 'number', array: true, default: [0.01, 0.02, 0.05, 0.1, 0.2], describe: 'L-inf attack radii in the normalised input space' })
+    .option('pgd-steps', { type: 'number', default: 10, describe: 'PGD iterations (step 2.5 eps / steps, random start)' })
     .option('seed', { type: 'number', default: 0, describe: 'seed of every random choice (images, directions)' })
     .option('out', { type: 'string', describe: 'output folder (default <repo>/runs/analysis/<timestamp>)' })
     .option('json', { type: 'boolean', default: false, describe: 'print results.json as one line on stdout' })
@@ -48,6 +51,12 @@ async function main(argv: string[]): Promise<void> {
       const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'val', inputSize: spec.inputSize, n: a.images, seed: a.seed });
       const r = await runRedundancy(loaded, batch, out);
       results.redundancy = { images: batch.n, seed: a.seed, data: a.data, models: r.results };
+      md.push(r.markdown);
+    }
+    if (analyses.includes('robustness')) {
+      const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'val', inputSize: spec.inputSize, n: a.attackImages, seed: a.seed + 1 });
+      const r = await runRobustness(loaded, batch, out, { eps: a.eps, pgdSteps: a.pgdSteps, seed: a.seed });
+      results.robustness = { images: batch.n, seed: a.seed, data: a.data, inputSpace: { mean: batch.mean, std: batch.std }, models: r.results };
       md.push(r.markdown);
     }
     for (const m of loaded) m.model.dispose();
