@@ -10,3 +10,4 @@ export * from './data.js';
 export * from './model-layers.js';
 export * from './model-redundancy.js';
 export * from './adversarial.js';
+export * from './landscape.js';

@@ -14,6 +14,7 @@ import { loadClassifier, type ModelSpec } from '@refconv/classify';
 import { loadImageBatch, type ImageBatch } from './data.js';
 import { modelRedundancy, type ModelRedundancy } from './model-redundancy.js';
 import { robustness, type Robustness, type RobustnessOptions } from './adversarial.js';
+import { interpolate, landscapeModel, surface2d, type InterpolationPoint, type Surface2D } from './landscape.js';
 
 /** A checkpoint and the name it has in the report (`baseline`, `control`, `refconv`, ...). */
 export interface NamedModel {
@@ -205,6 +206,63 @@ export async function runRobustness(models: LoadedModel[], batch: ImageBatch, ou
     ...results.map((r) => `| ${r.name} | ${r.clean.toFixed(2)} | ${r.fgsm.map((p) => p.top1.toFixed(2)).join(' | ')} | ${r.pgd.map((p) => p.top1.toFixed(2)).join(' | ')} |`), '',
     `![robustness](${f})`, ''];
   return { results, figures: [f], markdown: md.join('\n') };
+}
+
+/** Options of {@link runLandscape}. */
+export interface LandscapeRunOptions {
+  /** 2-D grid points per axis (default 11) over [-range, range] (default 1). */
+  points?: number;
+  range?: number;
+  /** Sharpness radius (default 0.25). */
+  radius?: number;
+  /** 1-D interpolation points over [0, 1] (default 11). */
+  interpPoints?: number;
+  seed: number;
+}
+
+/**
+ * The 2-D filter-normalised surface around each model (`landscape-2d.png`, one colour scale) with
+ * its sharpness, and the 1-D interpolation from the first model to each other one
+ * (`interpolation.png`), on `batch` (fixed training images). RefConv models in their fused form.
+ */
+export async function runLandscape(models: LoadedModel[], batch: ImageBatch, out: string, o: LandscapeRunOptions): Promise<{ results: { surfaces: Array<Surface2D & { name: string }>; interpolations: Array<{ from: string; to: string; points: InterpolationPoint[] }> }; figures: string[]; markdown: string }> {
+  fs.mkdirSync(out, { recursive: true });
+  const forms = models.map((m) => ({ name: m.name, ...landscapeModel(m.model) }));
+  try {
+    const surfaces = forms.map((m) => ({ name: m.name, ...surface2d(m.model, batch, { points: o.points, range: o.range, radius: o.radius, seed: o.seed, label: `[surface ${m.name}]` }) }));
+    const n = o.interpPoints ?? 11;
+    const alphas = Array.from({ length: n }, (_, i) => i / (n - 1));
+    const interpolations = forms.slice(1).map((m) => ({ from: forms[0]!.name, to: m.name, points: interpolate(forms[0]!.model, m.model, batch, alphas, `[interpolate ${forms[0]!.name} -> ${m.name}]`) }));
+    const figures: string[] = [];
+    const k = surfaces[0]!.coords.length;
+    const all = surfaces.flatMap((s) => s.loss.flat());
+    await heatmapPng(path.join(out, 'landscape-2d.png'), {
+      title: `Loss L(theta + a d1 + b d2), a = columns, b = rows, both ${surfaces[0]!.coords[0]} .. ${surfaces[0]!.coords[k - 1]} (colour saturates at 5x the loss at the model)`,
+      panels: surfaces.map((s) => ({ title: `${s.name} (sharpness ${s.sharpness.toFixed(3)})`, k, grid: s.loss.flat() })),
+      // colours saturate at 5x the largest loss at a model, so the basins stay visible; the cells show the true values
+      min: Math.min(...all), max: Math.min(Math.max(...all), 5 * Math.max(...surfaces.map((s) => s.center))), cell: 34, digits: 1,
+    });
+    figures.push('landscape-2d.png');
+    if (interpolations.length) {
+      await lineChartPng(path.join(out, 'interpolation.png'), { title: `Loss along (1 - alpha) ${forms[0]!.name} + alpha other`, xLabel: 'alpha', yLabel: 'loss', series: interpolations.map((r) => ({ name: `${r.from} -> ${r.to}`, points: r.points.map((p) => [p.alpha, p.loss] as [number, number]) })) });
+      await lineChartPng(path.join(out, 'interpolation-top1.png'), { title: `Top-1 along (1 - alpha) ${forms[0]!.name} + alpha other`, xLabel: 'alpha', yLabel: 'top-1 (%)', series: interpolations.map((r) => ({ name: `${r.from} -> ${r.to}`, points: r.points.map((p) => [p.alpha, p.top1] as [number, number]) })) });
+      figures.push('interpolation.png', 'interpolation-top1.png');
+    }
+    const md = ['## Loss landscape', '',
+      `${batch.n} training images (seeded choice, eval transform), BN in inference mode, RefConv models in their fused form. 2-D: Li et al.'s filter-normalised random directions (seed ${o.seed}), ${k} x ${k} grid; sharpness = mean loss increase at radius ${surfaces[0]!.radius} over 16 directions in that plane (lower = flatter).`, '',
+      '| model | loss at the model | sharpness | max loss on the grid |', '|---|---|---|---|',
+      ...surfaces.map((s) => `| ${s.name} | ${s.center.toFixed(4)} | ${s.sharpness.toFixed(4)} | ${Math.max(...s.loss.flat()).toFixed(3)} |`), '',
+      '![2-D surfaces](landscape-2d.png)', ''];
+    if (interpolations.length) {
+      md.push('1-D linear interpolation (all weights, BN statistics included), loss / top-1 at alpha = 0, 0.5, 1 and the highest loss on the path:', '',
+        '| path | 0 | 0.5 | 1 | max loss |', '|---|---|---|---|---|',
+        ...interpolations.map((r) => { const at = (x: number) => r.points.reduce((b, p) => (Math.abs(p.alpha - x) < Math.abs(b.alpha - x) ? p : b)); const f = (p: InterpolationPoint) => `${p.loss.toFixed(3)} / ${p.top1.toFixed(1)}`; return `| ${r.from} -> ${r.to} | ${f(at(0))} | ${f(at(0.5))} | ${f(at(1))} | ${Math.max(...r.points.map((p) => p.loss)).toFixed(3)} |`; }), '',
+        '![interpolation](interpolation.png) ![interpolation top-1](interpolation-top1.png)', '');
+    }
+    return { results: { surfaces, interpolations }, figures, markdown: md.join('\n') };
+  } finally {
+    for (const f of forms) if (f.owned) f.model.dispose();
+  }
 }
 
 /** Writes `results.json` (atomically). */

@@ -1,27 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@refconv/engine';
 import { fgsm, inputBox, pgd, robustness } from '../src/index.js';
+import { attacksFixture, fixtureBatch, fixtureModel } from './helpers/fixture-model.js';
 
-/** Made by tools/make_fixtures.py (PyTorch, float64). */
-const fx = JSON.parse(fs.readFileSync(new URL('./fixtures/attacks.json', import.meta.url), 'utf8'));
-
-function fixtureModel(): tf.LayersModel {
-  const [, h, w, c] = fx.shape;
-  const input = tf.input({ shape: [h, w, c] });
-  let t = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv' }).apply(input) as tf.SymbolicTensor;
-  t = tf.layers.batchNormalization({ name: 'bn', epsilon: 1e-3 }).apply(t) as tf.SymbolicTensor;
-  t = tf.layers.reLU().apply(t) as tf.SymbolicTensor;
-  t = tf.layers.globalAveragePooling2d({}).apply(t) as tf.SymbolicTensor;
-  const out = tf.layers.dense({ units: 3, name: 'fc' }).apply(t) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: out });
-  const W = fx.weights;
-  model.getLayer('conv').setWeights([tf.tensor4d(W['conv/kernel'], [3, 3, 2, 4]), tf.tensor1d(W['conv/bias'])]);
-  model.getLayer('bn').setWeights(['bn/gamma', 'bn/beta', 'bn/moving_mean', 'bn/moving_variance'].map((k) => tf.tensor1d(W[k])));
-  model.getLayer('fc').setWeights([tf.tensor2d(W['fc/kernel'], [4, 3]), tf.tensor1d(W['fc/bias'])]);
-  return model;
-}
+const fx = attacksFixture;
 
 describe('FGSM / PGD against PyTorch on a fixed-weight model', () => {
   const model = fixtureModel();
@@ -54,7 +37,7 @@ describe('FGSM / PGD against PyTorch on a fixed-weight model', () => {
     const lo = tf.min(tf.sub(xa, tf.tensor1d(box.lo))).dataSync()[0]!;
     expect(lo).toBeGreaterThanOrEqual(-1e-6);
     xa.dispose();
-    const batch = { x: new Float32Array(fx.x), labels: Int32Array.from(fx.labels), n: fx.shape[0], size: fx.shape[1], channels: fx.shape[3], mean: fx.mean, std: fx.std, indices: [] };
+    const batch = fixtureBatch();
     const before = tf.memory().numTensors;
     const r = robustness(model, batch, { eps: [0.1, 0.3], pgdSteps: 4, batchSize: 4, label: false });
     expect(tf.memory().numTensors).toBe(before);

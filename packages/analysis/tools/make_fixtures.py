@@ -10,6 +10,12 @@ per channel, no random start) as torchattacks / Madry et al. define them:
   FGSM: x' = clip_box(x + eps * sign(grad_x CE(f(x), y)))
   PGD:  x_0 = x; x_{t+1} = clip_box(clip_[x-eps, x+eps](x_t + alpha * sign(grad_x CE(f(x_t), y))))
 Weights and images are stored in tfjs layouts (conv [kh, kw, in, out], dense [in, out], NHWC).
+
+Also test/fixtures/landscape.json: two raw random directions for the same model, the same
+directions after Li et al.'s filter normalisation as their code does it
+(loss-landscape/net_plotter.py normalize_direction, 'filter', ignore='biasbn': per row of the
+PyTorch-layout tensor d *= ||w|| / (||d|| + 1e-10); 1-D tensors zeroed) and the loss
+CE(f_{theta + a d1 + b d2}(x), y) with BN in eval mode at a few (a, b).
 """
 import json
 import os
@@ -113,3 +119,59 @@ path = os.path.join(os.path.dirname(__file__), "..", "test", "fixtures", "attack
 with open(path, "w") as f:
     json.dump(out, f)
 print("wrote", os.path.normpath(path), "min |grad| =", out["gradAbsMin"], "clean", out["cleanPred"], "labels", labels.tolist(), [a["pred"] for a in attacks])
+
+
+# ---- loss landscape (Li et al. 2018) ----
+torch_w = {"conv/kernel": conv_w, "conv/bias": conv_b, "bn/gamma": gamma, "bn/beta": beta, "fc/kernel": fc_w, "fc/bias": fc_b}
+to_tfjs = {"conv/kernel": lambda a: a.transpose(2, 3, 1, 0), "fc/kernel": lambda a: a.T}
+
+
+def li_normalize(d, w):
+    """net_plotter.normalize_directions_for_weights(direction, weights, 'filter', 'biasbn')."""
+    d = torch.tensor(d).clone()
+    w = torch.tensor(w)
+    if d.dim() <= 1:
+        return d.fill_(0).numpy()
+    for df, wf in zip(d, w):
+        df.mul_(wf.norm() / (df.norm() + 1e-10))
+    return d.numpy()
+
+
+dirs_raw, dirs_norm = [], []
+for _ in range(2):
+    raw = {k: rng.normal(0, 1, v.shape) for k, v in torch_w.items()}
+    norm = {k: li_normalize(raw[k], torch_w[k]) for k in torch_w}
+    dirs_raw.append({k: to_tfjs.get(k, lambda a: a)(v).reshape(-1).tolist() for k, v in raw.items()})
+    dirs_norm.append({k: to_tfjs.get(k, lambda a: a)(v).reshape(-1).tolist() for k, v in norm.items()})
+
+
+def loss_at(a, b, dn):
+    p = {k: torch.tensor(torch_w[k] + a * dn[0][k] + b * dn[1][k]) for k in torch_w}
+    h = F.conv2d(xt, p["conv/kernel"], p["conv/bias"], padding=1)
+    h = F.batch_norm(h, torch.tensor(rmean), torch.tensor(rvar), p["bn/gamma"], p["bn/beta"], training=False, eps=1e-3)
+    out = F.linear(F.relu(h).mean(dim=(2, 3)), p["fc/kernel"], p["fc/bias"])
+    return float(F.cross_entropy(out, yt)), float((out.argmax(1) == yt).double().mean() * 100)
+
+
+# recompute normalised directions in torch layout from the stored raw ones (same values as dirs_norm)
+dn_torch = []
+for dr in dirs_raw:
+    t = {}
+    for k, v in torch_w.items():
+        raw = np.array(dr[k])
+        if k == "conv/kernel":
+            raw = raw.reshape(3, 3, CIN, C).transpose(3, 2, 0, 1)
+        elif k == "fc/kernel":
+            raw = raw.reshape(C, K).T
+        t[k] = li_normalize(raw, v)
+    dn_torch.append(t)
+points = [(0.0, 0.0), (-0.5, 0.5), (0.3, 0.2), (1.0, -1.0)]
+land = {
+    "directionsRaw": dirs_raw,
+    "directionsNormalized": dirs_norm,
+    "points": [{"a": a, "b": b, "loss": loss_at(a, b, dn_torch)[0], "top1": loss_at(a, b, dn_torch)[1]} for a, b in points],
+}
+lpath = os.path.join(os.path.dirname(__file__), "..", "test", "fixtures", "landscape.json")
+with open(lpath, "w") as f:
+    json.dump(land, f)
+print("wrote", os.path.normpath(lpath), [(p["a"], p["b"], round(p["loss"], 4)) for p in land["points"]])

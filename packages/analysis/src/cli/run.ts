@@ -7,11 +7,11 @@
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli, defaultRunDir, resolvePaths, resolveUserPath, writeFileAtomic } from '@refconv/engine';
-import { loadModels, parseModelArgs, runRedundancy, runRobustness, runSkeletons, writeResultsJson } from '../run.js';
+import { loadModels, parseModelArgs, runLandscape, runRedundancy, runRobustness, runSkeletons, writeResultsJson } from '../run.js';
 import { loadImageBatch } from '../data.js';
 
-const ANALYSES = ['skeleton', 'redundancy', 'robustness'] as const;
-const DATA_ANALYSES = ['redundancy', 'robustness'];
+const ANALYSES = ['skeleton', 'redundancy', 'robustness', 'landscape'] as const;
+const DATA_ANALYSES = ['redundancy', 'robustness', 'landscape'];
 
 async function main(argv: string[]): Promise<void> {
   const a = await createCli(argv, 'analysis:run')
@@ -24,6 +24,11 @@ async function main(argv: string[]): Promise<void> {
     .option('attack-images', { type: 'number', default: 256, describe: 'validation images for the robustness analysis (a seeded choice)' })
     .option('eps', { type: 'number', array: true, default: [0.01, 0.02, 0.05, 0.1, 0.2], describe: 'L-inf attack radii in the normalised input space' })
     .option('pgd-steps', { type: 'number', default: 10, describe: 'PGD iterations (step 2.5 eps / steps, random start)' })
+    .option('landscape-images', { type: 'number', default: 256, describe: 'training images for the loss landscape (a seeded choice, eval transform)' })
+    .option('grid', { type: 'number', default: 11, describe: '2-D landscape grid points per axis' })
+    .option('range', { type: 'number', default: 1, describe: '2-D landscape coordinates span [-range, range]' })
+    .option('radius', { type: 'number', default: 0.25, describe: 'sharpness radius in the filter-normalised plane' })
+    .option('interp-points', { type: 'number', default: 11, describe: '1-D interpolation points over alpha in [0, 1]' })
     .option('seed', { type: 'number', default: 0, describe: 'seed of every random choice (images, directions)' })
     .option('out', { type: 'string', describe: 'output folder (default <repo>/runs/analysis/<timestamp>)' })
     .option('json', { type: 'boolean', default: false, describe: 'print results.json as one line on stdout' })
@@ -57,6 +62,12 @@ async function main(argv: string[]): Promise<void> {
       const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'val', inputSize: spec.inputSize, n: a.attackImages, seed: a.seed + 1 });
       const r = await runRobustness(loaded, batch, out, { eps: a.eps, pgdSteps: a.pgdSteps, seed: a.seed });
       results.robustness = { images: batch.n, seed: a.seed, data: a.data, inputSpace: { mean: batch.mean, std: batch.std }, models: r.results };
+      md.push(r.markdown);
+    }
+    if (analyses.includes('landscape')) {
+      const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'train', inputSize: spec.inputSize, n: a.landscapeImages, seed: a.seed + 2 });
+      const r = await runLandscape(loaded, batch, out, { points: a.grid, range: a.range, radius: a.radius, interpPoints: a.interpPoints, seed: a.seed });
+      results.landscape = { images: batch.n, seed: a.seed, data: a.data, ...r.results };
       md.push(r.markdown);
     }
     for (const m of loaded) m.model.dispose();
