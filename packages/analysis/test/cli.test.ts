@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildBaseline, refocusModel, type ModelSpec } from '@refconv/classify';
+import { modelWeights, saveCheckpoint } from '@refconv/engine';
+
+const PKG = fileURLToPath(new URL('..', import.meta.url));
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, ['--conditions=@refconv/source', '--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: PKG, encoding: 'utf8', env: { ...process.env, REFCONV_USER_CWD: PKG } });
+}
+
+describe('analysis:run CLI', () => {
+  it('runs every analysis on a baseline and a RefConv classify checkpoint and writes report.md, results.json and the figures', { timeout: 300_000 }, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'analysis-cli-'));
+    const spec: ModelSpec = { arch: 'cifar_resnet20', numClasses: 10, inputSize: 28, inChannels: 1, width: 0.25 };
+    const base = buildBaseline(spec, 0);
+    const refSpec = { mapK: 3, grouping: 'official' as const, init: 'default' as const, frozen: 'official' as const };
+    const ref = refocusModel(base, refSpec, 1);
+    saveCheckpoint(path.join(dir, 'base.safetensors'), { weights: modelWeights(base), state: { epoch: 0, step: 0, model: { ...spec } } });
+    saveCheckpoint(path.join(dir, 'ref.safetensors'), { weights: modelWeights(ref), state: { epoch: 0, step: 0, model: { ...spec, refocus: refSpec } } });
+    base.dispose();
+    ref.dispose();
+    const out = path.join(dir, 'out');
+    const r = run(['--models', `base=${path.join(dir, 'base.safetensors')}`, `ref=${path.join(dir, 'ref.safetensors')}`, '--data', 'fashion-mnist', '--images', '6', '--attack-images', '6', '--eps', '0.05', '--pgd-steps', '2',
+      '--landscape-images', '6', '--grid', '3', '--interp-points', '3', '--out', out, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+    expect(json.skeleton.map((m: { name: string; refconvLayers: number }) => [m.name, m.refconvLayers > 0])).toEqual([['base', false], ['ref', true]]);
+    expect(json.redundancy.models[1].layers.length).toBeGreaterThan(5);
+    expect(json.robustness.models[0].fgsm[0].eps).toBe(0.05);
+    expect(json.landscape.surfaces[1].loss.length).toBe(3);
+    expect(json.landscape.interpolations[0].to).toBe('ref');
+    for (const f of ['report.md', 'results.json', 'skeleton-k3.png', 'skeleton-delta-k3.png', 'redundancy-kl.png', 'robustness.png', 'landscape-2d.png', 'interpolation.png']) {
+      expect(fs.existsSync(path.join(out, f)), f).toBe(true);
+    }
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/## Kernel skeletons[\s\S]*## Channel redundancy[\s\S]*## Adversarial robustness[\s\S]*## Loss landscape/);
+    // errors: a missing checkpoint names the file (exit 1); no --models is a usage error (exit 2)
+    const missing = run(['--models', `x=${path.join(dir, 'nope.safetensors')}`, '--out', out]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/nope\.safetensors/);
+    expect(run(['--out', out]).status).toBe(2);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
