@@ -19,7 +19,7 @@ import { planStatus, readPlan, userCwd, type SlurmJob, type SlurmPlan, type Slur
 import type { RunConfig, Stage } from './config.js';
 
 /** Options of the launcher itself; they are not passed on to the tasks. */
-export const LAUNCHER_OPTIONS = ['launcher', 'partition', 'gres', 'time', 'cpus-per-task', 'mem', 'sbatch', 'dry-run', 'status', 'slurm-report', 'signal-seconds', 'max-requeues'] as const;
+export const LAUNCHER_OPTIONS = ['launcher', 'partition', 'gres', 'time', 'cpus-per-task', 'mem', 'sbatch', 'dry-run', 'status', 'slurm-report', 'slurm-task', 'signal-seconds', 'max-requeues'] as const;
 
 /** Adds `--launcher` and the Slurm options to a parser. */
 export function launcherOptions<T>(y: Argv<T>) {
@@ -35,7 +35,8 @@ export function launcherOptions<T>(y: Argv<T>) {
     .option('max-requeues', { type: 'number', default: 20, group: 'Launcher:', describe: 'slurm: requeues after preemption before a task counts as failed' })
     .option('dry-run', { type: 'boolean', default: false, group: 'Launcher:', describe: 'slurm: print the scripts and sbatch commands, submit nothing' })
     .option('status', { type: 'string', group: 'Launcher:', describe: 'slurm: print the state of every task of the experiment in this --out folder and exit' })
-    .option('slurm-report', { type: 'string', hidden: true, describe: 'internal: the report job (plan folder)' });
+    .option('slurm-report', { type: 'string', hidden: true, describe: 'internal: the report job (plan folder)' })
+    .option('slurm-task', { type: 'boolean', default: false, hidden: true, describe: 'internal: a pretrain / fine-tuning task (writes no report; the report job does)' });
 }
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
@@ -92,13 +93,14 @@ export function slurmResources(a: LauncherArgs): SlurmResources {
 export const taskKey = (cfg: Pick<RunConfig, 'arch'>, seed: number, stage: 'pretrain' | 'refocus' | 'control') => `${cfg.arch}/seed-${seed}/${stage}`;
 
 /**
- * The jobs of an experiment. `userArgv` is what the user passed (after deprecated aliases);
+ * The jobs of an experiment; `command` (stored in plan.json) is what the report records as the
+ * run's command, as a local run with the same options would. `userArgv` is what the user passed (after deprecated aliases);
  * launcher options, `--stages`, `--seeds`, `--num-seeds`, `--seed`, `--resume` and `--out` are
  * replaced per task.
  */
-export function experimentPlan(cfg: RunConfig, userArgv: string[], resources: SlurmResources, cmd = experimentCommand()): SlurmPlan {
+export function experimentPlan(cfg: RunConfig, userArgv: string[], resources: SlurmResources, cmd = experimentCommand(), command?: string): SlurmPlan {
   const base = [...cmd.argv, ...dropOptions(userArgv, [...LAUNCHER_OPTIONS, 'stages', 'seeds', 'num-seeds', 'seed', 'resume', 'out']), '--launcher', 'local', '--out', cfg.out];
-  const task = (stages: Stage[], seeds: number[]) => [...base, '--stages', ...stages, '--seeds', ...seeds.map(String), '--resume'];
+  const task = (stages: Stage[], seeds: number[]) => [...base, '--stages', ...stages, '--seeds', ...seeds.map(String), '--resume', '--slurm-task'];
   const has = (s: Stage) => cfg.stages.includes(s);
   const jobs: SlurmJob[] = [];
   if (has('pretrain') && !cfg.baseline) {
@@ -117,7 +119,7 @@ export function experimentPlan(cfg: RunConfig, userArgv: string[], resources: Sl
     dependsOn: jobs.length ? { type: 'afterany', jobs: jobs.map((j) => j.name) } : undefined,
     requeue: false,
   });
-  return { dir: planDir, cwd: cmd.cwd, env: { REFCONV_USER_CWD: userCwd() }, resources, jobs };
+  return { dir: planDir, cwd: cmd.cwd, env: { REFCONV_USER_CWD: userCwd() }, resources, jobs, meta: command ? { command } : undefined };
 }
 
 /** A task that did not finish, as the report lists it. */
@@ -133,11 +135,11 @@ export interface FailedTask {
  * the tasks that did not (reported as failed). Status comes from the status files only: every
  * other job of the plan has ended when the report job runs.
  */
-export function reportStages(cfg: RunConfig, planDir: string): { stagesOf: (seed: number) => Stage[]; failed: FailedTask[]; statuses: TaskStatus[] } {
+export function reportStages(cfg: RunConfig, planDir: string): { stagesOf: (seed: number) => Stage[]; failed: FailedTask[]; statuses: TaskStatus[]; command?: string } {
   const plan = readPlan(planDir);
   const statuses = planStatus(plan, '').filter((r) => r.job !== 'report');
   const byKey = new Map(statuses.map((r) => [r.key, r]));
-  const failed = statuses.filter((r) => r.state !== 'done').map((r) => ({ task: r.key, detail: r.detail, log: path.join(planDir, 'logs', `${r.job}-${r.slurmId.includes('_') ? r.slurmId : r.slurmId}.out`) }));
+  const failed = statuses.filter((r) => r.state !== 'done').map((r) => ({ task: r.key, detail: r.detail, log: path.join(planDir, 'logs', `${r.job}-${r.slurmId}.out`) }));
   const ok = (seed: number, stage: 'pretrain' | 'refocus' | 'control') => byKey.get(taskKey(cfg, seed, stage))?.state === 'done';
   const stagesOf = (seed: number): Stage[] => {
     const s: Stage[] = [];
@@ -147,5 +149,5 @@ export function reportStages(cfg: RunConfig, planDir: string): { stagesOf: (seed
     if (cfg.stages.includes('eval')) s.push('eval');
     return s;
   };
-  return { stagesOf, failed, statuses };
+  return { stagesOf, failed, statuses, command: plan.meta?.command as string | undefined };
 }

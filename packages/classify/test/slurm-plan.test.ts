@@ -24,14 +24,14 @@ describe('experiment plan', () => {
     ]);
     const common = ['node', 'experiment.ts', '--train-limit', '64', '--launcher', 'local', '--out', '/runs/x'];
     expect(p.jobs[0]!.tasks).toEqual([
-      { key: 'cifar_resnet20/seed-0/pretrain', argv: [...common, '--stages', 'pretrain', '--seeds', '0', '--resume'] },
-      { key: 'cifar_resnet20/seed-1/pretrain', argv: [...common, '--stages', 'pretrain', '--seeds', '1', '--resume'] },
+      { key: 'cifar_resnet20/seed-0/pretrain', argv: [...common, '--stages', 'pretrain', '--seeds', '0', '--resume', '--slurm-task'] },
+      { key: 'cifar_resnet20/seed-1/pretrain', argv: [...common, '--stages', 'pretrain', '--seeds', '1', '--resume', '--slurm-task'] },
     ]);
     expect(p.jobs[1]!.tasks.map((t) => `${t.key}: ${t.argv.slice(common.length).join(' ')}`)).toEqual([
-      'cifar_resnet20/seed-0/refocus: --stages refocus fuse --seeds 0 --resume',
-      'cifar_resnet20/seed-1/refocus: --stages refocus fuse --seeds 1 --resume',
-      'cifar_resnet20/seed-0/control: --stages control --seeds 0 --resume',
-      'cifar_resnet20/seed-1/control: --stages control --seeds 1 --resume',
+      'cifar_resnet20/seed-0/refocus: --stages refocus fuse --seeds 0 --resume --slurm-task',
+      'cifar_resnet20/seed-1/refocus: --stages refocus fuse --seeds 1 --resume --slurm-task',
+      'cifar_resnet20/seed-0/control: --stages control --seeds 0 --resume --slurm-task',
+      'cifar_resnet20/seed-1/control: --stages control --seeds 1 --resume --slurm-task',
     ]);
     expect(p.jobs[2]!.requeue).toBe(false);
     expect(p.jobs[2]!.tasks[0]!.argv).toEqual(['node', 'experiment.ts', '--train-limit', '64', '--stages', 'pretrain', 'refocus', 'control', 'fuse', 'eval', '--seeds', '0', '1', '--launcher', 'local', '--out', '/runs/x', '--slurm-report', '/runs/x/slurm']);

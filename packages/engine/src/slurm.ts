@@ -67,6 +67,8 @@ export interface SlurmPlan {
   env?: Record<string, string>;
   resources: SlurmResources;
   jobs: SlurmJob[];
+  /** Anything the caller wants to find again in plan.json (e.g. the user's command). */
+  meta?: Record<string, unknown>;
 }
 
 /** plan.json: the plan plus the job id of each submitted job. */

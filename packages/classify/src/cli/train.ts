@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli, defaultRunDir, formatStatus, planStatus, PreemptedError, PREEMPTED_EXIT_CODE, readPlan, submitPlan } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, defaultRunDir, userCwd, formatStatus, planStatus, PreemptedError, PREEMPTED_EXIT_CODE, readPlan, submitPlan } from '@refconv/engine';
 import { BatchLoader, type BadImage } from '../data/loader.js';
 import { prepareData, runSeed, type SeedResult } from '../protocol.js';
 import { writeReport } from '../report.js';
@@ -17,7 +17,7 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
   const args = await launcherOptions(protocolOptions(createCli(argv, scriptName), defaultSeeds, defaultRunDir('classify', defaultSeeds === 1 ? 'train' : 'experiment')))
     .middleware((a) => {
       // --status / --slurm-report name folders relative to where the user ran the command
-      for (const k of ['status', 'slurm-report', 'slurmReport'] as const) if (typeof a[k] === 'string') a[k] = path.resolve(process.env.REFCONV_USER_CWD ?? process.env.INIT_CWD ?? process.cwd(), a[k] as string);
+      for (const k of ['status', 'slurm-report', 'slurmReport'] as const) if (typeof a[k] === 'string') a[k] = path.resolve(userCwd(), a[k] as string);
     })
     .parseAsync();
   if (args.status !== undefined) {
@@ -26,15 +26,18 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
   }
   const cfg = toRunConfig(args);
   if (args.launcher === 'slurm') {
-    const plan = experimentPlan(cfg, argv, slurmResources(args));
+    const shownArgv = dropOptions(argv, LAUNCHER_OPTIONS);
+    const plan = experimentPlan(cfg, argv, slurmResources(args), undefined, `nx run classify:${defaultSeeds === 1 ? 'train' : 'experiment'}${shownArgv.length ? ' -- ' + shownArgv.join(' ') : ''}`);
     submitPlan(plan, { dryRun: args.dryRun });
     if (!args.dryRun) console.log(`status: npx nx run classify:experiment -- --status ${cfg.out}`);
     return;
   }
   let stagesOf = (_seed: number) => cfg.stages;
   let failedTasks: FailedTask[] | undefined;
+  let plannedCommand: string | undefined;
   if (args.slurmReport) {
     const r = reportStages(cfg, args.slurmReport);
+    plannedCommand = r.command;
     stagesOf = r.stagesOf;
     failedTasks = r.failed;
     for (const f of failedTasks) console.error(`task ${f.task} failed: ${f.detail} (log ${f.log})`);
@@ -49,20 +52,20 @@ export async function main(argv: string[], scriptName: string, defaultSeeds: num
   loader.badImages.push(...badWhileCaching);
   const results: SeedResult[] = [];
   // the report job records the user's command as a local run would (without the launcher's options)
-  const shown = args.slurmReport ? dropOptions(argv, [...LAUNCHER_OPTIONS, 'resume']) : argv;
-  const command = `nx run classify:${defaultSeeds === 1 ? 'train' : 'experiment'}${shown.length ? ' -- ' + shown.join(' ') : ''}`;
+  const command = plannedCommand ?? `nx run classify:${defaultSeeds === 1 ? 'train' : 'experiment'}${argv.length ? ' -- ' + argv.join(' ') : ''}`;
   let report = '';
   try {
     for (const seed of cfg.seeds) {
       // the Slurm report job evaluates the stages whose tasks finished (their stages are reused via resume)
       results.push(await runSeed(args.slurmReport ? { ...cfg, stages: stagesOf(seed), resume: true } : cfg, seed, p, loader));
       // rewritten after every seed, so an interrupted experiment still leaves a report of what finished
-      report = await writeReport(cfg, results, command, dataDescription, p.data.classNames.length, failedTasks);
+      // (a Slurm task writes none: the report job does, once every task has ended)
+      if (!args.slurmTask) report = await writeReport(cfg, results, command, dataDescription, p.data.classNames.length, failedTasks);
     }
   } finally {
     await loader.close();
   }
-  console.log(`report: ${path.resolve(report)}`);
+  if (report) console.log(`report: ${path.resolve(report)}`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
