@@ -84,9 +84,12 @@ class GraphBuilder {
   private counter = 0;
   private readonly used = new Set<string>();
 
+  /** Names kept for the graph outputs: internal tensors never take them. */
+  readonly reserved = new Set<string>();
+
   unique(base: string): string {
     let name = base;
-    while (this.used.has(name)) name = `${base}_${++this.counter}`;
+    while (this.used.has(name) || this.reserved.has(name)) name = `${base}_${++this.counter}`;
     this.used.add(name);
     return name;
   }
@@ -160,10 +163,20 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
   const input = model.inputs[0];
   if (input.shape.length !== 4) throw new Error(`exportOnnx: model input must be 4-D NHWC, got [${input.shape.join(', ')}]`);
   const [, H, W, C] = input.shape as [null, number, number, number];
+  const outputs = model.outputs;
+  const outNames = options.outputNames ?? (outputs.length === 1 && outputs[0].shape.length === 2 ? ['logits'] : outputs.map((o) => o.sourceLayer.name));
+  if (outNames.length !== outputs.length) throw new Error(`exportOnnx: ${outNames.length} output names for ${outputs.length} outputs`);
+  if (new Set(outNames).size !== outNames.length) throw new Error(`exportOnnx: output names must be distinct, got [${outNames.join(', ')}]`);
+  for (const n of outNames) g.reserved.add(n);
   const inputName = g.unique(options.inputName ?? 'input');
+  if (g.reserved.has(options.inputName ?? 'input')) throw new Error(`exportOnnx: input name '${options.inputName ?? 'input'}' is also an output name`);
   /** ONNX name of each tfjs symbolic tensor (4-D ones are NCHW inside the graph). */
   const names = new Map<number, string>();
   names.set(input.id, layout === 'NHWC' ? g.node('Transpose', [inputName], 'input_nchw', [ints('perm', [0, 3, 1, 2])]) : inputName);
+  /** SpaceToBatch outputs waiting for their conv: the conv becomes one dilated Conv (see the Conv case). */
+  const pendingS2B = new Map<number, { src: string; block: number; paddings: [[number, number], [number, number]] }>();
+  /** Convs that already include their BatchToSpace (its output is the conv's output). */
+  const absorbedB2S = new Set<string>();
   const nameOf = (layer: tf.layers.Layer, t: Sym): string => {
     const n = names.get(t.id);
     if (n === undefined) throw new Error(`exportOnnx: input of layer '${layer.name}' not computed yet (graph order)`);
@@ -180,11 +193,23 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
     const outSym = layer.output as Sym;
     if (Array.isArray(outSym)) throw new UnsupportedLayerError(layer.name, cls, 'has several outputs');
     const cfg = layer.getConfig() as Record<string, unknown>;
-    const x = nameOf(layer, ins[0]);
     const nm = layer.name;
     const unsupported = (detail: string): never => {
       throw new UnsupportedLayerError(nm, cls, detail);
     };
+    const s2b = pendingS2B.get(ins[0].id);
+    if (s2b && cls !== 'Conv2D' && cls !== 'DepthwiseConv2D') unsupported(`follows a SpaceToBatch; only a Conv2D / DepthwiseConv2D may (dilated conv)`);
+    if (cls === 'SpaceToBatch') {
+      if (layer.outboundNodes.length !== 1) unsupported('must feed exactly one conv');
+      pendingS2B.set(outSym.id, { src: nameOf(layer, ins[0]), block: cfg.block as number, paddings: cfg.paddings as [[number, number], [number, number]] });
+      continue;
+    }
+    if (cls === 'BatchToSpace') {
+      if (!absorbedB2S.has(layer.name)) unsupported('must directly follow a conv that follows a SpaceToBatch');
+      names.set(outSym.id, nameOf(layer, ins[0]));
+      continue;
+    }
+    const x = s2b ? s2b.src : nameOf(layer, ins[0]);
     const checkActivation = (out: string): string => {
       const act = (cfg.activation as string | undefined) ?? 'linear';
       if (act === 'linear') return out;
@@ -202,9 +227,23 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
         const w = layer.getWeights();
         const kernel = w[0];
         const [kh, kw, ci, co] = kernel.shape as number[];
-        const strides = pair(cfg.strides);
-        const dil = pair(cfg.dilationRate ?? 1);
-        const pads = cfg.padding === 'same' ? samePads(spatial(layer, ins[0]), [kh, kw], strides, dil) : cfg.padding === 'valid' ? [0, 0, 0, 0] : unsupported(`padding '${String(cfg.padding)}'`);
+        let strides = pair(cfg.strides);
+        let dil = pair(cfg.dilationRate ?? 1);
+        let pads = cfg.padding === 'same' ? samePads(spatial(layer, ins[0]), [kh, kw], strides, dil) : cfg.padding === 'valid' ? [0, 0, 0, 0] : unsupported(`padding '${String(cfg.padding)}'`);
+        if (s2b) {
+          // SpaceToBatch(d, P) -> conv (valid, stride 1) -> BatchToSpace(d, crops) = conv with dilation d on pad(x, P),
+          // cropped: pads P - crops (TensorFlow's with_space_to_batch identity)
+          if (cfg.padding !== 'valid' || strides[0] !== 1 || strides[1] !== 1 || dil[0] !== 1 || dil[1] !== 1) unsupported('a conv between SpaceToBatch/BatchToSpace must be valid, stride 1, dilation 1');
+          if (layer.outboundNodes.length !== 1 || layer.outboundNodes[0].outboundLayer.getClassName() !== 'BatchToSpace') unsupported('follows a SpaceToBatch but does not feed exactly one BatchToSpace');
+          const b2s = layer.outboundNodes[0].outboundLayer;
+          const crops = b2s.getConfig().crops as [[number, number], [number, number]];
+          const P = s2b.paddings;
+          pads = [P[0][0] - crops[0][0], P[1][0] - crops[1][0], P[0][1] - crops[0][1], P[1][1] - crops[1][1]];
+          if (pads.some((p) => p < 0) || (b2s.getConfig().block as number) !== s2b.block) unsupported(`SpaceToBatch paddings ${JSON.stringify(P)} / BatchToSpace crops ${JSON.stringify(crops)} do not make a dilated conv`);
+          strides = [1, 1];
+          dil = [s2b.block, s2b.block];
+          absorbedB2S.add(b2s.name);
+        }
         let wName: string;
         let group = 1;
         if (cls === 'Conv2D') {
@@ -357,15 +396,12 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
     names.set(outSym.id, out!);
   }
 
-  const outputs = model.outputs;
-  const outNames = options.outputNames ?? (outputs.length === 1 && outputs[0].shape.length === 2 ? ['logits'] : outputs.map((o) => o.sourceLayer.name));
-  if (outNames.length !== outputs.length) throw new Error(`exportOnnx: ${outNames.length} output names for ${outputs.length} outputs`);
   const graphOutputs: OnnxNs.IValueInfoProto[] = [];
   outputs.forEach((o, i) => {
     let src = names.get(o.id)!;
     const want = outNames[i];
     if (o.shape.length === 4 && layout === 'NHWC') src = g.node('Transpose', [src], `${want}.nhwc`, [ints('perm', [0, 2, 3, 1])]);
-    const final = g.unique(want);
+    const final = want;
     g.nodes.push({ opType: 'Identity', input: [src], output: [final], name: g.unique(`${final}/Identity`) });
     const shp = o.shape.slice(1) as number[];
     const dims = o.shape.length === 4 && layout === 'NCHW' ? [shp[2], shp[0], shp[1]] : shp;

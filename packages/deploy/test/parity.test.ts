@@ -87,3 +87,48 @@ describe('ONNX export parity with onnxruntime-node', () => {
     }
   }
 });
+
+const FEATURE_CASES: { arch: string; outputStride: 8 | 16 | 32; width?: number }[] = [
+  { arch: 'resnet18', outputStride: 16, width: 0.25 },
+  { arch: 'resnet50', outputStride: 8, width: 0.125 },
+  { arch: 'mobilenet_v2', outputStride: 16, width: 0.35 },
+  { arch: 'mobilenet_v3_large', outputStride: 16, width: 0.5 },
+  { arch: 'mobilenet_v3_large', outputStride: 8, width: 0.5 },
+  { arch: 'shufflenet_v2_x0_5', outputStride: 16 },
+];
+
+describe('ONNX export parity: multi-scale features (C2..C5) and dilated (output stride 8/16) backbones', () => {
+  for (const { arch, outputStride, width } of FEATURE_CASES) {
+    it(`${arch} features, output stride ${outputStride}: every output equals tfjs (1e-4 relative)`, async () => {
+      const size = 64;
+      const model = createModel(arch as never, { inputSize: size, features: true, outputStride, ...(width ? { width } : {}) } as never);
+      randomiseBatchNorm(model, 5);
+      const fused = fuse(model, { foldBatchNorm: true });
+      const bytes = exportOnnx(fused);
+      const session = await createSession(bytes);
+      const batch = 2;
+      const xs = tf.randomNormal([batch, size, size, 3], 0, 1, 'float32', 3);
+      const refs = (fused.predict(xs) as tf.Tensor[]).map((t) => {
+        const nchw = tf.transpose(t, [0, 3, 1, 2]);
+        const r = { dims: nchw.shape, data: (nchw.dataSync() as Float32Array).slice() };
+        nchw.dispose();
+        t.dispose();
+        return r;
+      });
+      const feed = tf.tidy(() => tf.transpose(xs, [0, 3, 1, 2]).dataSync() as Float32Array).slice();
+      const out = await runSession(session, feed, [batch, 3, size, size]);
+      const names = Object.keys(out);
+      expect(names).toEqual(fused.outputs.map((o) => o.sourceLayer.name));
+      const errs = names.map((n, i) => {
+        expect(out[n].dims).toEqual(refs[i].dims);
+        return relError(out[n].data, refs[i].data);
+      });
+      console.log(`parity ${arch} features os${outputStride}: max rel err per output ${errs.map((e) => e.toExponential(2)).join(' ')}`);
+      for (const e of errs) expect(e).toBeLessThan(1e-4);
+      xs.dispose();
+      await session.release();
+      model.dispose();
+      fused.dispose();
+    });
+  }
+});
