@@ -76,6 +76,15 @@ describe('classify checkpoint to ONNX', () => {
     const res = JSON.parse(pr.stdout.trim().split('\n').pop()!) as { predictions: { image: string; top: { name: string }[] }[] };
     expect(res.predictions.map((p) => p.image)).toEqual(images);
     expect(res.predictions.every((p) => p.top.length === 2 && CLASSES.includes(p.top[0].name))).toBe(true);
+    const tj = spawnSync(node[0], [...node.slice(1), 'src/cli/predict.ts', '--checkpoint', 'fused.safetensors', '--images', ...images.map((f) => path.basename(f)), '--topk', '2', '--json'], { encoding: 'utf8', env, cwd: path.join(import.meta.dirname, '..') });
+    expect(tj.status, tj.stderr).toBe(0);
+    const tres = JSON.parse(tj.stdout.trim().split('\n').pop()!) as { runtime: string; predictions: { top: { name: string; probability: number }[] }[] };
+    expect(tres.runtime).toBe('tfjs');
+    const ores = res as unknown as typeof tres;
+    tres.predictions.forEach((p, i) => p.top.forEach((t, j) => {
+      expect(t.name).toBe(ores.predictions[i].top[j].name);
+      expect(Math.abs(t.probability - ores.predictions[i].top[j].probability)).toBeLessThan(1e-4);
+    }));
     const bad = spawnSync(node[0], [...node.slice(1), 'src/cli/predict.ts', '--model', 'cli.onnx', '--images', 'missing.jpg'], { encoding: 'utf8', env, cwd: path.join(import.meta.dirname, '..') });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain(`image ${path.join(dir, 'missing.jpg')} does not exist`);
