@@ -132,3 +132,26 @@ describe('ONNX export parity: multi-scale features (C2..C5) and dilated (output 
     });
   }
 });
+
+describe('ONNX export parity: NHWC layout with 4-D outputs', () => {
+  it('mobilenet_v3_small features, output stride 16, NHWC in and out equals tfjs (1e-4 relative)', async () => {
+    const size = 48;
+    const model = createModel('mobilenet_v3_small', { inputSize: size, features: true, outputStride: 16, width: 0.5 });
+    randomiseBatchNorm(model, 13);
+    const fused = fuse(model, { foldBatchNorm: true });
+    const names = ['C2', 'C3', 'C4', 'C5'];
+    const session = await createSession(exportOnnx(fused, { layout: 'NHWC', outputNames: names }));
+    const xs = tf.randomNormal([2, size, size, 3], 0, 1, 'float32', 21);
+    const refs = (fused.predict(xs) as tf.Tensor[]).map((t) => ({ dims: t.shape, data: (t.dataSync() as Float32Array).slice() }));
+    const out = await runSession(session, (xs.dataSync() as Float32Array).slice(), [2, size, size, 3]);
+    expect(Object.keys(out)).toEqual(names);
+    names.forEach((n, i) => {
+      expect(out[n].dims).toEqual(refs[i].dims);
+      expect(relError(out[n].data, refs[i].data)).toBeLessThan(1e-4);
+    });
+    xs.dispose();
+    await session.release();
+    model.dispose();
+    fused.dispose();
+  });
+});
