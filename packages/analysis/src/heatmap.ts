@@ -4,6 +4,7 @@
  */
 import sharp from 'sharp';
 import { writeFileAtomic } from '@refconv/engine';
+import { contourSegments } from './contour.js';
 
 /** One panel: a row-major `[k * k]` grid. */
 export interface HeatmapPanel {
@@ -23,6 +24,8 @@ export interface HeatmapOptions {
   cell?: number;
   /** Digits after the decimal point in the cells (default 2). */
   digits?: number;
+  /** Draw iso-lines at these levels (marching squares over the cell centres), same levels in every panel. */
+  contours?: number[];
 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -63,6 +66,12 @@ export function heatmapSvg(opts: HeatmapOptions): string {
       const cx = x0 + x * cell, cy = top + y * cell;
       parts.push(`<rect x="${cx}" y="${cy}" width="${cell}" height="${cell}" fill="${colour(t)}" stroke="#888" stroke-width="0.5"/>`);
       parts.push(`<text x="${cx + cell / 2}" y="${cy + cell / 2 + 5}" font-size="${Math.round(cell / 4)}" text-anchor="middle" fill="${t > 0.55 ? 'white' : 'black'}">${v.toFixed(digits)}</text>`);
+    }
+    for (const level of opts.contours ?? []) {
+      for (const [ax, ay, bx, by] of contourSegments(p.grid, p.k, p.k, level)) {
+        const px = (u: number): number => x0 + (u + 0.5) * cell, py = (u: number): number => top + (u + 0.5) * cell;
+        parts.push(`<line x1="${px(ax).toFixed(1)}" y1="${py(ay).toFixed(1)}" x2="${px(bx).toFixed(1)}" y2="${py(by).toFixed(1)}" stroke="#d62728" stroke-width="1.5"/>`);
+      }
     }
   });
   parts.push('</svg>');

@@ -5,6 +5,7 @@
 export * from './kernels.js';
 export * from './skeleton.js';
 export * from './heatmap.js';
+export * from './contour.js';
 export * from './redundancy.js';
 export * from './data.js';
 export * from './model-layers.js';

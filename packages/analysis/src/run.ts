@@ -237,10 +237,12 @@ export async function runLandscape(models: LoadedModel[], batch: ImageBatch, out
     const k = surfaces[0]!.coords.length;
     const all = surfaces.flatMap((s) => s.loss.flat());
     await heatmapPng(path.join(out, 'landscape-2d.png'), {
-      title: `Loss L(theta + a d1 + b d2), a = columns, b = rows, both ${surfaces[0]!.coords[0]} .. ${surfaces[0]!.coords[k - 1]} (colour saturates at 5x the loss at the model)`,
+      title: `Loss L(theta + a d1 + b d2), a = columns, b = rows, both ${surfaces[0]!.coords[0]} .. ${surfaces[0]!.coords[k - 1]} (colour saturates at 5x the loss at the model; red iso-lines at 1.5, 2, 4, 8, ... x the lowest loss at a model)`,
       panels: surfaces.map((s) => ({ title: `${s.name} (sharpness ${s.sharpness.toFixed(3)})`, k, grid: s.loss.flat() })),
       // colours saturate at 5x the largest loss at a model, so the basins stay visible; the cells show the true values
       min: Math.min(...all), max: Math.min(Math.max(...all), 5 * Math.max(...surfaces.map((s) => s.center))), cell: 34, digits: 1,
+      // iso-lines at 1.5, 2, 4, 8, ... x the smallest loss at a model (the same levels in every panel)
+      contours: [1.5, 2, 4, 8, 16, 32, 64, 128, 256, 512].map((f) => f * Math.min(...surfaces.map((s) => s.center))).filter((l) => l < Math.max(...all)),
     });
     figures.push('landscape-2d.png');
     if (interpolations.length) {
