@@ -175,6 +175,8 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
   names.set(input.id, layout === 'NHWC' ? g.node('Transpose', [inputName], 'input_nchw', [ints('perm', [0, 3, 1, 2])]) : inputName);
   /** SpaceToBatch outputs waiting for their conv: the conv becomes one dilated Conv (see the Conv case). */
   const pendingS2B = new Map<number, { src: string; block: number; paddings: [[number, number], [number, number]] }>();
+  /** ZeroPadding2D outputs folded into their only consumer, a conv (its `pads`): [top, left, bottom, right]. */
+  const pendingPad = new Map<number, { src: string; pads: number[] }>();
   /** Convs that already include their BatchToSpace (its output is the conv's output). */
   const absorbedB2S = new Set<string>();
   const nameOf = (layer: tf.layers.Layer, t: Sym): string => {
@@ -209,7 +211,9 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
       names.set(outSym.id, nameOf(layer, ins[0]));
       continue;
     }
-    const x = s2b ? s2b.src : nameOf(layer, ins[0]);
+    const zp = pendingPad.get(ins[0].id);
+    if (zp && cls !== 'Conv2D' && cls !== 'DepthwiseConv2D') throw new Error(`exportOnnx: internal error, padding folded into '${nm}' (${cls})`);
+    const x = s2b ? s2b.src : zp ? zp.src : nameOf(layer, ins[0]);
     const checkActivation = (out: string): string => {
       const act = (cfg.activation as string | undefined) ?? 'linear';
       if (act === 'linear') return out;
@@ -243,6 +247,10 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
           strides = [1, 1];
           dil = [s2b.block, s2b.block];
           absorbedB2S.add(b2s.name);
+        }
+        if (zp) {
+          if (cfg.padding !== 'valid') unsupported('internal error: a folded ZeroPadding2D before a non-valid conv');
+          pads = pads.map((p, i) => p + zp.pads[i]);
         }
         let wName: string;
         let group = 1;
@@ -324,6 +332,13 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
       case 'ZeroPadding2D': {
         checkChannelsLast();
         const [[t, b], [l, r]] = cfg.padding as [[number, number], [number, number]];
+        const next = layer.outboundNodes.length === 1 ? layer.outboundNodes[0].outboundLayer : undefined;
+        const nextCls = next?.getClassName();
+        if (next && (nextCls === 'Conv2D' || nextCls === 'DepthwiseConv2D') && next.getConfig().padding === 'valid') {
+          // zero padding then a 'valid' conv = the conv with these pads (one node fewer)
+          pendingPad.set(outSym.id, { src: x, pads: [t, l, b, r] });
+          continue;
+        }
         out = g.node('Pad', [x, g.int64Init(`${nm}.pads`, [0, 0, t, l, 0, 0, b, r])], nm, []);
         break;
       }

@@ -31,6 +31,17 @@ describe('exportOnnx', () => {
     expect(dimsOf((m.graph as OnnxNs.GraphProto).input[0])).toEqual(['batch', 32, 32, 3]);
   });
 
+  it('zero padding before a valid conv is folded into its pads; before a max-pool it stays a Pad', () => {
+    const ops = (arch: string): string[] => {
+      const m = onnx.ModelProto.decode(exportOnnx(fuse(createModel(arch, { inputSize: 64, width: 0.25 }), { foldBatchNorm: true })));
+      return (m.graph as OnnxNs.GraphProto).node.map((n) => n.opType as string);
+    };
+    expect(ops('mobilenet_v2').filter((o) => o === 'Pad')).toEqual([]);
+    const r18 = ops('resnet18');
+    expect(r18.filter((o) => o === 'Pad')).toEqual(['Pad']); // the max-pool's
+    expect(r18[r18.indexOf('Pad') + 1]).toBe('MaxPool');
+  });
+
   it('an unfused RefConv layer is an error naming the layer', () => {
     const ref = refocus(createModel('cifar_resnet20', { inputSize: 32 }), { mapK: 3 });
     const refLayer = ref.layers.find((l) => l.getClassName() === 'RefConv2D')!;
