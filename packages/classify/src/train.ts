@@ -106,6 +106,8 @@ export async function trainStage(o: StageOptions): Promise<StageResult> {
     epochs: o.optim.epochs,
     stepsPerEpoch,
     seedPath: [o.seed, salt],
+    // on SIGTERM / SIGUSR1 (Slurm) checkpoint at the step: batches depend only on (epoch, rng, position)
+    midEpochCheckpoint: true,
     // the data order of each epoch comes from the loop's per-epoch generator (saved in the checkpoint)
     batches: (epoch, rng) => o.loader.batches(o.train, rng.permutation(o.train.size), o.trainTransform, (pos) => deriveSeed(o.seed, salt, epoch, pos)),
     step: (batch, lr, opt) => {

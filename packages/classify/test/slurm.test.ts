@@ -65,10 +65,14 @@ describe.skipIf(why !== undefined)('classify:experiment --launcher slurm on a re
   beforeAll(async () => {
     cluster = await startSlurmCluster({ cpus: 2 });
   }, 120_000);
-  afterAll(() => {
-    if (cluster) spawnSync('scancel', ['--user', 'root'], { env: process.env });
+  afterAll(async () => {
+    if (cluster) {
+      // nothing of this cluster keeps running after it: cancel, wait for the queue to drain, stop the daemons
+      spawnSync('scancel', ['--user', 'root'], { env: process.env });
+      await waitFor(() => spawnSync('squeue', ['-h'], { encoding: 'utf8', env: process.env }).stdout.trim() === '', 60_000, 'the queue to drain').catch(() => undefined);
+    }
     cluster?.stop();
-  });
+  }, 90_000);
 
   it('2 arms x 2 seeds as Slurm jobs give the same results.json numbers as the local run; --status shows every task done', async () => {
     const sub = cli([...OPTS, '--num-seeds', '2', '--out', slurm, '--launcher', 'slurm', '--time', '00:30:00', '--sbatch', 'comment=refconv-test']);
@@ -110,9 +114,9 @@ describe.skipIf(why !== undefined)('classify:experiment --launcher slurm on a re
 
     const taskLog = fs.readFileSync(path.join(pre, 'slurm', 'logs', `finetune-${target}.out`), 'utf8');
     expect(taskLog).toMatch(/\[control\] SIGUSR1: stopping after the current step/);
-    expect(taskLog).toMatch(/stopped by SIGUSR1 during epoch [23]; resume continues from .*last\.safetensors/);
+    expect(taskLog).toMatch(/stopped by SIGUSR1 during epoch [23]; checkpoint written at batch \d+ of epoch [23]: resume continues from .*last\.safetensors/);
     expect(taskLog).toMatch(/preempted \(exit 75\): requeueing/);
-    expect(taskLog).toMatch(/\[control\] resuming from/);
+    expect(taskLog).toMatch(/\[control\] resuming from .*: epoch [12]\/3 \+ \d+ batch\(es\)/); // inside the epoch it was stopped in
     const st = JSON.parse(fs.readFileSync(path.join(pre, 'slurm', 'status', 'cifar_resnet20__seed-0__control.json'), 'utf8'));
     expect(st).toMatchObject({ state: 'done', exitCode: 0, restarts: 1 });
     // the same baseline, seed and schedule as the local run's seed-0 control: bit-identical

@@ -155,6 +155,14 @@ export interface EpochLoopOptions<B> {
    * throwing {@link PreemptedError} (default true); see {@link PREEMPT_SIGNALS}.
    */
   stopOnSignals?: boolean;
+  /**
+   * On such a signal, write `last.safetensors` at the current step (weights, optimizer, the
+   * epoch's RNG and how far it got; resume skips the epoch's trained batches) instead of keeping
+   * the end-of-epoch checkpoint (default false). Only for tasks whose batches depend on nothing
+   * but `(epoch, rng)` and whose step on nothing but the optimizer state (classify; checked
+   * bit-identical there).
+   */
+  midEpochCheckpoint?: boolean;
 }
 
 /** Signals that stop a training loop cleanly (Slurm: preemption / `scancel` sends SIGTERM, `--signal=B:USR1@T` the warning). */
@@ -184,8 +192,13 @@ export class PreemptedError extends Error {
     readonly stage: string,
     readonly epoch: number,
     readonly checkpoint: string | undefined,
+    /** Batches of epoch `epoch + 1` the checkpoint covers (a mid-epoch checkpoint), else 0. */
+    readonly batchesDone = 0,
   ) {
-    super(`[${stage}] stopped by ${signal} during epoch ${epoch + 1}; ${checkpoint ? `resume continues from ${checkpoint} (epoch ${epoch})` : 'no checkpoint yet: resume starts the stage again'}`);
+    super(
+      `[${stage}] stopped by ${signal} during epoch ${epoch + 1}; ` +
+        (batchesDone ? `checkpoint written at batch ${batchesDone} of epoch ${epoch + 1}: resume continues from ${checkpoint}` : checkpoint ? `resume continues from ${checkpoint} (epoch ${epoch})` : 'no checkpoint yet: resume starts the stage again'),
+    );
     this.name = 'PreemptedError';
   }
 }
@@ -214,6 +227,20 @@ interface LoopState {
   /** Latest evaluated metrics (carried over epochs without evaluation). */
   lastVal?: Record<string, number>;
   changedOptions?: OptionChange[];
+  /** A checkpoint written inside an epoch (on a preemption signal): how far that epoch got. */
+  partial?: PartialEpoch;
+}
+
+/** The part of an epoch done before a mid-epoch checkpoint; resume skips its batches. */
+interface PartialEpoch {
+  /** Batches consumed (trained on) in the epoch. */
+  batches: number;
+  lossSum: number;
+  seen: number;
+  sums: Record<string, number>;
+  lr: number;
+  trainSeconds: number;
+  dataWaitSeconds: number;
 }
 
 const stable = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : x));
@@ -353,7 +380,7 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
       const stored = resumed.state.extra!.loop as LoopState;
       changes = [...(stored.changedOptions ?? []), ...changes];
       loop = { ...stored, runOptions: o.runOptions, changedOptions: changes.length ? changes : undefined };
-      log(`[${o.name}] resuming from ${lastFile}: epoch ${epoch}/${o.epochs}, step ${step}`);
+      log(`[${o.name}] resuming from ${lastFile}: epoch ${epoch}/${o.epochs}${loop.partial ? ` + ${loop.partial.batches} batch(es)` : ''}, step ${step}`);
       // no `epoch` field: readers that plot per-epoch records filter by `type: 'epoch'` or by `epoch`
       logger.log({ type: 'resume', stage: o.name, fromEpoch: epoch, step });
       if (newChanges.length) logger.log({ type: 'changed-options', stage: o.name, changes: newChanges });
@@ -372,17 +399,28 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
     const logEvery = o.logEvery ?? 0;
     const short = o.shortName ?? ((k: string) => k);
     const preempted = () => new PreemptedError(preemptSignal!, o.name, epoch, epoch > 0 || resumed ? lastFile : undefined);
+    let partial = loop.partial;
+    if (partial) {
+      loop = { ...loop, partial: undefined };
+      log(`[${o.name}] the checkpoint is inside epoch ${epoch + 1}: skipping its ${partial.batches} trained batch(es)`);
+    }
     for (; epoch < o.epochs; epoch++) {
       if (stopOnSignals && preemptSignal) throw preempted();
       const rng = Rng.fromState(rngState);
       const progress = createProgress({ label: `[${o.name}] epoch ${epoch + 1}/${o.epochs}`, total: o.stepsPerEpoch, stream: o.progressStream });
       const t0 = performance.now();
-      let lossSum = 0;
-      let seen = 0;
-      let lr = 0;
-      const sums: Record<string, number> = {};
-      const dataWait: WaitMeter = { ms: 0 };
+      let lossSum = partial?.lossSum ?? 0;
+      let seen = partial?.seen ?? 0;
+      let lr = partial?.lr ?? 0;
+      const sums: Record<string, number> = { ...partial?.sums };
+      const dataWait: WaitMeter = { ms: (partial?.dataWaitSeconds ?? 0) * 1000 };
+      const skip = partial?.batches ?? 0;
+      const earlierTrainSeconds = partial?.trainSeconds ?? 0;
+      partial = undefined;
+      let batches = 0;
       for await (const batch of timeWaits(o.batches(epoch, rng), dataWait)) {
+        // resuming a mid-epoch checkpoint: these batches were trained on before it (drawn again, so the RNG advances the same)
+        if (batches++ < skip) continue;
         lr = o.schedule.at(step);
         const r = o.step(batch, lr, opt);
         if (r.n === 0) continue;
@@ -395,12 +433,19 @@ export async function runEpochs<B>(o: EpochLoopOptions<B>): Promise<EpochLoopRes
         if (stopOnSignals) {
           // one turn of the event loop, so a signal is seen even when batches come without I/O
           await new Promise<void>((resolve) => setImmediate(resolve));
-          // the partial epoch is dropped: last.safetensors (end of the previous epoch) is the resume point
-          if (preemptSignal) throw preempted();
+          if (preemptSignal) {
+            if (!o.midEpochCheckpoint) throw preempted(); // the partial epoch is dropped: last.safetensors (end of the previous epoch) is the resume point
+            const weights = o.weights();
+            assertFinite(o as EpochLoopOptions<unknown>, epoch + 1, weights, undefined, lastFile, epoch > 0);
+            const part: PartialEpoch = { batches, lossSum, seen, sums: { ...sums }, lr, trainSeconds: earlierTrainSeconds + (performance.now() - t0) / 1000, dataWaitSeconds: dataWait.ms / 1000 };
+            // epoch = the full epochs done, rng = this epoch's generator at its start
+            saveCheckpoint(lastFile, { weights, optimizer: opt.getState(), state: stateAt(epoch, step, Rng.fromState(rngState), { ...loop, partial: part }) });
+            throw new PreemptedError(preemptSignal, o.name, epoch, lastFile, batches);
+          }
         }
       }
       if (seen === 0) throw new Error(`[${o.name}] epoch ${epoch + 1} produced no training samples`);
-      const trainSeconds = progress.finish();
+      const trainSeconds = progress.finish() + earlierTrainSeconds;
       const doEval = o.evaluate !== undefined && (epoch + 1 === o.epochs || (evalEvery > 0 && (epoch + 1) % evalEvery === 0));
       const ev = doEval ? await o.evaluate!(epoch + 1) : undefined;
       const val: Record<string, number> | undefined = ev ? { ...(ev.loss !== undefined ? { loss: ev.loss } : {}), ...ev.metrics } : undefined;

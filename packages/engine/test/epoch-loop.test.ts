@@ -177,11 +177,16 @@ describe('assertFiniteWeights (checkpoint writes outside the loop)', () => {
 });
 
 describe('runEpochs on SIGUSR1 / SIGTERM (Slurm preemption)', () => {
-  for (const signal of ['SIGUSR1', 'SIGTERM'] as const) {
-    it(`${signal} mid-epoch stops after the step with PreemptedError; --resume ends bit-identical to an uninterrupted run`, async () => {
+  const cases = [
+    { signal: 'SIGUSR1', mid: false },
+    { signal: 'SIGTERM', mid: false },
+    { signal: 'SIGUSR1', mid: true },
+  ] as const;
+  for (const { signal, mid } of cases) {
+    it(`${signal} mid-epoch stops after the step with PreemptedError (${mid ? 'checkpoint at the step' : 'end-of-epoch checkpoint kept'}); --resume ends bit-identical to an uninterrupted run`, async () => {
       const full = await runEpochs(setup(tmp()).opts);
       const dir = tmp();
-      const r = setup(dir);
+      const r = setup(dir, { midEpochCheckpoint: mid });
       let steps = 0;
       const stopped = runEpochs({
         ...r.opts,
@@ -191,19 +196,30 @@ describe('runEpochs on SIGUSR1 / SIGTERM (Slurm preemption)', () => {
         },
       });
       await expect(stopped).rejects.toThrow(PreemptedError);
-      await expect(stopped).rejects.toThrow(new RegExp(`stopped by ${signal} during epoch 2; resume continues from .*last\\.safetensors \\(epoch 1\\)`));
-      expect(steps).toBeLessThan(7); // it did not finish epoch 2
-      expect(loadCheckpoint(path.join(dir, 'last.safetensors')).state.epoch).toBe(1);
+      const err = (await stopped.catch((e: PreemptedError) => e)) as PreemptedError;
+      expect(steps).toBeLessThan(6); // it did not finish epoch 2
+      const ck = loadCheckpoint(path.join(dir, 'last.safetensors')).state;
+      expect(ck.epoch).toBe(1);
+      if (mid) {
+        expect(err.message).toMatch(new RegExp(`stopped by ${signal} during epoch 2; checkpoint written at batch ${steps - 3} of epoch 2: resume continues from .*last\\.safetensors`));
+        expect(ck.step).toBe(steps); // the steps of the partial epoch are in the checkpoint
+      } else {
+        expect(err.message).toMatch(new RegExp(`stopped by ${signal} during epoch 2; resume continues from .*last\\.safetensors \\(epoch 1\\)`));
+        expect(ck.step).toBe(3);
+      }
       expect(process.listenerCount(signal)).toBe(0); // handlers removed
       // the next stage in the same process stops at once, until reset
       await expect(runEpochs(setup(tmp()).opts)).rejects.toThrow(PreemptedError);
       resetPreemption();
-      const resumed = await runEpochs(setup(dir, { resume: true }).opts);
+      let resumedSteps = 0;
+      const b = setup(dir, { resume: true });
+      const resumed = await runEpochs({ ...b.opts, step: (idx, lr, opt) => (resumedSteps++, b.opts.step(idx, lr, opt)) });
       expect(resumed.resumedFrom).toBe(1);
+      expect(resumedSteps).toBe(9 - ck.step); // a mid-epoch checkpoint's trained batches are not trained again
       const wa = loadCheckpoint(full.checkpoint);
       const wb = loadCheckpoint(resumed.checkpoint);
       for (const [name, t] of wa.weights) expect(Array.from(wb.weights.get(name)!.data as Float32Array), name).toEqual(Array.from(t.data as Float32Array));
-      expect(resumed.history.map((h) => h.trainLoss)).toEqual(full.history.map((h) => h.trainLoss));
+      expect(resumed.history.map((h) => [h.trainLoss, h.train.half, h.step, h.lr])).toEqual(full.history.map((h) => [h.trainLoss, h.train.half, h.step, h.lr]));
     });
   }
 });

@@ -1,7 +1,8 @@
 /**
  * A real single-node Slurm for tests (Debian's slurm-wlm 22.05 + munge): installs the packages with
- * apt when missing (as root), writes a minimal slurm.conf for this host into a scratch folder (own
- * ports, so an existing cluster is left alone), starts munged (unless one runs), slurmctld and
+ * apt when missing (as root), writes a minimal slurm.conf for this host into a scratch folder
+ * (free ports picked at start, so an existing cluster or a parallel test run is left alone),
+ * starts its own munged (own socket), slurmctld and
  * slurmd, waits until the node is idle. `stop()` ends exactly the daemons it started, by PID.
  * Client commands find the cluster through `SLURM_CONF`, which `start` sets in `process.env`
  * (jobs inherit it, so their `scontrol requeue` reaches the same controller).
@@ -12,6 +13,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -37,6 +39,18 @@ function readPid(file: string): number | undefined {
   }
 }
 
+/** A TCP port free right now (the OS picks it), so that two test runs on one host do not collide. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /** Why a cluster cannot be started here, or undefined when it can (installing the packages if needed). */
 export function slurmUnavailable(): string | undefined {
   if (process.platform !== 'linux') return `Slurm tests skipped: they need Linux (this is ${process.platform})`;
@@ -56,6 +70,10 @@ export async function startSlurmCluster(o: { cpus?: number; memoryMb?: number; t
   const mem = o.memoryMb ?? Math.floor((os.totalmem() / 2 ** 20) * 0.8);
   for (const d of ['state', 'spool']) fs.mkdirSync(path.join(dir, d));
   const conf = path.join(dir, 'slurm.conf');
+  fs.chmodSync(dir, 0o755); // munged runs as user munge and must reach its folder
+  const mungeDir = path.join(dir, 'munge');
+  fs.mkdirSync(mungeDir);
+  const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
   fs.writeFileSync(
     conf,
     [
@@ -64,10 +82,10 @@ export async function startSlurmCluster(o: { cpus?: number; memoryMb?: number; t
       'SlurmUser=root',
       'SlurmdUser=root',
       'AuthType=auth/munge',
-      // a requeued job waits cred_expire seconds before it may start again (default 120)
-      'AuthInfo=cred_expire=10',
-      'SlurmctldPort=6917',
-      'SlurmdPort=6918',
+      // this cluster's own munged; a requeued job waits cred_expire seconds before it may start again (default 120)
+      `AuthInfo=socket=${mungeDir}/munge.socket,cred_expire=10`,
+      `SlurmctldPort=${ctldPort}`,
+      `SlurmdPort=${slurmdPort}`,
       `StateSaveLocation=${dir}/state`,
       `SlurmdSpoolDir=${dir}/spool`,
       `SlurmctldPidFile=${dir}/slurmctld.pid`,
@@ -105,16 +123,12 @@ export async function startSlurmCluster(o: { cpus?: number; memoryMb?: number; t
     else process.env.SLURM_CONF = previousConf;
   };
   try {
-    // munge: reuse a running munged, else start one as its user
-    if (spawnSync('sh', ['-c', 'munge -n | unmunge']).status !== 0) {
-      fs.mkdirSync('/run/munge', { recursive: true });
-      execFileSync('chown', ['-R', 'munge:munge', '/run/munge', '/var/log/munge', '/var/lib/munge', '/etc/munge']);
-      execFileSync('runuser', ['-u', 'munge', '--', 'munged']);
-      for (let i = 0; i < 50 && spawnSync('sh', ['-c', 'munge -n | unmunge']).status !== 0; i++) await sleep(100);
-      const mungePid = readPid('/run/munge/munged.pid');
-      if (mungePid) fs.writeFileSync(path.join(dir, 'munged.pid'), String(mungePid)); // ours: stopped with the cluster
-      started.push({ name: 'munged', pid: () => mungePid });
-    }
+    // munge: one munged per cluster, on its own socket (a shared one could be stopped by another test run)
+    execFileSync('chown', ['munge:munge', mungeDir]);
+    const sock = path.join(mungeDir, 'munge.socket');
+    execFileSync('runuser', ['-u', 'munge', '--', 'munged', `--socket=${sock}`, `--pid-file=${mungeDir}/munged.pid`, `--log-file=${mungeDir}/munged.log`, `--seed-file=${mungeDir}/munged.seed`]);
+    started.push({ name: 'munged', pid: () => readPid(path.join(mungeDir, 'munged.pid')) });
+    for (let i = 0; i < 50 && spawnSync('sh', ['-c', `munge -S ${sock} -n | unmunge -S ${sock}`]).status !== 0; i++) await sleep(100);
     process.env.SLURM_CONF = conf;
     execFileSync('slurmctld', ['-c', '-f', conf], { env: process.env });
     started.push({ name: 'slurmctld', pid: () => readPid(path.join(dir, 'slurmctld.pid')) });
@@ -154,7 +168,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const c = await startSlurmCluster();
     console.log(`export SLURM_CONF=${c.conf}   # stop: node --import tsx ${process.argv[1]} stop ${c.dir}`);
   } else if (cmd === 'stop' && arg) {
-    for (const f of ['slurmd.pid', 'slurmctld.pid', 'munged.pid']) {
+    for (const f of ['slurmd.pid', 'slurmctld.pid', 'munge/munged.pid']) {
       const pid = readPid(path.join(arg, f));
       if (pid) process.kill(pid, 'SIGTERM');
     }
