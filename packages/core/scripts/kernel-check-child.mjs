@@ -103,10 +103,11 @@ function speedCases() {
   for (const [kind, k, h, cin, cout, stride] of SPEED_SET) {
     const id = `${kind} k${k} ${h}x${h}x${cin}->${cout} s${stride}`;
     if (kind === 'batchNorm') {
-      for (const op of ['training', 'trainingGrad']) out.push({ kind, h, cin, n: 8, op, id: `${id} ${op}` });
+      for (const op of ['training', 'trainingGrad']) out.push({ kind, h, cin, n: 8, op, id: `${id} ${op}`, cls: 'batchNorm.training' });
       continue;
     }
-    for (const op of ['forward', 'inputGrad', 'filterGrad']) out.push({ kind, k, h, cin, cout, stride, pad: 'same', n: 8, op, id: `${id} ${op}` });
+    const family = kind === 'depthwise' ? 'depthwise' : k === 1 ? 'conv1x1' : 'conv';
+    for (const op of ['forward', 'inputGrad', 'filterGrad']) out.push({ kind, k, h, cin, cout, stride, pad: 'same', n: 8, op, id: `${id} ${op}`, cls: `${family}.${op}` });
   }
   return out;
 }
@@ -359,7 +360,8 @@ function relativeL1(a, b) {
 
 /**
  * CONFIG.json: { package, role: 'reference'|'candidate', outDir, skip?: string[], fault?: string, speed?: boolean }.
- * `speed: false` leaves out the speed set (the self-check's own tests, which only test correctness).
+ * `speed: false` leaves out the speed set (the self-check's own tests, which only test correctness);
+ * `timing: false` leaves out every timing (after a crash in one of them).
  * `skip`: "case id|route" keys not to run (after a crash). `fault` ("cls/route:scale|nan|crash",
  * optionally "@text" to limit it to the cases whose id contains the text): a deliberately wrong
  * kernel for the self-check's own tests; only honoured in the candidate role.
@@ -432,8 +434,12 @@ async function main() {
       fs.appendFileSync(results, `${JSON.stringify(record)}\n`);
     }
   }
-  if (cfg.role === 'candidate') timeFilterGradients(cases, ops, results, skip);
-  if (cfg.speed !== false) timeSpeedSet(ops, results, skip);
+  // The timing phases run kernels too (other shapes, batch 8): they write progress lines
+  // ("timing|cls|route|id") so that a crash there is attributed to its kernel class as well, and
+  // the parent restarts the child with `timing: false`.
+  const timed = { progress, faults };
+  if (cfg.role === 'candidate' && cfg.timing !== false) timeFilterGradients(cases, ops, results, skip, timed);
+  if (cfg.speed !== false && cfg.timing !== false) timeSpeedSet(ops, results, skip, timed);
   fs.appendFileSync(results, `${JSON.stringify({ done: true })}\n`);
 }
 
@@ -442,10 +448,11 @@ async function main() {
  * one warm-up, then the median of 3 per case; one record per case. Skipped after a crash on this
  * side (the verdict then turns oneDNN off or routes around it anyway).
  */
-function timeSpeedSet(ops, results, skip) {
+function timeSpeedSet(ops, results, skip, timed) {
   if (skip.size > 0) return;
   const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
   for (const c of speedCases()) {
+    beforeTimedKernel(timed, c.cls, 'native', c.id);
     const inp = ops.inputsOf(c);
     const times = [];
     for (let round = 0; round < 4; round++) {
@@ -465,13 +472,14 @@ function timeSpeedSet(ops, results, skip) {
  * filter gradient of every spatial conv case on oneDNN's kernel and on TF's Eigen kernel (EXPLICIT
  * padding), one warm-up each, then 3 rounds alternating the two; median ms per route.
  */
-function timeFilterGradients(cases, ops, results, skip) {
+function timeFilterGradients(cases, ops, results, skip, timed) {
   for (const c of cases) {
     if (c.cls !== 'conv.filterGrad' || skip.has(`${c.id}|native`) || skip.has(`${c.id}|explicit`)) continue;
     const inp = ops.inputsOf(c);
     const times = { native: [], explicit: [] };
     for (let round = 0; round < 4; round++) {
       for (const route of ['native', 'explicit']) {
+        if (round === 0) beforeTimedKernel(timed, c.cls, route, `${c.id} (timing)`);
         const t0 = performance.now();
         const y = ops.run(c, route, inp);
         y.dataSync();
@@ -483,6 +491,13 @@ function timeFilterGradients(cases, ops, results, skip) {
     const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
     fs.appendFileSync(results, `${JSON.stringify({ timing: c.id, cin: c.cin, k: c.k, native: median(times.native), explicit: median(times.explicit) })}\n`);
   }
+}
+
+/** Progress line before a timed kernel runs (and a crash fault of the self-check's tests). */
+function beforeTimedKernel(timed, cls, route, id) {
+  fs.appendFileSync(timed.progress, `timing|${cls}|${route}|${id}\n`);
+  const fault = timed.faults.find((f) => f.kind === 'crash' && f.cls === cls && f.route === route && (!f.only || id.includes(f.only)));
+  if (fault) process.kill(process.pid, 'SIGFPE');
 }
 
 main().catch((e) => {

@@ -248,10 +248,11 @@ async function runSide(role: 'reference' | 'candidate', nativePackage: string, d
   /** Results of earlier starts (finished cases and crashes), kept across restarts. */
   const kept: KernelCaseResult[] = [];
   const skip = new Set<string>();
+  let timing = true;
   let cases: Array<{ id: string; cls: KernelClass; routes: KernelRoute[] }> | null = null;
   for (let attempt = 0; attempt < 60; attempt++) {
     const cfgFile = path.join(dir, `${role}.config.json`);
-    fs.writeFileSync(cfgFile, JSON.stringify({ package: nativePackage, role, outDir: dir, skip: [...skip], fault, speed: process.env.REFCONV_KERNEL_CHECK_SPEED !== '0' }));
+    fs.writeFileSync(cfgFile, JSON.stringify({ package: nativePackage, role, outDir: dir, skip: [...skip], fault, speed: process.env.REFCONV_KERNEL_CHECK_SPEED !== '0', timing }));
     const resultsFile = path.join(dir, `${role}.jsonl`);
     const progressFile = path.join(dir, `${role}.progress`);
     fs.rmSync(resultsFile, { force: true });
@@ -271,6 +272,14 @@ async function runSide(role: 'reference' | 'candidate', nativePackage: string, d
     const last = progress[progress.length - 1];
     if (code === 2 || !last) {
       throw new Error(`kernel self-check: the ${role} process failed (exit ${code ?? signal}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    }
+    if (last.startsWith('timing|')) {
+      // Died in a timing phase (every correctness case had finished): the kernel that crashed
+      // fails its class all the same; start again without timings to collect the results.
+      const [, cls, route, ...rest] = last.split('|');
+      kept.push({ key: `${rest.join('|')}|${route}`, cls: cls as KernelClass, route: route as KernelRoute, crashed: signal ?? `exit ${code}` });
+      timing = false;
+      continue;
     }
     cases ??= listCheckCases();
     const id = last.slice(0, last.lastIndexOf('|'));

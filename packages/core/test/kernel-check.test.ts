@@ -67,11 +67,12 @@ const ROUTABLE_FAULTS = 'conv1x1.inputGrad/native:scale@x512->,conv1x1.forward/n
 const FATAL_FAULT = 'depthwise.forward/native:nan@112x112x32';
 
 /** Runs the check (or reads its cache) with REFCONV_CACHE_DIR and the fault set in this process. */
-async function checkWith(fault: string): Promise<{ verdict: KernelCheckVerdict; cached: boolean }> {
+async function checkWith(fault: string, opts: { speed?: boolean } = {}): Promise<{ verdict: KernelCheckVerdict; cached: boolean }> {
   const saved = { dir: process.env.REFCONV_CACHE_DIR, fault: process.env.REFCONV_KERNEL_CHECK_FAULT };
   process.env.REFCONV_CACHE_DIR = cacheDir;
   process.env.REFCONV_KERNEL_CHECK_FAULT = fault;
-  process.env.REFCONV_KERNEL_CHECK_SPEED = '0'; // correctness only: the speed set is tested on the host's own verdict
+  // correctness only, unless asked: the speed set is tested on the host's own verdict
+  if (!opts.speed) process.env.REFCONV_KERNEL_CHECK_SPEED = '0';
   try {
     return await loadOrRunKernelCheck({ log: () => {} });
   } finally {
@@ -192,11 +193,21 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
     if (!info.kernelPlan!.reason.includes('TF_ENABLE_ONEDNN_OPTS')) expect(info.kernelPlan).toMatchObject({ onednn: plan.onednn, routes: plan.routes, eigenFilterGradient: plan.eigenFilterGradient });
   });
 
+  it('a kernel that crashes while being timed (after every correctness case passed) fails its class, not the last case checked', async () => {
+    const { verdict } = await checkWith('conv1x1.forward/native:crash@k1 7x7x960', { speed: true });
+    const s = verdict.classes['conv1x1.forward']!.native!;
+    expect(s.crashed).toBe(1);
+    expect(s.firstFailure).toBe('conv k1 7x7x960->160 s1 forward: process died (SIGFPE)');
+    expect(s.passed).toBe(cases.filter((c) => c.cls === 'conv1x1.forward').length);
+    expect(verdict.classes['matmul']!.native).toMatchObject({ crashed: 0 });
+    if (verdict.plan.onednn) expect(verdict.plan.routes['conv1x1.forward']).toBe('matmul');
+  }, 300_000);
+
   it('caches the verdict per host and fault set', async () => {
     const again = await checkWith(ROUTABLE_FAULTS);
     expect(again.cached).toBe(true);
     expect(again.verdict.createdAt).toBe(routable.createdAt);
-    expect(fs.readdirSync(path.join(cacheDir, 'kernel-check')).filter((f) => f.endsWith('.json'))).toHaveLength(2);
+    expect(fs.readdirSync(path.join(cacheDir, 'kernel-check')).filter((f) => f.endsWith('.json'))).toHaveLength(3);
   });
 
   it('initBackend follows the verdict, says why, and warns when an env var overrides it', () => {
