@@ -28,6 +28,12 @@ describe('detect:train kill and resume', () => {
     expect(fs.readFileSync(path.join(killed, 'test_stats.json'), 'utf8')).toBe(fs.readFileSync(path.join(full, 'test_stats.json'), 'utf8'));
   }, 300_000);
 
+  it('SIGTERM (preemption) stops the run with exit code 75 and --resume still ends bit-identical', async () => {
+    const { fullDir: full, killedDir: killed } = await killAndResume(pkg, args, 3, undefined, 'SIGTERM');
+    const [a, b] = [full, killed].map((d) => loadCheckpoint(path.join(d, 'final.safetensors')));
+    for (const [name, t] of a!.weights) expect(Array.from(b!.weights.get(name)!.data as Float32Array), `final ${name}`).toEqual(Array.from(t.data as Float32Array));
+  }, 300_000);
+
   it('--lr -1 and --epochs 0 are refused with exit code 2 before the detector is built; old flags warn', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'det-bad-'));
     const bad = spawnSync(process.execPath, [...args(out), '--lr', '-1', '--max-test-images', '1'], { cwd: pkg, encoding: 'utf8' });

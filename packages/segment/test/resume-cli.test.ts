@@ -23,6 +23,11 @@ describe('segment:train kill and resume', () => {
     expectSameCheckpoints(full, killed, ['last.safetensors', 'best.safetensors'], (h) => [h.trainLoss, h.val?.mIoU]);
   }, 300_000);
 
+  it('SIGTERM (preemption) stops the run with exit code 75 and --resume still ends bit-identical', async () => {
+    const { fullDir: full, killedDir: killed } = await killAndResume(pkg, args, 3, undefined, 'SIGTERM');
+    expectSameCheckpoints(full, killed, ['last.safetensors', 'best.safetensors'], (h) => [h.trainLoss, h.val?.mIoU]);
+  }, 300_000);
+
   it('--lr -1 and --refconv without --from are refused with exit code 2 before anything is built', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'seg-bad-'));
     const bad = spawnSync(process.execPath, [...args(out), '--lr', '-1'], { cwd: pkg, encoding: 'utf8' });

@@ -10,7 +10,7 @@
  */
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli, resolvePaths, trainingOptions } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, PreemptedError, PREEMPTED_EXIT_CODE, resolvePaths, trainingOptions } from '@refconv/engine';
 import type { BoxLossKind } from '../models/retinanet.js';
 import type { RefocusScope } from '../pipeline/checkpoint.js';
 import { runDetection } from '../pipeline/protocol.js';
@@ -76,5 +76,7 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   process.stderr.write(`detect:train: ${(e as Error).message}\n`);
-  process.exit(1);
+  // preempted (SIGTERM / SIGUSR1 after the current step, checkpoint written): exit 75 asks a Slurm
+  // script to requeue the job, which then resumes with --resume
+  process.exit(e instanceof PreemptedError ? PREEMPTED_EXIT_CODE : 1);
 });

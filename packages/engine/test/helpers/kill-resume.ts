@@ -27,12 +27,16 @@ export interface KillResumeRun {
 }
 
 /**
- * Runs `node ...args(fullDir)`, then `node ...args(killedDir)` killed after its first checkpoint
+ * Runs `node ...args(fullDir)`, then `node ...args(killedDir)` killed (SIGKILL, or SIGTERM as a
+ * scheduler preempts, which must end in exit code 75) after its first checkpoint
  * (`lastFile(killedDir)`), then `node ...args(killedDir) --resume`, all with `cwd`, and checks that
  * each step did what it should (the uninterrupted run and the resume exit 0, the kill came before
  * the last of `epochs` epochs and before `final.safetensors`, the resume says where it resumed).
  */
-export async function killAndResume(cwd: string, args: (out: string) => string[], epochs: number, lastFile: (out: string) => string = (o) => path.join(o, 'last.safetensors')): Promise<KillResumeRun> {
+export async function killAndResume(
+  cwd: string, args: (out: string) => string[], epochs: number, lastFile: (out: string) => string = (o) => path.join(o, 'last.safetensors'),
+  signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL',
+): Promise<KillResumeRun> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kill-resume-'));
   const fullDir = path.join(root, 'full');
   const killedDir = path.join(root, 'killed');
@@ -41,8 +45,11 @@ export async function killAndResume(cwd: string, args: (out: string) => string[]
   const child = spawn(process.execPath, args(killedDir), { cwd, stdio: 'ignore' });
   const last = lastFile(killedDir);
   while (!fs.existsSync(last)) await new Promise((res) => setTimeout(res, 20));
-  child.kill('SIGKILL');
-  await new Promise((res) => child.once('exit', res));
+  child.kill(signal);
+  const exitCode = await new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  // SIGTERM (a scheduler's preemption): the run stops after its current step with the exit code
+  // that asks a Slurm script to requeue it (75).
+  if (signal === 'SIGTERM') expect(exitCode, 'exit code after SIGTERM').toBe(75);
   const interrupted = loadCheckpoint(last).state.epoch;
   expect(interrupted, 'the run finished before it could be killed').toBeLessThan(epochs);
   const finalBeforeResume = fs.existsSync(path.join(path.dirname(last), 'final.safetensors'));

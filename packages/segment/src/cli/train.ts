@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli, resolvePaths, trainingOptions } from '@refconv/engine';
+import { applyDeprecatedAliases, createCli, PreemptedError, PREEMPTED_EXIT_CODE, resolvePaths, trainingOptions } from '@refconv/engine';
 import type { DatasetFormat } from '../data/datasets.js';
 import { DATASETS } from '../data/datasets.js';
 import { formatFuseReport } from '../fuse-check.js';
@@ -97,5 +97,7 @@ async function main(): Promise<void> {
 
 main().catch((e: Error) => {
   console.error(`segment:train: ${e.message}`);
-  process.exit(1);
+  // preempted (SIGTERM / SIGUSR1 after the current step, checkpoint written): exit 75 asks a Slurm
+  // script to requeue the job, which then resumes with --resume
+  process.exit(e instanceof PreemptedError ? PREEMPTED_EXIT_CODE : 1);
 });
