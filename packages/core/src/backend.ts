@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { applyKernelPlan, enableFastKernels, oneDnnRequested } from './fast-kernels.js';
-import { cpuIsa, decideKernelPlan, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, oneDnnSpeedup, type KernelPlan } from './kernel-check.js';
+import { cpuDescription, loadOrRunKernelCheck, planOf, type KernelPlan } from './kernel-check.js';
 
 const require = createRequire(import.meta.url);
 
@@ -51,11 +51,9 @@ function quietNativeLogs(): void {
 
 const ONEDNN_ENV = 'TF_ENABLE_ONEDNN_OPTS';
 
-/** The user's own oneDNN setting, if any (TF accepts 1/true/yes/on and 0/false/no/off). */
+/** The user's own oneDNN setting, if any. */
 function userOneDnn(): boolean | undefined {
-  const v = process.env[ONEDNN_ENV]?.toLowerCase();
-  if (v === undefined || v === '') return undefined;
-  return ['1', 'true', 'yes', 'on'].includes(v);
+  return process.env[ONEDNN_ENV] ? oneDnnRequested() : undefined;
 }
 
 /**
@@ -76,10 +74,7 @@ async function resolveKernelPlan(nativePackage: string, notes: string[]): Promis
   } else {
     try {
       const { verdict, cached } = await loadOrRunKernelCheck({ nativePackage, force: mode === 'force' });
-      // The plan is re-derived from the cached measurements, so a change of the decision rules
-      // applies without re-running the check.
-      const speedup = verdict.speed ? oneDnnSpeedup(verdict.speed.off, verdict.speed.on) : undefined;
-      plan = { ...decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? []), speedup), source: cached ? 'cache' : 'check' };
+      plan = { ...planOf(verdict), source: cached ? 'cache' : 'check' };
       if (verdict.reference.failures.length > 0 || verdict.reference.crashes.length > 0) {
         const bad = [...verdict.reference.failures, ...verdict.reference.crashes].slice(0, 3).join('; ');
         process.emitWarning(`TensorFlow's own (Eigen) kernels disagree with a float64 loop on this CPU (${bad}): results may be wrong even with oneDNN off`, { code: 'REFCONV_KERNEL_CHECK' });
@@ -108,10 +103,6 @@ function isInstalled(pkg: string): boolean {
   } catch {
     return false;
   }
-}
-
-function describeCpu(): string {
-  return `${hostFacts().cpuModel} (${cpuIsa()})`;
 }
 
 
@@ -164,7 +155,7 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
           notes,
           fastKernels,
           kernelPlan: plan,
-          cpu: describeCpu(),
+          cpu: cpuDescription(),
         };
         return current;
       }
@@ -197,7 +188,7 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
     }
   }
   await tf.ready();
-  current = { backend: tf.getBackend(), package: '@tensorflow/tfjs', tfjsVersion: tf.version_core, gpu: false, notes, fastKernels: false, cpu: describeCpu() };
+  current = { backend: tf.getBackend(), package: '@tensorflow/tfjs', tfjsVersion: tf.version_core, gpu: false, notes, fastKernels: false, cpu: cpuDescription() };
   return current;
 }
 

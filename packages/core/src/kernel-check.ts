@@ -115,6 +115,7 @@ export interface KernelCheckVerdict {
   classes: Record<string, Record<string, RouteSummary>>;
   /** Trusted side: worst float64 error, failures and crashes. */
   reference: { checked: number; worstFloat64Error: number; failures: string[]; crashes: string[] };
+  /** The plan at check time ({@link planOf}; the backend re-derives it at every start). */
   plan: Omit<KernelPlan, 'source'>;
   /** Filter-gradient timings, oneDNN vs Eigen (the speed route's measurement on this host). */
   filterGradientTimings: FilterGradientTiming[];
@@ -153,10 +154,21 @@ function readText(file: string): string {
   }
 }
 
+let cpuinfoText: string | undefined;
+
+/** One field of /proc/cpuinfo (first processor), '' where absent; the file is read once per process. */
+function cpuinfoField(name: string): string {
+  cpuinfoText ??= readText('/proc/cpuinfo');
+  return new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfoText)?.[1]?.trim() ?? '';
+}
+
+function cpuModel(): string {
+  return cpuinfoField('model name') || cpuinfoField('Hardware') || os.cpus()[0]?.model || 'unknown';
+}
+
 /** CPU model, ISA flags, cache topology, the native library and the check's own source. */
 export function hostFacts(nativePackage = '@tensorflow/tfjs-node'): HostFacts {
-  const cpuinfo = readText('/proc/cpuinfo');
-  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1]?.trim() ?? '';
+  const field = cpuinfoField;
   const flags = field('flags') || field('Features');
   const cacheDir = '/sys/devices/system/cpu/cpu0/cache';
   let caches = '';
@@ -175,7 +187,7 @@ export function hostFacts(nativePackage = '@tensorflow/tfjs-node'): HostFacts {
   const relevantEnv = ['REFCONV_KERNEL_CHECK_FAULT', 'REFCONV_KERNEL_CHECK_SPEED', 'ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'TF_NUM_INTRAOP_THREADS', 'OMP_NUM_THREADS']
     .map((k) => (process.env[k] !== undefined ? `${k}=${process.env[k]}` : '')).filter(Boolean).join(' ');
   return {
-    cpuModel: field('model name') || field('Hardware') || os.cpus()[0]?.model || 'unknown',
+    cpuModel: cpuModel(),
     arch: os.arch(),
     platform: os.platform(),
     cpuFlagsHash: sha(`${field('cpu family')} ${field('model')} ${field('stepping')} ${flags}`),
@@ -189,11 +201,16 @@ export function hostFacts(nativePackage = '@tensorflow/tfjs-node'): HostFacts {
 
 /** The ISA summary of this CPU for reports: e.g. `AVX-512 (avx512f, avx512bw, ...)`, `AVX2`. */
 export function cpuIsa(): string {
-  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(readText('/proc/cpuinfo'))?.[1] ?? '').split(/\s+/));
+  const flags = new Set(cpuinfoField('flags').split(/\s+/));
   if (flags.has('avx512f')) return `AVX-512${flags.has('amx_tile') ? ' + AMX' : ''}`;
   if (flags.has('avx2')) return 'AVX2';
   if (os.arch() === 'arm64') return 'arm64';
   return flags.size > 1 ? 'x86-64 (no AVX2)' : os.arch();
+}
+
+/** `CPU model (ISA)` for reports and describeBackend, e.g. `AMD EPYC 9R14 (AVX-512)`. */
+export function cpuDescription(): string {
+  return `${cpuModel()} (${cpuIsa()})`;
 }
 
 function cacheRoot(): string {
@@ -391,6 +408,16 @@ export function decideKernelPlan(classes: Record<string, Record<string, RouteSum
   return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on${fast}: kernel self-check passed on this CPU${speed}` };
 }
 
+/**
+ * The plan for a verdict, derived from its measurements (correctness per class and route, and the
+ * timings) by the current {@link decideKernelPlan}: a cached verdict follows a change of the
+ * decision rules without re-running the check.
+ */
+export function planOf(verdict: Pick<KernelCheckVerdict, 'classes' | 'filterGradientTimings' | 'speed'>): Omit<KernelPlan, 'source'> {
+  const speedup = verdict.speed ? oneDnnSpeedup(verdict.speed.off, verdict.speed.on) : undefined;
+  return decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? []), speedup);
+}
+
 /** Runs the whole check (two child processes) and returns the verdict; writes nothing to the cache. */
 export async function runKernelCheck(opts: { nativePackage?: string; fault?: string } = {}): Promise<KernelCheckVerdict> {
   const nativePackage = opts.nativePackage ?? '@tensorflow/tfjs-node';
@@ -405,6 +432,7 @@ export async function runKernelCheck(opts: { nativePackage?: string; fault?: str
     const results = candidate.results.map((r) => (referenceKeys.has(r.key.split('|')[0]) || r.crashed ? r : { ...r, error: Infinity }));
     const f64 = reference.results.filter((r) => r.float64Error !== undefined);
     const classes = summarise(results);
+    const speed = { off: reference.speed, on: candidate.speed };
     return {
       hostKey: verdictPath(facts),
       host: facts,
@@ -418,9 +446,9 @@ export async function runKernelCheck(opts: { nativePackage?: string; fault?: str
         failures: f64.filter((r) => !((r.float64Error as number) <= KERNEL_CHECK_TOLERANCE)).map((r) => r.key),
         crashes: reference.results.filter((r) => r.crashed).map((r) => `${r.key} (${r.crashed})`),
       },
-      plan: decideKernelPlan(classes, eigenFilterGradientSpeedup(candidate.timings), oneDnnSpeedup(reference.speed, candidate.speed)),
+      plan: planOf({ classes, filterGradientTimings: candidate.timings, speed }),
       filterGradientTimings: candidate.timings,
-      speed: { off: reference.speed, on: candidate.speed },
+      speed,
       results,
     };
   } finally {

@@ -7,7 +7,7 @@
  * (a separate cache entry) to see the check catch it.
  */
 import { parseArgs } from 'node:util';
-import { cpuIsa, describeClass, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, oneDnnSpeedup, verdictPath } from '../kernel-check.js';
+import { cpuIsa, describeClass, eigenFilterGradientSpeedup, hostFacts, loadOrRunKernelCheck, oneDnnSpeedup, planOf, verdictPath } from '../kernel-check.js';
 
 const { values } = parseArgs({
   options: {
@@ -44,8 +44,9 @@ if (values.json) {
     }
   }
   console.log('');
-  console.log(`plan: ${verdict.plan.reason}`);
-  const routes = Object.entries(verdict.plan.routes);
+  const plan = planOf(verdict);
+  console.log(`plan: ${plan.reason}`);
+  const routes = Object.entries(plan.routes);
   if (routes.length) console.log(`routes: ${routes.map(([c, r]) => `${describeClass(c)} -> ${r}`).join(', ')}`);
   const timings = verdict.filterGradientTimings ?? [];
   if (timings.length) {
@@ -56,7 +57,7 @@ if (values.json) {
     const speedup = eigenFilterGradientSpeedup(timings);
     if (speedup !== undefined) console.log(`spatial convs with >= 64 input channels: Eigen ${speedup.toFixed(2)}x oneDNN's speed in total`);
   }
-  console.log(`Eigen filter-gradient speed route: ${verdict.plan.eigenFilterGradient ? 'used' : 'not used'}`);
+  console.log(`Eigen filter-gradient speed route: ${plan.eigenFilterGradient ? 'used' : 'not used'}`);
   if (verdict.speed) {
     const on = new Map(verdict.speed.on.map((r) => [r.speed, r.ms]));
     console.log('');

@@ -4,12 +4,10 @@
  * whose oneDNN 1x1 conv is wrong or crashes (SIGFPE in its blocking heuristic was seen).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Pad } from './native.js';
-import { pointwiseConv } from './pointwise-matmul.js';
+import { replaceKernel, restoreKernels, type Pad } from './native.js';
+import { isPointwise, pointwiseConv } from './pointwise-matmul.js';
 import { state } from './state.js';
 
-const isPointwise = (shape: number[]) => shape[0] === 1 && shape[1] === 1;
-let forwardOverridden = false;
 const originalForwardKernels = new Map<string, tf.KernelConfig>();
 
 /** The attributes tfjs passes to Conv2D / FusedConv2D. */
@@ -25,41 +23,28 @@ interface ConvForwardAttrs {
 
 /** Replaces Conv2D and FusedConv2D so that 1x1 convs (NHWC, no dilation) run as MatMul. */
 export function overrideForwardPointwise(): void {
-  if (forwardOverridden) return;
   for (const kernelName of ['Conv2D', 'FusedConv2D']) {
-    const original = tf.getKernel(kernelName, 'tensorflow');
-    if (!original) continue;
-    originalForwardKernels.set(kernelName, original);
-    tf.unregisterKernel(kernelName, 'tensorflow');
-    tf.registerKernel({
-      ...original,
-      kernelFunc: (args) => {
-        const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.Tensor4D>;
-        const a = args.attrs as unknown as ConvForwardAttrs;
-        const dilations = typeof a.dilations === 'number' ? [a.dilations, a.dilations] : a.dilations ?? [1, 1];
-        const applies = state.routes['conv1x1.forward'] === 'matmul' && a.dataFormat === 'NHWC' && a.dimRoundingMode == null
-          && typeof a.pad === 'string' && dilations.every((d) => d === 1) && isPointwise(filter!.shape);
-        if (!applies) return original.kernelFunc(args);
-        const strides: [number, number] = typeof a.strides === 'number' ? [a.strides, a.strides] : a.strides;
-        const y = pointwiseConv(x!, filter!, strides);
-        if (kernelName === 'Conv2D') return y;
-        const biased = bias ? tf.add(y, bias) : y;
-        if (biased !== y) y.dispose();
-        const be = args.backend as unknown as { applyActivation(x: tf.Tensor, act?: string, prelu?: tf.Tensor, alpha?: number): tf.Tensor };
-        const out = be.applyActivation(biased, a.activation, preluActivationWeights, a.leakyreluAlpha);
-        if (out !== biased) biased.dispose();
-        return out;
-      },
+    replaceKernel(kernelName, originalForwardKernels, (original) => (args) => {
+      const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.Tensor4D>;
+      const a = args.attrs as unknown as ConvForwardAttrs;
+      const dilations = typeof a.dilations === 'number' ? [a.dilations, a.dilations] : a.dilations ?? [1, 1];
+      const applies = state.routes['conv1x1.forward'] === 'matmul' && a.dataFormat === 'NHWC' && a.dimRoundingMode == null
+        && typeof a.pad === 'string' && dilations.every((d) => d === 1) && isPointwise(filter!.shape);
+      if (!applies) return original.kernelFunc(args);
+      const strides: [number, number] = typeof a.strides === 'number' ? [a.strides, a.strides] : a.strides;
+      const y = pointwiseConv(x!, filter!, strides);
+      if (kernelName === 'Conv2D') return y;
+      const biased = bias ? tf.add(y, bias) : y;
+      if (biased !== y) y.dispose();
+      const be = args.backend as unknown as { applyActivation(x: tf.Tensor, act?: string, prelu?: tf.Tensor, alpha?: number): tf.Tensor };
+      const out = be.applyActivation(biased, a.activation, preluActivationWeights, a.leakyreluAlpha);
+      if (out !== biased) biased.dispose();
+      return out;
     });
   }
-  forwardOverridden = true;
 }
 
+/** Puts TF's own Conv2D / FusedConv2D kernels back. */
 export function restoreForwardKernels(): void {
-  for (const [name, original] of originalForwardKernels) {
-    tf.unregisterKernel(name, 'tensorflow');
-    tf.registerKernel(original);
-  }
-  originalForwardKernels.clear();
-  forwardOverridden = false;
+  restoreKernels(originalForwardKernels);
 }

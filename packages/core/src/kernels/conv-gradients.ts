@@ -13,8 +13,8 @@
  * 3. TF's own kernel otherwise.
  */
 import * as tf from '@tensorflow/tfjs';
-import { floatTypeAttr, forwardPadding, native, oneDnnRequested, type Pad } from './native.js';
-import { pointwiseFilterGradient, pointwiseInputGradient } from './pointwise-matmul.js';
+import { floatTypeAttr, forwardPadding, native, oneDnnRequested, replaceKernel, restoreKernels, type Pad } from './native.js';
+import { isPointwise, pointwiseFilterGradient, pointwiseInputGradient } from './pointwise-matmul.js';
 import { state } from './state.js';
 
 const warned = new Set<string>();
@@ -101,29 +101,18 @@ type ConvGradientRoute = (inputs: Record<string, tf.Tensor4D>, attrs: ConvGradie
 
 /** Replaces a conv-gradient kernel of the tensorflow backend: NHWC calls go to `route` first, the rest and what it declines to TF's kernel. */
 function overrideConvGradient(kernelName: string, route: ConvGradientRoute): void {
-  if (originalConvGradients.has(kernelName)) return;
-  const original = tf.getKernel(kernelName, 'tensorflow');
-  if (!original) return;
-  originalConvGradients.set(kernelName, original);
-  tf.unregisterKernel(kernelName, 'tensorflow');
-  tf.registerKernel({
-    ...original,
-    kernelFunc: (args) => {
-      const attrs = args.attrs as unknown as ConvGradientAttrs;
-      if (attrs.dataFormat !== 'NHWC' || attrs.dimRoundingMode != null) return original.kernelFunc(args);
-      const strides: [number, number] = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
-      const explicit = typeof attrs.pad !== 'string';
-      return route(args.inputs as Record<string, tf.Tensor4D>, attrs, strides, explicit) ?? original.kernelFunc(args);
-    },
+  replaceKernel(kernelName, originalConvGradients, (original) => (args) => {
+    const attrs = args.attrs as unknown as ConvGradientAttrs;
+    if (attrs.dataFormat !== 'NHWC' || attrs.dimRoundingMode != null) return original.kernelFunc(args);
+    const strides: [number, number] = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
+    const explicit = typeof attrs.pad !== 'string';
+    return route(args.inputs as Record<string, tf.Tensor4D>, attrs, strides, explicit) ?? original.kernelFunc(args);
   });
 }
 
+/** Puts TF's own conv-gradient kernels back. */
 export function restoreConvGradients(): void {
-  for (const [name, original] of originalConvGradients) {
-    tf.unregisterKernel(name, 'tensorflow');
-    tf.registerKernel(original);
-  }
-  originalConvGradients.clear();
+  restoreKernels(originalConvGradients);
 }
 
 /**
@@ -193,8 +182,6 @@ function preferEigenFilterGradient(filterShape: number[]): boolean {
 export function conv2dInputGradientExplicit(dy: tf.Tensor4D, filter: tf.Tensor4D, inputShape: number[], strides: [number, number], pad: Pad): tf.Tensor4D {
   return explicitConvGradient('Conv2DBackpropInput', inputShape, filter.shape, strides, pad, (sizes) => [sizes, filter, dy]);
 }
-
-const isPointwise = (shape: number[]) => shape[0] === 1 && shape[1] === 1;
 
 /**
  * The conv-gradient kernels: correctness routes first (they apply whether or not the fast kernels

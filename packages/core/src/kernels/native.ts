@@ -35,3 +35,26 @@ export function forwardPadding(len: number, k: number, stride: number, pad: Pad,
 export function oneDnnRequested(): boolean {
   return ['1', 'true', 'yes', 'on'].includes((process.env.TF_ENABLE_ONEDNN_OPTS ?? '').toLowerCase());
 }
+
+/**
+ * Replaces a kernel of the tensorflow backend with `wrap(original)`, remembering the original in
+ * `originals` (once: a kernel already replaced is left as it is). Returns whether it replaced it.
+ */
+export function replaceKernel(kernelName: string, originals: Map<string, tf.KernelConfig>, wrap: (original: tf.KernelConfig) => tf.KernelFunc): boolean {
+  if (originals.has(kernelName)) return false;
+  const original = tf.getKernel(kernelName, 'tensorflow');
+  if (!original) return false;
+  originals.set(kernelName, original);
+  tf.unregisterKernel(kernelName, 'tensorflow');
+  tf.registerKernel({ ...original, kernelFunc: wrap(original) });
+  return true;
+}
+
+/** Puts back every kernel that {@link replaceKernel} replaced into `originals`. */
+export function restoreKernels(originals: Map<string, tf.KernelConfig>): void {
+  for (const [name, original] of originals) {
+    tf.unregisterKernel(name, 'tensorflow');
+    tf.registerKernel(original);
+  }
+  originals.clear();
+}

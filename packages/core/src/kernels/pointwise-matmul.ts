@@ -8,6 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** Whether a kernel shape [kh, kw, ...] is 1x1. */
+export const isPointwise = (shape: readonly number[]): boolean => shape[0] === 1 && shape[1] === 1;
+
 /** x sampled at the stride: [N, ceil(H/s), ceil(W/s), C]. */
 function sampled(x: tf.Tensor4D, [sh, sw]: [number, number]): tf.Tensor4D {
   if (sh === 1 && sw === 1) return x;
