@@ -36,6 +36,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from './atomic-write.js';
 
 /** Kernel classes that the runtime routes as a whole (see the child script's cases). */
 export type KernelClass =
@@ -465,13 +466,6 @@ function readVerdict(file: string): KernelCheckVerdict | null {
   }
 }
 
-function writeAtomic(file: string, text: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -504,7 +498,7 @@ export async function loadOrRunKernelCheck(opts: { nativePackage?: string; force
       `[refconv] checking TensorFlow's native kernels on this CPU (${facts.cpuModel}, ${cpuIsa()}) against a trusted path and times them; once per host, 20-50 s`,
     );
     const verdict = await runKernelCheck({ nativePackage: opts.nativePackage, fault: process.env.REFCONV_KERNEL_CHECK_FAULT });
-    writeAtomic(file, JSON.stringify(verdict, null, 1));
+    writeFileAtomic(file, JSON.stringify(verdict, null, 1));
     return { verdict, cached: false };
   } finally {
     fs.rmSync(lock, { recursive: true, force: true });
