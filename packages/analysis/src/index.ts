@@ -12,3 +12,6 @@ export * from './model-layers.js';
 export * from './model-redundancy.js';
 export * from './adversarial.js';
 export * from './landscape.js';
+export * from './weight-redundancy.js';
+export * from './aggregate.js';
+export * from './run.js';

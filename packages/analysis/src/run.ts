@@ -15,6 +15,7 @@ import { loadImageBatch, type ImageBatch } from './data.js';
 import { modelRedundancy, type ModelRedundancy } from './model-redundancy.js';
 import { robustness, type Robustness, type RobustnessOptions } from './adversarial.js';
 import { interpolate, landscapeModel, surface2d, type InterpolationPoint, type Surface2D } from './landscape.js';
+import { checkpointWeightRedundancy, type CheckpointWeightRedundancy } from './weight-redundancy.js';
 
 /** A checkpoint and the name it has in the report (`baseline`, `control`, `refconv`, ...). */
 export interface NamedModel {
@@ -54,6 +55,75 @@ export function parseModelArgs(args: string[]): NamedModel[] {
     seen.add(name);
     return { name, file };
   });
+}
+
+/**
+ * Parses `name=path[,path...]` model arguments into runs: run i holds every model's i-th path
+ * (e.g. `control=s0.safetensors,s1.safetensors` for two seeds). A model with one path is used in
+ * every run (e.g. a baseline shared by the seeds); every other model needs the same number of paths.
+ *
+ * @throws Error naming the models whose path counts differ.
+ */
+export function parseModelSets(args: string[]): NamedModel[][] {
+  const named = parseModelArgs(args).map((m) => ({ name: m.name, files: m.file.split(',') }));
+  for (const m of named) if (m.files.some((f) => !f)) throw new Error(`--models: '${m.name}' has an empty path in its comma-separated list`);
+  const counts = [...new Set(named.map((m) => m.files.length).filter((n) => n > 1))];
+  if (counts.length > 1) {
+    throw new Error(`--models: the models list different numbers of checkpoints (${named.map((m) => `${m.name}: ${m.files.length}`).join(', ')}); give each model one path or the same number as the others (one per seed)`);
+  }
+  const runs = counts[0] ?? 1;
+  return Array.from({ length: runs }, (_, i) => named.map((m) => ({ name: m.name, file: m.files.length === 1 ? m.files[0]! : m.files[i]! })));
+}
+
+/**
+ * The models of one or more `classify:experiment` (or `classify:train`) output folders, as
+ * `name=seed0,seed1,...` arguments for {@link parseModelSets}: for every `seed-<s>` folder (in seed
+ * order) `baseline` (the run's `--from` checkpoint, recorded in `<dir>/results.json`'s
+ * `config.baseline`, else `seed-<s>/pretrain/final.safetensors`), `control`
+ * (`seed-<s>/control/final.safetensors`) and the RefConv model (`seed-<s>/refocus/final.safetensors`),
+ * named `refconv`, or `refconv-<init>` when the run's `config.refocus.init` is not the default.
+ * A model is listed when every seed has its checkpoint; a name found in two folders with the same
+ * checkpoints is listed once (e.g. a baseline shared by two experiments).
+ *
+ * @throws Error naming the folder when it has no `seed-<s>` folder, its seeds differ from the first
+ *   folder's, or a name is found in two folders with different checkpoints.
+ */
+export function experimentModelArgs(dirs: string[]): string[] {
+  if (dirs.length === 0) return [];
+  const found = new Map<string, { files: string[]; dir: string }>();
+  let seeds: number[] | undefined;
+  for (const dir of dirs) {
+    if (!fs.existsSync(dir)) throw new Error(`--experiment ${dir}: no such folder`);
+    const s = fs.readdirSync(dir).map((d) => /^seed-(\d+)$/.exec(d)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1])).sort((a, b) => a - b);
+    if (s.length === 0) throw new Error(`--experiment ${dir}: no seed-<s> folder (expected a classify:experiment or classify:train output folder)`);
+    if (seeds && seeds.join() !== s.join()) throw new Error(`--experiment ${dir}: seeds ${s.join(', ')} differ from ${dirs[0]}'s (${seeds.join(', ')})`);
+    seeds ??= s;
+    let config: { baseline?: string; refocus?: { init?: string } } = {};
+    const rj = path.join(dir, 'results.json');
+    if (fs.existsSync(rj)) {
+      try {
+        config = (JSON.parse(fs.readFileSync(rj, 'utf8')) as { config?: typeof config }).config ?? {};
+      } catch (e) {
+        throw new Error(`--experiment ${dir}: ${rj} is not valid JSON (${(e as Error).message})`);
+      }
+    }
+    const init = config.refocus?.init;
+    const stages: Array<[string, (seed: number) => string]> = [
+      ['baseline', (seed) => (config.baseline ? path.resolve(dir, config.baseline) : path.join(dir, `seed-${seed}`, 'pretrain', 'final.safetensors'))],
+      ['control', (seed) => path.join(dir, `seed-${seed}`, 'control', 'final.safetensors')],
+      [init && init !== 'default' ? `refconv-${init}` : 'refconv', (seed) => path.join(dir, `seed-${seed}`, 'refocus', 'final.safetensors')],
+    ];
+    for (const [name, fileOf] of stages) {
+      const files = s.map(fileOf);
+      if (!files.every((f) => fs.existsSync(f))) continue;
+      const prev = found.get(name);
+      if (prev && prev.files.join() !== files.join()) throw new Error(`--experiment: '${name}' is found in ${prev.dir} and in ${dir} with different checkpoints; analyse them separately or name them with --models`);
+      if (!prev) found.set(name, { files, dir });
+    }
+  }
+  if (found.size === 0) throw new Error(`--experiment ${dirs.join(' ')}: no seed-<s>/{pretrain,control,refocus}/final.safetensors found`);
+  // every name's files: all the same (shared baseline) -> one path, else one per seed
+  return [...found].map(([name, { files }]) => `${name}=${new Set(files).size === 1 ? files[0] : files.join(',')}`);
 }
 
 const round = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
@@ -114,6 +184,25 @@ export async function runSkeletons(models: NamedModel[], opts: SkeletonRunOption
     }
   }
   return { results, figures, markdown: md.join('\n') };
+}
+
+/**
+ * Weight-space redundancy of each model from its checkpoint's kernels alone (any classify,
+ * detect or segment checkpoint): a table of the means and `weights-cos.png` (per kernel, x = its
+ * position in the checkpoint).
+ */
+export async function runWeightRedundancy(models: NamedModel[], out: string): Promise<{ results: Array<CheckpointWeightRedundancy & { name: string }>; figures: string[]; markdown: string }> {
+  fs.mkdirSync(out, { recursive: true });
+  const results = models.map((m) => ({ name: m.name, ...checkpointWeightRedundancy(m.file) }));
+  const f = 'weights-cos.png';
+  await lineChartPng(path.join(out, f), { title: 'Weight space, from the checkpoints: mean pairwise |cosine| of output kernels (lower = less redundant)', xLabel: 'conv kernel (checkpoint order)', yLabel: '|cos|',
+    series: results.map((r) => ({ name: r.name, points: r.layers.filter((l) => Number.isFinite(l.weightCos)).map((l) => [l.depth, l.weightCos] as [number, number]) })) });
+  const md = ['## Weight-space redundancy (checkpoint kernels)', '',
+    'Mean pairwise |cos| of each conv\'s output kernels (RefConv layers: W_t; 1x1 included), averaged over the kernels; read from the weights alone, so it works on any checkpoint. Lower = less redundant.', '',
+    '| model | conv kernels | of them RefConv | weight \\|cos\\| |', '|---|---|---|---|',
+    ...results.map((r) => `| ${r.name} | ${r.layers.length} | ${r.layers.filter((l) => l.kind === 'refconv').length} | ${round(r.mean, 4)} |`), '',
+    `![${f}](${f})`, ''];
+  return { results, figures: [f], markdown: md.join('\n') };
 }
 
 /** Where the images of the data-dependent analyses come from. */

@@ -45,4 +45,43 @@ describe('analysis:run CLI', () => {
     expect(run(['--out', out]).status).toBe(2);
     fs.rmSync(dir, { recursive: true, force: true });
   });
+  it('several seeds per model (name=a,b): one run per seed and the mean ± std; the kernel analyses on a non-classify checkpoint', { timeout: 120_000 }, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'analysis-cli-'));
+    const spec: ModelSpec = { arch: 'cifar_resnet20', numClasses: 10, inputSize: 28, inChannels: 1, width: 0.25 };
+    const refSpec = { mapK: 3, grouping: 'official' as const, init: 'default' as const, frozen: 'official' as const };
+    const files: string[] = [];
+    for (const seed of [0, 1]) {
+      const base = buildBaseline(spec, seed);
+      const ref = refocusModel(base, refSpec, seed + 10);
+      files.push(path.join(dir, `base${seed}.safetensors`), path.join(dir, `ref${seed}.safetensors`));
+      // saved without a classify model description, as a segment / detect checkpoint would be
+      saveCheckpoint(files[files.length - 2]!, { weights: modelWeights(base), state: { epoch: 0, step: 0 } });
+      saveCheckpoint(files[files.length - 1]!, { weights: modelWeights(ref), state: { epoch: 0, step: 0 } });
+      base.dispose();
+      ref.dispose();
+    }
+    const out = path.join(dir, 'out');
+    const r = run(['--models', `base=${files[0]},${files[2]}`, `ref=${files[1]},${files[3]}`, '--analyses', 'skeleton', 'weights', '--out', out, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+    expect(json.runs.map((x: { label: string }) => x.label)).toEqual(['run-0', 'run-1']);
+    // the aggregate is the mean and sample std of the two runs' own values
+    const v = json.runs.map((x: { weights: { models: Array<{ mean: number }> } }) => x.weights.models[1]!.mean);
+    const s = json.aggregate.summary.ref['weight |cos| (checkpoint)'];
+    expect(s.values).toEqual(v);
+    expect(s.mean).toBeCloseTo((v[0] + v[1]) / 2, 12);
+    expect(s.std).toBeCloseTo(Math.abs(v[0] - v[1]) / Math.SQRT2, 12);
+    expect(json.aggregate.summary.ref['delta ratio k3'].n).toBe(2);
+    for (const f of ['report.md', 'results.json', 'run-0/report.md', 'run-1/skeleton-k3.png', 'run-1/weights-cos.png']) expect(fs.existsSync(path.join(out, f)), f).toBe(true);
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/Mean ± std over 2 runs[\s\S]*\| weight \|cos\| \(checkpoint\) \| [0-9.]+ ± [0-9.]+ \|/);
+    // the data-dependent analyses need classify checkpoints: the error names the model and file
+    const bad = run(['--models', `base=${files[0]}`, '--analyses', 'redundancy', '--out', out]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/model 'base' \(.*base0\.safetensors\).*need a @refconv\/classify checkpoint/);
+    // different numbers of checkpoints per model: refused naming them
+    const mismatch = run(['--models', `base=${files[0]},${files[2]}`, `ref=${files[1]},${files[3]},${files[3]}`, '--analyses', 'skeleton', '--out', out]);
+    expect(mismatch.status).toBe(1);
+    expect(mismatch.stderr).toMatch(/base: 2, ref: 3/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 });

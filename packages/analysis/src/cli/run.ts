@@ -3,19 +3,24 @@
  *   [--data fashion-mnist] [--analyses skeleton ...] [--out DIR] [--json]`
  *
  * Writes report.md, results.json and the PNG figures into --out (default runs/analysis/<date>).
+ * `name=a.safetensors,b.safetensors` (one checkpoint per seed) runs every analysis once per seed
+ * into `--out/run-<i>/` and writes the mean ± std over the runs into `--out/report.md` and
+ * `results.json`.
  */
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli, defaultRunDir, resolvePaths, resolveUserPath, writeFileAtomic } from '@refconv/engine';
-import { loadModels, parseModelArgs, runLandscape, runRedundancy, runRobustness, runSkeletons, writeResultsJson } from '../run.js';
+import { experimentModelArgs, loadModels, parseModelSets, runLandscape, runRedundancy, runRobustness, runSkeletons, runWeightRedundancy, writeResultsJson, type NamedModel } from '../run.js';
+import { aggregateMarkdown, aggregateRuns, runMetrics, type RunResultsLike } from '../aggregate.js';
 import { loadImageBatch } from '../data.js';
 
-const ANALYSES = ['skeleton', 'redundancy', 'robustness', 'landscape'] as const;
+const ANALYSES = ['skeleton', 'weights', 'redundancy', 'robustness', 'landscape'] as const;
 const DATA_ANALYSES = ['redundancy', 'robustness', 'landscape'];
 
-async function main(argv: string[]): Promise<void> {
-  const a = await createCli(argv, 'analysis:run')
-    .option('models', { type: 'string', array: true, demandOption: true, describe: 'checkpoints as name=path (.safetensors written by classify, detect or segment)' })
+function cli(argv: string[]) {
+  return createCli(argv, 'analysis:run')
+    .option('experiment', { type: 'string', array: true, describe: 'classify:experiment output folders: every seed\'s baseline, control and refocus checkpoints (added after --models)' })
+    .option('models', { type: 'string', array: true, describe: 'checkpoints as name=path (.safetensors written by classify, detect or segment); name=a,b,c gives one checkpoint per run (seed): mean ± std over the runs' })
     .option('analyses', { type: 'string', array: true, choices: ANALYSES, default: [...ANALYSES], describe: 'which analyses to run' })
     .option('per-layer', { type: 'boolean', default: false, describe: 'also write per-layer skeleton heatmaps' })
     .option('data', { type: 'string', default: 'fashion-mnist', describe: "dataset folder or 'fashion-mnist' (as classify's --data)" })
@@ -34,14 +39,49 @@ async function main(argv: string[]): Promise<void> {
     .option('json', { type: 'boolean', default: false, describe: 'print results.json as one line on stdout' })
     .option('backend', { choices: ['auto', 'tensorflow', 'cpu', 'wasm'] as const, default: 'auto' as const })
     .middleware(resolvePaths(['out', 'data'], (v) => v === 'fashion-mnist'))
-    .parseAsync();
+    .check((x) => {
+      // a string (not a thrown Error) is a usage error: exit 2 with the usage
+      if (!(x.models as string[] | undefined)?.length && !(x.experiment as string[] | undefined)?.length) return 'give the checkpoints with --models name=path ... and / or --experiment DIR';
+      return true;
+    });
+}
+type Args = Awaited<ReturnType<ReturnType<typeof cli>['parseAsync']>>;
+
+async function main(argv: string[]): Promise<void> {
+  const a = await cli(argv).parseAsync();
   const info = await initBackend(a.backend as BackendName);
   if (!a.json) console.log(describeBackend(info));
-  // name=path: the path part is relative to the folder the command was run from
-  const models = parseModelArgs(a.models as string[]).map((m) => ({ ...m, file: resolveUserPath(m.file) }));
+  // name=path[,path...]: the paths are relative to the folder the command was run from
+  const args = [...((a.models as string[] | undefined) ?? []), ...experimentModelArgs(((a.experiment as string[] | undefined) ?? []).map((d) => resolveUserPath(d)))];
+  const sets = parseModelSets(args).map((set) => set.map((m) => ({ ...m, file: resolveUserPath(m.file) })));
   const out = a.out ?? defaultRunDir('analysis', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
+  const command = `npx nx run analysis:run -- ${argv.join(' ')}`;
+  const runs: Array<Record<string, unknown>> = [];
+  for (const [i, models] of sets.entries()) {
+    const dir = sets.length > 1 ? path.join(out, `run-${i}`) : out;
+    if (!a.json && sets.length > 1) console.log(`run ${i + 1}/${sets.length}: ${models.map((m) => `${m.name}=${m.file}`).join(' ')}`);
+    runs.push(await analyseRun(models, a, dir, command));
+  }
+  let results: Record<string, unknown> = runs[0]!;
+  if (sets.length > 1) {
+    const agg = aggregateRuns(runs.map((r) => runMetrics(r as RunResultsLike)));
+    const labels = sets.map((_, i) => `run-${i}`);
+    results = { runs: runs.map((r, i) => ({ label: labels[i], ...r })), aggregate: agg };
+    const md = ['# RefConv analyses, several runs', '', `Command: \`${command}\``, '',
+      '| run | ' + sets[0]!.map((m) => m.name).join(' | ') + ' |', '|---|' + sets[0]!.map(() => '---|').join(''),
+      ...sets.map((set, i) => `| [${labels[i]}](${labels[i]}/report.md) | ${set.map((m) => m.file).join(' | ')} |`), '',
+      aggregateMarkdown(agg, labels)];
+    writeFileAtomic(path.join(out, 'report.md'), md.join('\n') + '\n');
+    writeResultsJson(out, results);
+  }
+  if (a.json) process.stdout.write(JSON.stringify(results) + '\n');
+  else console.log(`report: ${path.join(out, 'report.md')}`);
+}
+
+/** Every requested analysis on one set of models (one checkpoint per name), written into `out`. */
+async function analyseRun(models: NamedModel[], a: Args, out: string, command: string): Promise<Record<string, unknown>> {
   const results: Record<string, unknown> = { models };
-  const md: string[] = ['# RefConv analyses', '', `Command: \`npx nx run analysis:run -- ${argv.join(' ')}\``, '', '| name | checkpoint |', '|---|---|', ...models.map((m) => `| ${m.name} | ${m.file} |`), ''];
+  const md: string[] = ['# RefConv analyses', '', `Command: \`${command}\``, '', '| name | checkpoint |', '|---|---|', ...models.map((m) => `| ${m.name} | ${m.file} |`), ''];
   const analyses = a.analyses as string[];
   if (analyses.includes('skeleton')) {
     if (!a.json) console.log('kernel skeletons ...');
@@ -49,33 +89,41 @@ async function main(argv: string[]): Promise<void> {
     results.skeleton = s.results;
     md.push(s.markdown);
   }
+  if (analyses.includes('weights')) {
+    if (!a.json) console.log('weight-space redundancy (checkpoint kernels) ...');
+    const w = await runWeightRedundancy(models, out);
+    results.weights = { models: w.results };
+    md.push(w.markdown);
+  }
   if (analyses.some((x) => DATA_ANALYSES.includes(x))) {
     const loaded = loadModels(models);
     const spec = loaded[0]!.spec;
-    if (analyses.includes('redundancy')) {
-      const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'val', inputSize: spec.inputSize, n: a.images, seed: a.seed });
-      const r = await runRedundancy(loaded, batch, out);
-      results.redundancy = { images: batch.n, seed: a.seed, data: a.data, models: r.results };
-      md.push(r.markdown);
+    try {
+      if (analyses.includes('redundancy')) {
+        const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'val', inputSize: spec.inputSize, n: a.images, seed: a.seed });
+        const r = await runRedundancy(loaded, batch, out);
+        results.redundancy = { images: batch.n, seed: a.seed, data: a.data, models: r.results };
+        md.push(r.markdown);
+      }
+      if (analyses.includes('robustness')) {
+        const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'val', inputSize: spec.inputSize, n: a.attackImages, seed: a.seed + 1 });
+        const r = await runRobustness(loaded, batch, out, { eps: a.eps, pgdSteps: a.pgdSteps, seed: a.seed });
+        results.robustness = { images: batch.n, seed: a.seed, data: a.data, inputSpace: { mean: batch.mean, std: batch.std }, models: r.results };
+        md.push(r.markdown);
+      }
+      if (analyses.includes('landscape')) {
+        const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'train', inputSize: spec.inputSize, n: a.landscapeImages, seed: a.seed + 2 });
+        const r = await runLandscape(loaded, batch, out, { points: a.grid, range: a.range, radius: a.radius, interpPoints: a.interpPoints, seed: a.seed });
+        results.landscape = { images: batch.n, seed: a.seed, data: a.data, ...r.results };
+        md.push(r.markdown);
+      }
+    } finally {
+      for (const m of loaded) m.model.dispose();
     }
-    if (analyses.includes('robustness')) {
-      const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'val', inputSize: spec.inputSize, n: a.attackImages, seed: a.seed + 1 });
-      const r = await runRobustness(loaded, batch, out, { eps: a.eps, pgdSteps: a.pgdSteps, seed: a.seed });
-      results.robustness = { images: batch.n, seed: a.seed, data: a.data, inputSpace: { mean: batch.mean, std: batch.std }, models: r.results };
-      md.push(r.markdown);
-    }
-    if (analyses.includes('landscape')) {
-      const batch = await loadImageBatch({ data: a.data, format: a.format, split: 'train', inputSize: spec.inputSize, n: a.landscapeImages, seed: a.seed + 2 });
-      const r = await runLandscape(loaded, batch, out, { points: a.grid, range: a.range, radius: a.radius, interpPoints: a.interpPoints, seed: a.seed });
-      results.landscape = { images: batch.n, seed: a.seed, data: a.data, ...r.results };
-      md.push(r.markdown);
-    }
-    for (const m of loaded) m.model.dispose();
   }
   writeFileAtomic(path.join(out, 'report.md'), md.join('\n') + '\n');
   writeResultsJson(out, results);
-  if (a.json) process.stdout.write(JSON.stringify(results) + '\n');
-  else console.log(`report: ${path.join(out, 'report.md')}`);
+  return results;
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
