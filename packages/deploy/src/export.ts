@@ -12,8 +12,13 @@
  * Every layer kind the backbones use after `fuse(model, { foldBatchNorm: true })` is supported
  * (Conv2D, DepthwiseConv2D, Dense, ReLU/ReLU6, HardSwish, HardSigmoid, Add, Multiply, Concatenate,
  * ZeroPadding2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Reshape of a pooled vector,
- * ChannelShuffle, ChannelSlice, ChannelZeroPad, BatchNormalization, Dropout, Flatten); anything else
- * throws an {@link UnsupportedLayerError} naming the layer.
+ * ChannelShuffle, ChannelSlice, ChannelZeroPad, BatchNormalization, Dropout, Flatten), and those of the
+ * detector / segmenter heads: UpSampling2D (-> Resize, `asymmetric`, nearest `floor` or linear, as
+ * tfjs), `@refconv/segment`'s ResizeBilinearLike (-> Resize linear `half_pixel` to the reference's
+ * size) and GlobalAvgPoolKeepDims (-> GlobalAveragePool). A nested model (the backbone inside a
+ * detector or segmenter) is inlined; a layer applied several times (RetinaNet's towers, the RPN head
+ * on every pyramid level) becomes one node per application sharing one set of initializers. Anything
+ * else throws an {@link UnsupportedLayerError} naming the layer.
  */
 import * as tf from '@tensorflow/tfjs';
 import { onnx, DataType, AttrType } from './onnx-proto.js';
@@ -94,6 +99,19 @@ class GraphBuilder {
     return name;
   }
 
+  private readonly cache = new Map<string, string>();
+
+  /** A layer's weight as an initializer, written once even when the layer is applied several times (shared heads). */
+  layerInit(layer: tf.layers.Layer, suffix: string, dims: number[], make: () => Float32Array): string {
+    const key = `${layer.id}/${suffix}`;
+    let name = this.cache.get(key);
+    if (name === undefined) {
+      name = this.floatInit(`${layer.name}.${suffix}`, dims, make());
+      this.cache.set(key, name);
+    }
+    return name;
+  }
+
   floatInit(base: string, dims: number[], data: Float32Array): string {
     const name = this.unique(base);
     const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
@@ -118,6 +136,7 @@ class GraphBuilder {
 const ints = (name: string, v: number[]): OnnxNs.IAttributeProto => ({ name, type: AttrType.INTS, ints: v });
 const int = (name: string, v: number): OnnxNs.IAttributeProto => ({ name, type: AttrType.INT, i: v });
 const float = (name: string, v: number): OnnxNs.IAttributeProto => ({ name, type: AttrType.FLOAT, f: v });
+const str = (name: string, v: string): OnnxNs.IAttributeProto => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(v) });
 
 /** Explicit [top, left, bottom, right] pads of TF's `same` padding for one conv/pool (static spatial size). */
 function samePads(inHW: [number, number], k: [number, number], s: [number, number], d: [number, number]): number[] {
@@ -164,7 +183,11 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
   if (input.shape.length !== 4) throw new Error(`exportOnnx: model input must be 4-D NHWC, got [${input.shape.join(', ')}]`);
   const [, H, W, C] = input.shape as [null, number, number, number];
   const outputs = model.outputs;
-  const outNames = options.outputNames ?? (outputs.length === 1 && outputs[0].shape.length === 2 ? ['logits'] : outputs.map((o) => o.sourceLayer.name));
+  // default names: 'logits' for one 2-D output, else the layer names (with the node index where a shared layer gives several outputs)
+  const layerNames = outputs.map((o) => o.sourceLayer.name);
+  const outNames =
+    options.outputNames ??
+    (outputs.length === 1 && outputs[0].shape.length === 2 ? ['logits'] : outputs.map((o, i) => (layerNames.indexOf(layerNames[i]) !== layerNames.lastIndexOf(layerNames[i]) ? `${layerNames[i]}_${o.nodeIndex}` : layerNames[i])));
   if (outNames.length !== outputs.length) throw new Error(`exportOnnx: ${outNames.length} output names for ${outputs.length} outputs`);
   if (new Set(outNames).size !== outNames.length) throw new Error(`exportOnnx: output names must be distinct, got [${outNames.join(', ')}]`);
   for (const n of outNames) g.reserved.add(n);
@@ -185,31 +208,49 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
     return n;
   };
 
-  for (const layer of model.layers) {
+  /** Tensors computed so far (including pending SpaceToBatch / padding outputs). */
+  const avail = new Set<number>([input.id]);
+  type TfNode = tf.layers.Layer['inboundNodes'][number];
+
+  /** Emits one application (node) of a layer; a nested model is emitted inline, its tensors mapped through. */
+  const emitNode = (layer: tf.layers.Layer, node: TfNode): void => {
     const cls = layer.getClassName();
-    if (cls === 'InputLayer') continue;
-    if (layer.inboundNodes.length !== 1) {
-      throw new UnsupportedLayerError(layer.name, cls, `is used ${layer.inboundNodes.length} times; shared layers are not supported`);
-    }
-    const ins = (Array.isArray(layer.input) ? layer.input : [layer.input]) as Sym[];
-    const outSym = layer.output as Sym;
-    if (Array.isArray(outSym)) throw new UnsupportedLayerError(layer.name, cls, 'has several outputs');
-    const cfg = layer.getConfig() as Record<string, unknown>;
+    const ins = node.inputTensors as Sym[];
     const nm = layer.name;
+    if (layer instanceof tf.LayersModel) {
+      // nested model (e.g. the backbone inside a detector / segmenter): inline its graph
+      const selfNodes = layer.inboundNodes.filter((n) => n.inputTensors.every((t, i) => t === layer.inputs[i])).length;
+      if (layer.inboundNodes.length - selfNodes !== 1) throw new UnsupportedLayerError(nm, cls, `nested model applied ${layer.inboundNodes.length - selfNodes} times; exactly once is supported`);
+      if (ins.length !== layer.inputs.length) throw new UnsupportedLayerError(nm, cls, `applied to ${ins.length} tensors, has ${layer.inputs.length} inputs`);
+      layer.inputs.forEach((inner, i) => {
+        const outer = ins[i];
+        if (inner.shape.length !== outer.shape.length || inner.shape.some((d, j) => j > 0 && d !== outer.shape[j])) {
+          throw new UnsupportedLayerError(nm, cls, `nested model built for input [${inner.shape.map(String).join(', ')}] but applied to [${outer.shape.map(String).join(', ')}]; build it at the size it is applied to (static 'same' pads depend on it)`);
+        }
+        names.set(inner.id, nameOf(layer, outer));
+        avail.add(inner.id);
+      });
+      emitContainer(layer);
+      node.outputTensors.forEach((t, i) => names.set(t.id, nameOf(layer, layer.outputs[i])));
+      return;
+    }
+    if (node.outputTensors.length !== 1) throw new UnsupportedLayerError(nm, cls, 'has several outputs');
+    const outSym = node.outputTensors[0] as Sym;
+    const cfg = layer.getConfig() as Record<string, unknown>;
     const unsupported = (detail: string): never => {
       throw new UnsupportedLayerError(nm, cls, detail);
     };
     const s2b = pendingS2B.get(ins[0].id);
     if (s2b && cls !== 'Conv2D' && cls !== 'DepthwiseConv2D') unsupported(`follows a SpaceToBatch; only a Conv2D / DepthwiseConv2D may (dilated conv)`);
     if (cls === 'SpaceToBatch') {
-      if (layer.outboundNodes.length !== 1) unsupported('must feed exactly one conv');
+      if (layer.inboundNodes.length !== 1 || layer.outboundNodes.length !== 1) unsupported('must be used once and feed exactly one conv');
       pendingS2B.set(outSym.id, { src: nameOf(layer, ins[0]), block: cfg.block as number, paddings: cfg.paddings as [[number, number], [number, number]] });
-      continue;
+      return;
     }
     if (cls === 'BatchToSpace') {
       if (!absorbedB2S.has(layer.name)) unsupported('must directly follow a conv that follows a SpaceToBatch');
       names.set(outSym.id, nameOf(layer, ins[0]));
-      continue;
+      return;
     }
     const zp = pendingPad.get(ins[0].id);
     if (zp && cls !== 'Conv2D' && cls !== 'DepthwiseConv2D') throw new Error(`exportOnnx: internal error, padding folded into '${nm}' (${cls})`);
@@ -238,7 +279,7 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
           // SpaceToBatch(d, P) -> conv (valid, stride 1) -> BatchToSpace(d, crops) = conv with dilation d on pad(x, P),
           // cropped: pads P - crops (TensorFlow's with_space_to_batch identity)
           if (cfg.padding !== 'valid' || strides[0] !== 1 || strides[1] !== 1 || dil[0] !== 1 || dil[1] !== 1) unsupported('a conv between SpaceToBatch/BatchToSpace must be valid, stride 1, dilation 1');
-          if (layer.outboundNodes.length !== 1 || layer.outboundNodes[0].outboundLayer.getClassName() !== 'BatchToSpace') unsupported('follows a SpaceToBatch but does not feed exactly one BatchToSpace');
+          if (layer.inboundNodes.length !== 1 || layer.outboundNodes.length !== 1 || layer.outboundNodes[0].outboundLayer.getClassName() !== 'BatchToSpace') unsupported('follows a SpaceToBatch but does not feed exactly one BatchToSpace');
           const b2s = layer.outboundNodes[0].outboundLayer;
           const crops = b2s.getConfig().crops as [[number, number], [number, number]];
           const P = s2b.paddings;
@@ -255,14 +296,14 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
         let wName: string;
         let group = 1;
         if (cls === 'Conv2D') {
-          wName = g.floatInit(`${nm}.weight`, [co, ci, kh, kw], transposeData(kernel, [3, 2, 0, 1]));
+          wName = g.layerInit(layer, 'weight', [co, ci, kh, kw], () => transposeData(kernel, [3, 2, 0, 1]));
         } else {
           // [K, K, C, m] -> [C, m, K, K] -> [C·m, 1, K, K]
-          wName = g.floatInit(`${nm}.weight`, [ci * co, 1, kh, kw], transposeData(kernel, [2, 3, 0, 1]));
+          wName = g.layerInit(layer, 'weight', [ci * co, 1, kh, kw], () => transposeData(kernel, [2, 3, 0, 1]));
           group = ci;
         }
         const inputs = [x, wName];
-        if (w.length > 1) inputs.push(g.floatInit(`${nm}.bias`, [w[1].shape[0]], (w[1].dataSync() as Float32Array).slice()));
+        if (w.length > 1) inputs.push(g.layerInit(layer, 'bias', [w[1].shape[0]], () => (w[1].dataSync() as Float32Array).slice()));
         out = g.node('Conv', inputs, nm, [ints('kernel_shape', [kh, kw]), ints('strides', strides), ints('dilations', dil), ints('pads', pads), int('group', group)]);
         out = checkActivation(out);
         break;
@@ -271,8 +312,8 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
         const w = layer.getWeights();
         if (ins[0].shape.length !== 2) unsupported(`input must be 2-D, got [${ins[0].shape.join(', ')}]`);
         const [fi, fo] = w[0].shape;
-        const inputs = [x, g.floatInit(`${nm}.weight`, [fi, fo], (w[0].dataSync() as Float32Array).slice())];
-        if (w.length > 1) inputs.push(g.floatInit(`${nm}.bias`, [fo], (w[1].dataSync() as Float32Array).slice()));
+        const inputs = [x, g.layerInit(layer, 'weight', [fi, fo], () => (w[0].dataSync() as Float32Array).slice())];
+        if (w.length > 1) inputs.push(g.layerInit(layer, 'bias', [fo], () => (w[1].dataSync() as Float32Array).slice()));
         out = checkActivation(g.node('Gemm', inputs, nm, [float('alpha', 1), float('beta', 1)]));
         break;
       }
@@ -332,12 +373,12 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
       case 'ZeroPadding2D': {
         checkChannelsLast();
         const [[t, b], [l, r]] = cfg.padding as [[number, number], [number, number]];
-        const next = layer.outboundNodes.length === 1 ? layer.outboundNodes[0].outboundLayer : undefined;
+        const next = layer.inboundNodes.length === 1 && layer.outboundNodes.length === 1 ? layer.outboundNodes[0].outboundLayer : undefined;
         const nextCls = next?.getClassName();
-        if (next && (nextCls === 'Conv2D' || nextCls === 'DepthwiseConv2D') && next.getConfig().padding === 'valid') {
+        if (next && next.inboundNodes.length === 1 && (nextCls === 'Conv2D' || nextCls === 'DepthwiseConv2D') && next.getConfig().padding === 'valid') {
           // zero padding then a 'valid' conv = the conv with these pads (one node fewer)
           pendingPad.set(outSym.id, { src: x, pads: [t, l, b, r] });
-          continue;
+          return;
         }
         out = g.node('Pad', [x, g.int64Init(`${nm}.pads`, [0, 0, t, l, 0, 0, b, r])], nm, []);
         break;
@@ -372,8 +413,9 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
       }
       case 'Flatten': {
         const s = ins[0].shape;
-        if (s.length === 4 && !(s[1] === 1 && s[2] === 1)) unsupported('flattening a map larger than 1x1 (the NHWC and NCHW orders differ)');
-        out = g.node('Flatten', [x], nm, [int('axis', 1)]);
+        // tfjs flattens NHWC; the graph holds NCHW, so a map larger than 1x1 goes back to NHWC first
+        const src = s.length === 4 && !(s[1] === 1 && s[2] === 1) ? g.node('Transpose', [x], `${nm}.nhwc`, [ints('perm', [0, 2, 3, 1])]) : x;
+        out = g.node('Flatten', [src], nm, [int('axis', 1)]);
         break;
       }
       case 'Dropout':
@@ -398,6 +440,35 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
         out = g.node('Slice', [x, g.int64Init(`${nm}.starts`, [start]), g.int64Init(`${nm}.ends`, [start + size]), g.int64Init(`${nm}.axes`, [1])], nm);
         break;
       }
+      case 'UpSampling2D': {
+        // tfjs: resizeNearestNeighbor / resizeBilinear to (size · H, size · W), alignCorners false, halfPixelCenters false
+        checkChannelsLast();
+        const [sh, sw] = pair(cfg.size ?? [2, 2]);
+        const interp = (cfg.interpolation as string | undefined) ?? 'nearest';
+        if (interp !== 'nearest' && interp !== 'bilinear') unsupported(`interpolation '${interp}'`);
+        const attrs = [str('mode', interp === 'nearest' ? 'nearest' : 'linear'), str('coordinate_transformation_mode', 'asymmetric')];
+        if (interp === 'nearest') attrs.push(str('nearest_mode', 'floor'));
+        out = g.node('Resize', [x, '', g.floatInit(`${nm}.scales`, [4], new Float32Array([1, 1, sh, sw]))], nm, attrs);
+        break;
+      }
+      case 'ResizeBilinearLike': {
+        // @refconv/segment: bilinear resize of inputs[0] to inputs[1]'s H, W, half-pixel centres (PyTorch align_corners=False)
+        const [h, w] = spatial(layer, ins[0]);
+        const [th, tw] = spatial(layer, ins[1]);
+        if (h === th && w === tw) {
+          out = g.node('Identity', [x], nm);
+          break;
+        }
+        // sizes = [N, C] of x (the batch is symbolic) ++ [th, tw]
+        const nc = g.node('Slice', [g.node('Shape', [x], `${nm}.shape`), g.int64Init(`${nm}.nc_start`, [0]), g.int64Init(`${nm}.nc_end`, [2])], `${nm}.nc`);
+        const sizes = g.node('Concat', [nc, g.int64Init(`${nm}.hw`, [th, tw])], `${nm}.sizes`, [int('axis', 0)]);
+        out = g.node('Resize', [x, '', '', sizes], nm, [str('mode', 'linear'), str('coordinate_transformation_mode', 'half_pixel')]);
+        break;
+      }
+      case 'GlobalAvgPoolKeepDims':
+        // @refconv/segment: mean over H, W keeping them, [N, 1, 1, C] (NHWC) = GlobalAveragePool in NCHW
+        out = g.node('GlobalAveragePool', [x], nm);
+        break;
       case 'ChannelZeroPad': {
         const before = cfg.before as number;
         const after = cfg.after as number;
@@ -409,7 +480,27 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
         unsupported('no ONNX mapping for this layer kind');
     }
     names.set(outSym.id, out!);
-  }
+  };
+
+  /** Emits every node of a container in dependency order (a shared layer's nodes may sit at several depths). */
+  const emitContainer = (container: tf.LayersModel): void => {
+    const keys = (container as unknown as { containerNodes?: Set<string> }).containerNodes;
+    const todo: { layer: tf.layers.Layer; node: TfNode }[] = [];
+    for (const layer of container.layers) {
+      if (layer.getClassName() === 'InputLayer') continue;
+      layer.inboundNodes.forEach((node, k) => {
+        if (keys ? keys.has(`${layer.name}_ib-${k}`) : layer.inboundNodes.length === 1) todo.push({ layer, node });
+      });
+    }
+    while (todo.length > 0) {
+      const i = todo.findIndex(({ node }) => node.inputTensors.every((t) => avail.has(t.id)));
+      if (i < 0) throw new Error(`exportOnnx: internal error, no computable node left in '${container.name}' (next: '${todo[0].layer.name}')`);
+      const [{ layer, node }] = todo.splice(i, 1);
+      emitNode(layer, node);
+      for (const t of node.outputTensors) avail.add(t.id);
+    }
+  };
+  emitContainer(model);
 
   const graphOutputs: OnnxNs.IValueInfoProto[] = [];
   outputs.forEach((o, i) => {

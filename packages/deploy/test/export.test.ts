@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createModel } from '@refconv/backbones';
 import { fuse, refocus } from '@refconv/core';
 import type { onnx as OnnxNs } from 'onnx-proto';
-import { exportOnnx, onnx, readOnnxMetadata, UnsupportedLayerError, OPSET } from '../src/index.js';
+import { createSession, exportOnnx, onnx, readOnnxMetadata, runSession, UnsupportedLayerError, OPSET } from '../src/index.js';
 
 /** A ValueInfo's dims: symbolic names or sizes. */
 const dimsOf = (v: OnnxNs.IValueInfoProto): (string | number)[] => (v.type?.tensorType?.shape?.dim ?? []).map((d) => d.dimParam || Number(d.dimValue));
@@ -51,8 +51,35 @@ describe('exportOnnx', () => {
 
   it('a layer kind without mapping is an error naming it', () => {
     const x = tf.input({ shape: [8, 8, 2] });
-    const y = tf.layers.upSampling2d({ size: [2, 2], name: 'up' }).apply(x) as tf.SymbolicTensor;
+    const y = tf.layers.cropping2D({ cropping: 1, name: 'crop' }).apply(x) as tf.SymbolicTensor;
     const m = tf.model({ inputs: x, outputs: y });
-    expect(() => exportOnnx(m)).toThrow("layer 'up' (UpSampling2D): no ONNX mapping");
+    expect(() => exportOnnx(m)).toThrow("layer 'crop' (Cropping2D): no ONNX mapping");
+  });
+
+  it('a nested model applied at another size than it was built for is an error naming it', () => {
+    const inner = tf.input({ shape: [16, 16, 3] });
+    const body = tf.model({ inputs: inner, outputs: tf.layers.conv2d({ filters: 2, kernelSize: 3, strides: 2, padding: 'same' }).apply(inner) as tf.SymbolicTensor, name: 'body' });
+    const x = tf.input({ shape: [15, 15, 3] });
+    const m = tf.model({ inputs: x, outputs: body.apply(x) as tf.SymbolicTensor });
+    expect(() => exportOnnx(m)).toThrow(/layer 'body' \((Functional|Model|LayersModel)\): nested model built for input \[null, 16, 16, 3\] but applied to \[null, 15, 15, 3\]/);
+  });
+
+  it('UpSampling2D (nearest and bilinear, 2x3) equals tfjs in onnxruntime-node', async () => {
+    const x = tf.input({ shape: [5, 4, 3] });
+    const near = tf.layers.upSampling2d({ size: [2, 3], name: 'near' }).apply(x) as tf.SymbolicTensor;
+    const bil = tf.layers.upSampling2d({ size: [2, 3], interpolation: 'bilinear', name: 'bil' }).apply(x) as tf.SymbolicTensor;
+    const m = tf.model({ inputs: x, outputs: [near, bil] });
+    const session = await createSession(exportOnnx(m, { layout: 'NHWC' }));
+    const xs = tf.randomNormal([2, 5, 4, 3], 0, 1, 'float32', 4);
+    const refs = (m.predict(xs) as tf.Tensor[]).map((t) => t.dataSync() as Float32Array);
+    const out = await runSession(session, xs.dataSync() as Float32Array, [2, 5, 4, 3]);
+    expect(Object.keys(out)).toEqual(['near', 'bil']);
+    ['near', 'bil'].forEach((n, i) => {
+      expect(out[n].dims).toEqual([2, 10, 12, 3]);
+      let err = 0;
+      out[n].data.forEach((v, j) => (err = Math.max(err, Math.abs(v - refs[i][j]))));
+      expect(err, n).toBeLessThan(1e-5);
+    });
+    await session.release();
   });
 });
