@@ -1,5 +1,6 @@
 /** Evaluation of a classifier on a split: top-1/top-5, loss, per-class accuracy, confusion matrix. */
 import * as tf from '@tensorflow/tfjs';
+import { compileForInference } from '@refconv/core';
 import { createProgress, crossEntropy } from '@refconv/engine';
 import type { Split } from './data/dataset.js';
 import type { BatchLoader } from './data/loader.js';
@@ -40,6 +41,12 @@ export interface EvaluateOptions {
   label?: string;
   /** Show a progress bar / log lines (default true). */
   progress?: boolean;
+  /**
+   * `graph` (default): the model compiled for inference (`compileForInference` from
+   * @refconv/core: fused, BN folded, TensorFlow's graph runtime, verified against the eager model
+   * on this host, falling back to it with a warning); `eager`: `model.predict` op by op.
+   */
+  runtime?: 'graph' | 'eager';
 }
 
 /** Runs the model in inference mode over the whole split. */
@@ -47,6 +54,16 @@ export async function evaluate(model: tf.LayersModel, split: Split, loader: Batc
   const numClasses = opts.classNames.length;
   const outClasses = model.outputs[0]!.shape[1];
   if (outClasses !== numClasses) throw new Error(`evaluate: the model has ${outClasses} outputs but the dataset has ${numClasses} classes`);
+  const runner = opts.runtime === 'eager' ? undefined : await compileForInference(model);
+  try {
+    return await evaluateWith(runner ? (x) => runner.predict(x) as tf.Tensor2D : (x) => model.predict(x) as tf.Tensor2D, split, loader, spec, opts);
+  } finally {
+    runner?.dispose();
+  }
+}
+
+async function evaluateWith(predict: (x: tf.Tensor4D) => tf.Tensor2D, split: Split, loader: BatchLoader, spec: TransformSpec, opts: EvaluateOptions): Promise<EvalResult> {
+  const numClasses = opts.classNames.length;
   const size = outputSize(spec);
   const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
   const predictions: number[] = [];
@@ -60,7 +77,7 @@ export async function evaluate(model: tf.LayersModel, split: Split, loader: Batc
     if (batch.n === 0) continue;
     const { pred, top5Hits, loss } = tf.tidy(() => {
       const x = tf.tensor4d(batch.x, [batch.n, size, size, spec.channels]);
-      const logits = model.predict(x) as tf.Tensor2D;
+      const logits = predict(x);
       const y = tf.tensor1d(batch.labels, 'int32');
       const k = Math.min(5, numClasses);
       const topIdx = tf.topk(logits, k).indices;

@@ -192,6 +192,14 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
   return current;
 }
 
+/**
+ * The npm package of the native backend in use (`@tensorflow/tfjs-node` or `-gpu`), or undefined
+ * when another backend runs (used to reach the binding's SavedModel runtime, graph/compile.ts).
+ */
+export function nativePackageInUse(): string | undefined {
+  return current?.backend === 'tensorflow' && tf.getBackend() === 'tensorflow' ? current.package : undefined;
+}
+
 /** One line saying which backend runs, for CLIs to print at start. */
 export function describeBackend(info: BackendInfo = current as BackendInfo): string {
   if (!info) return 'backend: not initialised';

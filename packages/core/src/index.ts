@@ -12,3 +12,4 @@ export * from './stats.js';
 export * from './fast-kernels.js';
 export * from './kernel-check.js';
 export * from './safetensors.js';
+export { compileForInference, UncompilableLayerError, type CompileOptions, type InferenceModel } from './graph/compile.js';

@@ -1,0 +1,468 @@
+/**
+ * `compileForInference`: a tf.LayersModel handed to TensorFlow's graph runtime for inference.
+ *
+ * Eager tfjs runs a network op by op from JavaScript: every layer is a round trip, batch norm in
+ * inference mode is TF's `FusedBatchNorm` kernel (87 % of a MobileNetV2 batch on one AVX-512
+ * host), conv, bias and activation are three kernels and three full passes over memory. Here the
+ * model is first put in its deployment form (`fuse`: RefConv layers become plain convs, batch
+ * norm folded into the conv before it, any BN left becomes a per-channel multiply-add), then
+ * written as one TensorFlow GraphDef with the weights as constants and loaded as a SavedModel
+ * session by the native binding. TensorFlow's graph optimiser (Grappler) then fuses conv + bias +
+ * activation into one kernel and the whole batch runs in C++.
+ *
+ * Correctness on this host is checked, not assumed: graph kernels (fused convs) are not the
+ * kernels the kernel self-check verified, so every compiled model is run once on a seeded random
+ * batch next to the eager model and used only if the outputs agree (relative error <= 1e-4);
+ * otherwise the eager model is used with a warning (or, with `onMismatch: 'throw'`, an error).
+ * The kernel self-check's correctness routes are honoured: where this host's 1x1 conv kernel
+ * failed, 1x1 convs are emitted as MatMul.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { nativePackageInUse } from '../backend.js';
+import { fuse } from '../fuse.js';
+import { activeKernelRoutes } from '../fast-kernels.js';
+import { DT_FLOAT, DT_INT32, GraphBuilder, writeSavedModel, type Attr } from './graph-def.js';
+
+/** A layer the graph compiler cannot express, named. */
+export class UncompilableLayerError extends Error {
+  constructor(readonly layerName: string, readonly className: string, detail: string) {
+    super(`compileForInference: layer '${layerName}' (${className}): ${detail}`);
+    this.name = 'UncompilableLayerError';
+  }
+}
+
+type Sym = tf.SymbolicTensor;
+type TfNode = tf.layers.Layer['inboundNodes'][number];
+
+const T: Record<string, Attr> = { T: { type: DT_FLOAT } };
+
+function pair(v: unknown): [number, number] {
+  if (typeof v === 'number') return [v, v];
+  const a = v as number[];
+  return [a[0]!, a[1] ?? a[0]!];
+}
+
+/** Element-wise activation (as tfjs names them) applied to tensor `x`. */
+function activation(g: GraphBuilder, name: string, act: string, x: string, unsupported: (d: string) => never): string {
+  switch (act) {
+    case 'linear':
+      return x;
+    case 'relu':
+      return g.op('Relu', name, [x], T);
+    case 'relu6':
+      return g.op('Relu6', name, [x], T);
+    case 'sigmoid':
+      return g.op('Sigmoid', name, [x], T);
+    case 'tanh':
+      return g.op('Tanh', name, [x], T);
+    case 'elu':
+      return g.op('Elu', name, [x], T);
+    case 'selu':
+      return g.op('Selu', name, [x], T);
+    case 'softplus':
+      return g.op('Softplus', name, [x], T);
+    case 'softmax':
+      return g.op('Softmax', name, [x], T);
+    case 'swish':
+      return g.op('Mul', name, [x, g.op('Sigmoid', `${name}/sigmoid`, [x], T)], T);
+    default:
+      return unsupported(`activation '${act}' has no graph mapping`);
+  }
+}
+
+/** `x * relu6(x + 3) / 6` (torchvision's Hardswish) and `relu6(x + 3) / 6` (Hardsigmoid). */
+function hardSigmoid(g: GraphBuilder, name: string, x: string): string {
+  const shifted = g.op('AddV2', `${name}/add3`, [x, g.floats(`${name}/three`, [], [3])], T);
+  return g.op('Mul', name, [g.op('Relu6', `${name}/relu6`, [shifted], T), g.floats(`${name}/sixth`, [], [1 / 6])], T);
+}
+
+/** Translates a (fused) LayersModel into graph nodes; returns the output tensor names. */
+function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string): string[] {
+  const names = new Map<number, string>();
+  const input = model.inputs[0]!;
+  names.set(input.id, inputName);
+  const avail = new Set<number>([input.id]);
+  const routes = activeKernelRoutes();
+
+  const nameOf = (layer: tf.layers.Layer, t: Sym): string => {
+    const n = names.get(t.id);
+    if (n === undefined) throw new Error(`compileForInference: input of layer '${layer.name}' not computed yet (graph order)`);
+    return n;
+  };
+
+  /** y = x . W for a 1x1 conv, through MatMul (the kernel self-check's route where the 1x1 conv kernel failed). */
+  const pointwiseAsMatMul = (nm: string, x: string, kernel: tf.Tensor, strides: [number, number]): string => {
+    const [, , cin, cout] = kernel.shape as number[];
+    const xs = strides[0] === 1 && strides[1] === 1 ? x
+      : g.op('StridedSlice', `${nm}/sample`, [x, g.ints(`${nm}/begin`, [4], [0, 0, 0, 0]), g.ints(`${nm}/end`, [4], [0, 0, 0, 0]), g.ints(`${nm}/stride`, [4], [1, strides[0], strides[1], 1])],
+        { ...T, Index: { type: DT_INT32 }, begin_mask: { i: 15 }, end_mask: { i: 15 }, ellipsis_mask: { i: 0 }, new_axis_mask: { i: 0 }, shrink_axis_mask: { i: 0 } });
+    const flat = g.op('Reshape', `${nm}/flat`, [xs, g.ints(`${nm}/flat_shape`, [2], [-1, cin!])], { ...T, Tshape: { type: DT_INT32 } });
+    const w = g.floats(`${nm}/kernel`, [cin!, cout!], kernel.dataSync() as Float32Array);
+    const y = g.op('MatMul', `${nm}/matmul`, [flat, w], { ...T, transpose_a: { b: false }, transpose_b: { b: false } });
+    const nhw = g.op('Slice', `${nm}/nhw`, [g.op('Shape', `${nm}/shape`, [xs], { ...T, out_type: { type: DT_INT32 } }), g.ints(`${nm}/nhw_begin`, [1], [0]), g.ints(`${nm}/nhw_size`, [1], [3])], { T: { type: DT_INT32 }, Index: { type: DT_INT32 } });
+    const shape = g.op('ConcatV2', `${nm}/out_shape`, [nhw, g.ints(`${nm}/cout`, [1], [cout!]), g.ints(`${nm}/axis`, [], [0])], { N: { i: 2 }, T: { type: DT_INT32 }, Tidx: { type: DT_INT32 } });
+    return g.op('Reshape', `${nm}/matmul_nhwc`, [y, shape], { ...T, Tshape: { type: DT_INT32 } });
+  };
+
+  const emitNode = (layer: tf.layers.Layer, node: TfNode): void => {
+    const cls = layer.getClassName();
+    const nm = layer.name;
+    const ins = node.inputTensors as Sym[];
+    const unsupported = (detail: string): never => {
+      throw new UncompilableLayerError(nm, cls, detail);
+    };
+    if (layer instanceof tf.LayersModel) {
+      // A nested model (a backbone inside a detector or segmenter) is inlined.
+      const selfNodes = layer.inboundNodes.filter((n) => n.inputTensors.every((t, i) => t === layer.inputs[i])).length;
+      if (layer.inboundNodes.length - selfNodes !== 1) unsupported(`nested model applied ${layer.inboundNodes.length - selfNodes} times; exactly once is supported`);
+      layer.inputs.forEach((inner, i) => {
+        names.set(inner.id, nameOf(layer, ins[i]!));
+        avail.add(inner.id);
+      });
+      emitContainer(layer);
+      node.outputTensors.forEach((t, i) => names.set(t.id, nameOf(layer, layer.outputs[i]!)));
+      return;
+    }
+    if (node.outputTensors.length !== 1) unsupported('has several outputs');
+    const out = node.outputTensors[0] as Sym;
+    const cfg = layer.getConfig() as Record<string, unknown>;
+    const x = ins.length > 0 ? nameOf(layer, ins[0]!) : '';
+    const channelsLast = (): void => {
+      if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') unsupported(`dataFormat '${String(cfg.dataFormat)}' (channelsLast only)`);
+    };
+    const weights = (): tf.Tensor[] => layer.getWeights();
+    let y: string;
+    switch (cls) {
+      case 'Conv2D':
+      case 'DepthwiseConv2D': {
+        channelsLast();
+        const [kernel, bias] = weights();
+        const strides = pair(cfg.strides ?? 1);
+        const dil = pair(cfg.dilationRate ?? 1);
+        const padding = String(cfg.padding ?? 'valid').toUpperCase();
+        if (padding !== 'SAME' && padding !== 'VALID') unsupported(`padding '${String(cfg.padding)}'`);
+        const pointwise = cls === 'Conv2D' && kernel!.shape[0] === 1 && kernel!.shape[1] === 1 && dil[0] === 1 && dil[1] === 1;
+        if (pointwise && routes['conv1x1.forward'] === 'matmul') {
+          y = pointwiseAsMatMul(nm, x, kernel!, strides);
+        } else {
+          const w = g.floats(`${nm}/kernel`, kernel!.shape, kernel!.dataSync() as Float32Array);
+          y = g.op(cls === 'Conv2D' ? 'Conv2D' : 'DepthwiseConv2dNative', `${nm}/conv`, [x, w], {
+            ...T,
+            strides: { ints: [1, strides[0], strides[1], 1] },
+            padding: { s: padding },
+            data_format: { s: 'NHWC' },
+            dilations: { ints: [1, dil[0], dil[1], 1] },
+          });
+        }
+        if (bias) y = g.op('BiasAdd', `${nm}/bias_add`, [y, g.floats(`${nm}/bias`, bias.shape, bias.dataSync() as Float32Array)], { ...T, data_format: { s: 'NHWC' } });
+        y = activation(g, `${nm}/${String(cfg.activation ?? 'linear')}`, String(cfg.activation ?? 'linear'), y, unsupported);
+        break;
+      }
+      case 'Dense': {
+        if (ins[0]!.shape.length !== 2) unsupported(`applied to a rank-${ins[0]!.shape.length} tensor (2-D only)`);
+        const [kernel, bias] = weights();
+        y = g.op('MatMul', `${nm}/matmul`, [x, g.floats(`${nm}/kernel`, kernel!.shape, kernel!.dataSync() as Float32Array)], { ...T, transpose_a: { b: false }, transpose_b: { b: false } });
+        if (bias) y = g.op('BiasAdd', `${nm}/bias_add`, [y, g.floats(`${nm}/bias`, bias.shape, bias.dataSync() as Float32Array)], { ...T, data_format: { s: 'NHWC' } });
+        y = activation(g, `${nm}/${String(cfg.activation ?? 'linear')}`, String(cfg.activation ?? 'linear'), y, unsupported);
+        break;
+      }
+      case 'BatchNormalization': {
+        // Left unfolded (not after a conv): inference-mode BN as the per-channel affine map it is.
+        const axis = cfg.axis as number;
+        if (axis !== -1 && axis !== ins[0]!.shape.length - 1) unsupported(`axis ${axis} (last axis only)`);
+        const bn = layer as unknown as { gamma?: tf.LayerVariable; beta?: tf.LayerVariable; movingMean: tf.LayerVariable; movingVariance: tf.LayerVariable; epsilon: number };
+        const [scale, shift] = tf.tidy(() => {
+          const inv = tf.rsqrt(tf.add(bn.movingVariance.read(), bn.epsilon));
+          const s = bn.gamma ? tf.mul(bn.gamma.read(), inv) : inv;
+          const b = tf.sub(bn.beta ? bn.beta.read() : tf.zerosLike(s), tf.mul(bn.movingMean.read(), s));
+          return [s.dataSync() as Float32Array, b.dataSync() as Float32Array];
+        });
+        const scaled = g.op('Mul', `${nm}/scale`, [x, g.floats(`${nm}/gamma_inv_std`, [scale.length], scale)], T);
+        y = g.op('AddV2', nm, [scaled, g.floats(`${nm}/shift`, [shift.length], shift)], T);
+        break;
+      }
+      case 'ReLU': {
+        if ((cfg.negativeSlope as number | undefined) || (cfg.threshold as number | undefined)) unsupported('negativeSlope / threshold are not supported');
+        const maxValue = cfg.maxValue as number | null | undefined;
+        if (maxValue == null) y = g.op('Relu', nm, [x], T);
+        else if (maxValue === 6) y = g.op('Relu6', nm, [x], T);
+        else y = g.op('Minimum', nm, [g.op('Relu', `${nm}/relu`, [x], T), g.floats(`${nm}/max`, [], [maxValue])], T);
+        break;
+      }
+      case 'Activation':
+        y = activation(g, nm, String(cfg.activation), x, unsupported);
+        if (y === x) y = g.op('Identity', nm, [x], T);
+        break;
+      case 'HardSwish':
+        y = g.op('Mul', nm, [x, hardSigmoid(g, `${nm}/gate`, x)], T);
+        break;
+      case 'HardSigmoid':
+        y = hardSigmoid(g, nm, x);
+        break;
+      case 'Add':
+      case 'Multiply': {
+        y = x;
+        for (let i = 1; i < ins.length; i++) y = g.op(cls === 'Add' ? 'AddV2' : 'Mul', nm, [y, nameOf(layer, ins[i]!)], T);
+        break;
+      }
+      case 'Concatenate': {
+        const rank = ins[0]!.shape.length;
+        const axis = (cfg.axis as number) < 0 ? (cfg.axis as number) + rank : (cfg.axis as number);
+        y = g.op('ConcatV2', nm, [...ins.map((t) => nameOf(layer, t)), g.ints(`${nm}/axis`, [], [axis])], { N: { i: ins.length }, ...T, Tidx: { type: DT_INT32 } });
+        break;
+      }
+      case 'ZeroPadding2D': {
+        channelsLast();
+        const [[t, b], [l, r]] = cfg.padding as [[number, number], [number, number]];
+        y = g.op('Pad', nm, [x, g.ints(`${nm}/paddings`, [4, 2], [0, 0, t, b, l, r, 0, 0])], { ...T, Tpaddings: { type: DT_INT32 } });
+        break;
+      }
+      case 'MaxPooling2D':
+      case 'AveragePooling2D': {
+        channelsLast();
+        const k = pair(cfg.poolSize);
+        const s = pair(cfg.strides ?? cfg.poolSize);
+        // TF's average pooling with 'same' excludes the padding from the mean, as tfjs' does.
+        y = g.op(cls === 'MaxPooling2D' ? 'MaxPool' : 'AvgPool', nm, [x], {
+          ...T, ksize: { ints: [1, k[0], k[1], 1] }, strides: { ints: [1, s[0], s[1], 1] }, padding: { s: String(cfg.padding ?? 'valid').toUpperCase() }, data_format: { s: 'NHWC' },
+        });
+        break;
+      }
+      case 'GlobalAveragePooling2D':
+      case 'GlobalAvgPoolKeepDims':
+        channelsLast();
+        y = g.op('Mean', nm, [x, g.ints(`${nm}/axes`, [2], [1, 2])], { ...T, Tidx: { type: DT_INT32 }, keep_dims: { b: cls === 'GlobalAvgPoolKeepDims' || cfg.keepDims === true } });
+        break;
+      case 'GlobalMaxPooling2D':
+        channelsLast();
+        y = g.op('Max', nm, [x, g.ints(`${nm}/axes`, [2], [1, 2])], { ...T, Tidx: { type: DT_INT32 }, keep_dims: { b: cfg.keepDims === true } });
+        break;
+      case 'Reshape':
+        y = g.op('Reshape', nm, [x, g.ints(`${nm}/shape`, [1 + (cfg.targetShape as number[]).length], [-1, ...(cfg.targetShape as number[])])], { ...T, Tshape: { type: DT_INT32 } });
+        break;
+      case 'Flatten': {
+        const rest = ins[0]!.shape.slice(1);
+        if (rest.some((d) => d == null)) unsupported('flattening a tensor of unknown spatial size');
+        y = g.op('Reshape', nm, [x, g.ints(`${nm}/shape`, [2], [-1, (rest as number[]).reduce((a, b) => a * b, 1)])], { ...T, Tshape: { type: DT_INT32 } });
+        break;
+      }
+      case 'Dropout':
+      case 'SpatialDropout2D':
+      case 'GaussianNoise':
+      case 'GaussianDropout':
+        y = g.op('Identity', nm, [x], T); // identity at inference
+        break;
+      case 'ChannelShuffle': {
+        const groups = cfg.groups as number;
+        const c = ins[0]!.shape[3] as number;
+        const [h, w] = [ins[0]!.shape[1], ins[0]!.shape[2]];
+        if (h == null || w == null) unsupported('channel shuffle of a tensor of unknown spatial size');
+        const split = g.op('Reshape', `${nm}/split`, [x, g.ints(`${nm}/shape5`, [5], [-1, h!, w!, groups, c / groups])], { ...T, Tshape: { type: DT_INT32 } });
+        const tr = g.op('Transpose', `${nm}/transpose`, [split, g.ints(`${nm}/perm`, [5], [0, 1, 2, 4, 3])], { ...T, Tperm: { type: DT_INT32 } });
+        y = g.op('Reshape', nm, [tr, g.ints(`${nm}/shape4`, [4], [-1, h!, w!, c])], { ...T, Tshape: { type: DT_INT32 } });
+        break;
+      }
+      case 'ChannelSlice': {
+        const rank = ins[0]!.shape.length;
+        const begin = Array.from({ length: rank }, (_, i) => (i === rank - 1 ? (cfg.start as number) : 0));
+        const size = Array.from({ length: rank }, (_, i) => (i === rank - 1 ? (cfg.size as number) : -1));
+        y = g.op('Slice', nm, [x, g.ints(`${nm}/begin`, [rank], begin), g.ints(`${nm}/size`, [rank], size)], { ...T, Index: { type: DT_INT32 } });
+        break;
+      }
+      case 'ChannelZeroPad': {
+        const rank = ins[0]!.shape.length;
+        const pads = Array.from({ length: rank }, (_, i) => (i === rank - 1 ? [cfg.before as number, cfg.after as number] : [0, 0])).flat();
+        y = g.op('Pad', nm, [x, g.ints(`${nm}/paddings`, [rank, 2], pads)], { ...T, Tpaddings: { type: DT_INT32 } });
+        break;
+      }
+      case 'SpaceToBatch': {
+        const d = cfg.block as number;
+        const [[t, b], [l, r]] = cfg.paddings as [[number, number], [number, number]];
+        y = g.op('SpaceToBatchND', nm, [x, g.ints(`${nm}/block`, [2], [d, d]), g.ints(`${nm}/paddings`, [2, 2], [t, b, l, r])], { ...T, Tblock_shape: { type: DT_INT32 }, Tpaddings: { type: DT_INT32 } });
+        break;
+      }
+      case 'BatchToSpace': {
+        const d = cfg.block as number;
+        const [[t, b], [l, r]] = cfg.crops as [[number, number], [number, number]];
+        y = g.op('BatchToSpaceND', nm, [x, g.ints(`${nm}/block`, [2], [d, d]), g.ints(`${nm}/crops`, [2, 2], [t, b, l, r])], { ...T, Tblock_shape: { type: DT_INT32 }, Tcrops: { type: DT_INT32 } });
+        break;
+      }
+      case 'UpSampling2D': {
+        channelsLast();
+        const [sh, sw] = pair(cfg.size ?? [2, 2]);
+        const interp = String(cfg.interpolation ?? 'nearest');
+        if (interp !== 'nearest' && interp !== 'bilinear') unsupported(`interpolation '${interp}'`);
+        const hw = g.op('Slice', `${nm}/hw`, [g.op('Shape', `${nm}/shape`, [x], { ...T, out_type: { type: DT_INT32 } }), g.ints(`${nm}/hw_begin`, [1], [1]), g.ints(`${nm}/hw_size`, [1], [2])], { T: { type: DT_INT32 }, Index: { type: DT_INT32 } });
+        const size = g.op('Mul', `${nm}/size`, [hw, g.ints(`${nm}/factor`, [2], [sh, sw])], { T: { type: DT_INT32 } });
+        // tfjs' UpSampling2D: alignCorners false, halfPixelCenters false
+        y = g.op(interp === 'nearest' ? 'ResizeNearestNeighbor' : 'ResizeBilinear', nm, [x, size], { ...T, align_corners: { b: false }, half_pixel_centers: { b: false } });
+        break;
+      }
+      case 'ResizeBilinearLike': {
+        // @refconv/segment: bilinear resize of inputs[0] to inputs[1]'s H, W with half-pixel centres
+        const ref = nameOf(layer, ins[1]!);
+        const hw = g.op('Slice', `${nm}/hw`, [g.op('Shape', `${nm}/shape`, [ref], { ...T, out_type: { type: DT_INT32 } }), g.ints(`${nm}/hw_begin`, [1], [1]), g.ints(`${nm}/hw_size`, [1], [2])], { T: { type: DT_INT32 }, Index: { type: DT_INT32 } });
+        y = g.op('ResizeBilinear', nm, [x, hw], { ...T, align_corners: { b: false }, half_pixel_centers: { b: true } });
+        break;
+      }
+      default:
+        if (cls === 'RefConv2D') unsupported('internal error: RefConv layers should have been fused');
+        unsupported('no TensorFlow graph mapping for this layer kind');
+    }
+    names.set(out.id, y!);
+  };
+
+  /** Emits a container's nodes in dependency order (a shared layer's nodes may sit at several depths). */
+  const emitContainer = (container: tf.LayersModel): void => {
+    const keys = (container as unknown as { containerNodes?: Set<string> }).containerNodes;
+    const todo: { layer: tf.layers.Layer; node: TfNode }[] = [];
+    for (const layer of container.layers) {
+      if (layer.getClassName() === 'InputLayer') continue;
+      layer.inboundNodes.forEach((node, k) => {
+        if (keys ? keys.has(`${layer.name}_ib-${k}`) : layer.inboundNodes.length === 1) todo.push({ layer, node });
+      });
+    }
+    while (todo.length > 0) {
+      const i = todo.findIndex(({ node }) => node.inputTensors.every((t) => avail.has(t.id)));
+      if (i < 0) throw new Error(`compileForInference: no computable layer left in '${container.name}' (next: '${todo[0]!.layer.name}')`);
+      const [{ layer, node }] = todo.splice(i, 1) as [{ layer: tf.layers.Layer; node: TfNode }];
+      emitNode(layer, node);
+      for (const t of node.outputTensors) avail.add(t.id);
+    }
+  };
+  emitContainer(model);
+  return model.outputs.map((o) => names.get(o.id)!);
+}
+
+/** Options of {@link compileForInference}. */
+export interface CompileOptions {
+  /**
+   * What to do when the compiled graph's outputs differ from the eager model's on this host by
+   * more than `tolerance`: `'eager'` (default) warns and runs the eager (fused, BN-folded) model,
+   * `'throw'` throws.
+   */
+  onMismatch?: 'eager' | 'throw';
+  /** Largest accepted relative error (max |graph - eager| / max |eager|, per output). Default 1e-4. */
+  tolerance?: number;
+  /** Batch size of the verification run (seeded normal inputs). Default 2. */
+  verifyBatch?: number;
+}
+
+/** A model ready for inference: call {@link InferenceModel.predict} as `model.predict`. */
+export interface InferenceModel {
+  /** `graph`: TensorFlow's graph runtime; `eager`: the fused model op by op (fallback). */
+  readonly runtime: 'graph' | 'eager';
+  /** The largest relative error of the verification run (graph vs eager), or the reason for the fallback. */
+  readonly verification: string;
+  /** Outputs for a batch, as the source model's `predict` returns them (a tensor, or a list for several outputs). */
+  predict(x: tf.Tensor): tf.Tensor | tf.Tensor[];
+  /** Frees the TensorFlow session and the fused model. */
+  dispose(): void;
+}
+
+interface SavedModelHandle {
+  predict(x: tf.Tensor[] | tf.Tensor): tf.Tensor | tf.Tensor[];
+  dispose(): void;
+}
+
+function relErr(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => {
+    const diff = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!;
+    const scale = tf.max(tf.abs(b)).dataSync()[0]!;
+    return diff / Math.max(scale, 1e-12);
+  });
+}
+
+function asList(y: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+  return Array.isArray(y) ? y : [y];
+}
+
+function eagerModel(fused: tf.LayersModel, runtime: 'eager', verification: string, owned: boolean): InferenceModel {
+  return {
+    runtime,
+    verification,
+    predict: (x) => fused.predict(x) as tf.Tensor | tf.Tensor[],
+    dispose: () => {
+      if (owned) fused.dispose();
+    },
+  };
+}
+
+/**
+ * Compiles `model` (plain, refocused or fused; trained weights as they are now) for inference:
+ * `fuse(model, { foldBatchNorm: true })`, then one TensorFlow graph run by the native backend's
+ * graph runtime, verified against the eager fused model on this host. Later weight changes of
+ * `model` are not seen: compile again after training.
+ *
+ * Needs the native `tensorflow` backend; on other backends (and for models with several inputs)
+ * it returns the eager fused model. Layers without a graph mapping throw
+ * {@link UncompilableLayerError} naming the layer.
+ */
+export async function compileForInference(model: tf.LayersModel, options: CompileOptions = {}): Promise<InferenceModel> {
+  const tolerance = options.tolerance ?? 1e-4;
+  const fused = fuse(model, { foldBatchNorm: true });
+  const nativePkg = nativePackageInUse();
+  if (!nativePkg || tf.getBackend() !== 'tensorflow') return eagerModel(fused, 'eager', `backend '${tf.getBackend()}' has no graph runtime`, true);
+  if (fused.inputs.length !== 1) return eagerModel(fused, 'eager', `${fused.inputs.length} inputs (one supported)`, true);
+  const input = fused.inputs[0]!;
+  const g = new GraphBuilder();
+  const inputName = g.op('Placeholder', 'input', [], { dtype: { type: DT_FLOAT }, shape: { shape: input.shape.map((d) => d ?? null) } });
+  const outs = buildGraph(fused, g, inputName);
+  const outputKeys = outs.map((_, i) => `output_${String(i).padStart(3, '0')}`);
+  outs.forEach((o, i) => g.op('Identity', outputKeys[i]!, [o], T));
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'refconv-graph-'));
+  let session: SavedModelHandle;
+  try {
+    writeSavedModel(nativePkg, dir, g.nodes, [{ key: 'input', tensorName: `${inputName}:0`, shape: input.shape }],
+      fused.outputs.map((o, i) => ({ key: outputKeys[i]!, tensorName: `${outputKeys[i]}:0`, shape: o.shape })));
+    const native = (await import(nativePkg)) as { node: { loadSavedModel(dir: string, tags: string[], sig: string): Promise<SavedModelHandle & { outputNodeNames: Record<string, string> }> } };
+    const loaded = await native.node.loadSavedModel(dir, ['serve'], 'serving_default');
+    const order = Object.keys(loaded.outputNodeNames).map((k) => outputKeys.indexOf(k));
+    session = {
+      predict: (x) => {
+        const ys = asList(loaded.predict([x as tf.Tensor]));
+        const sorted: tf.Tensor[] = [];
+        order.forEach((slot, i) => { sorted[slot] = ys[i]!; });
+        return sorted;
+      },
+      dispose: () => loaded.dispose(),
+    };
+  } finally {
+    // The session holds the graph (weights are constants in it): the files are not needed after loading.
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Verify on this host: graph kernels (fused convs) are not the ones the kernel self-check ran.
+  const shape = [options.verifyBatch ?? 2, ...input.shape.slice(1).map((d) => d ?? 32)];
+  const x = tf.randomNormal(shape, 0, 1, 'float32', 1234);
+  const want = asList(fused.predict(x) as tf.Tensor | tf.Tensor[]);
+  const got = asList(session.predict(x));
+  const errors = want.map((w, i) => relErr(got[i]!, w));
+  tf.dispose([x, ...want, ...got]);
+  const worst = Math.max(...errors);
+  if (!(worst <= tolerance)) {
+    session.dispose();
+    const msg = `compileForInference: model '${model.name}': TensorFlow's graph runtime disagrees with the eager model on this CPU (relative error ${worst.toExponential(2)} > ${tolerance})`;
+    if (options.onMismatch === 'throw') {
+      fused.dispose();
+      throw new Error(msg);
+    }
+    process.emitWarning(`${msg}; using the eager model`, { code: 'REFCONV_GRAPH_MISMATCH' });
+    return eagerModel(fused, 'eager', msg, true);
+  }
+  const single = fused.outputs.length === 1;
+  fused.dispose();
+  return {
+    runtime: 'graph',
+    verification: `graph vs eager max relative error ${worst.toExponential(2)}`,
+    predict: (xx) => {
+      const ys = session.predict(xx) as tf.Tensor[];
+      return single ? ys[0]! : ys;
+    },
+    dispose: () => session.dispose(),
+  };
+}
