@@ -14,9 +14,11 @@
  * `logs/<job>-<jobid>_<task>.out`, `status/<task key with / as __>.json`
  * (`{state: 'done'|'failed'|'requeued', exitCode, restarts, jobId}`).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Argv } from 'yargs';
+import { userCwd } from './cli.js';
 import { writeFileAtomic } from './fs-atomic.js';
 
 /** Exit code of a trainer stopped by SIGTERM / SIGUSR1 after writing its checkpoint (EX_TEMPFAIL). */
@@ -203,8 +205,12 @@ export function readPlan(dir: string): SubmittedPlan {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as SubmittedPlan;
 }
 
-/** A task's state. */
-export type TaskState = 'pending' | 'running' | 'done' | 'failed' | 'requeued' | 'unknown';
+/**
+ * A task's state as `--status` shows it: waiting in the queue (also after a preemption requeue),
+ * running, finished with exit 0, or ended otherwise (non-zero exit, cancelled, timed out, its
+ * dependency failed); `unknown` only for a queue state this module does not know.
+ */
+export type TaskState = 'pending' | 'running' | 'done' | 'failed' | 'unknown';
 
 /** One row of {@link planStatus}. */
 export interface TaskStatus {
@@ -236,13 +242,67 @@ export function parseSqueue(text: string): Map<string, { state: string; reason: 
   return m;
 }
 
+/** One job's record in the accounting (`sacct`). */
+export interface SacctRecord {
+  /** e.g. `COMPLETED`, `FAILED`, `CANCELLED by 0`, `TIMEOUT`, `OUT_OF_MEMORY`, `NODE_FAIL`. */
+  state: string;
+  /** `<code>:<signal>`. */
+  exitCode: string;
+}
+
 /**
- * Each task's state: the status file the script wrote (done / failed / requeued), else its
- * `squeue` state, else `failed` when Slurm no longer knows it (cancelled, dependency never satisfied).
+ * Parses `sacct -n -P -X -o JobID,State,ExitCode` lines (`12_3|TIMEOUT|0:0`) into `id -> record`;
+ * array ranges of tasks that never started (`12_[4-5]|CANCELLED by 0|0:0`) are expanded, and for a
+ * job listed more than once (requeued) the last line wins.
  */
-export function planStatus(plan: SubmittedPlan, squeueText?: string): TaskStatus[] {
+export function parseSacct(text: string): Map<string, SacctRecord> {
+  const m = new Map<string, SacctRecord>();
+  for (const line of text.split('\n')) {
+    const [id, state, exitCode] = line.trim().split('|');
+    if (!id || !state || !/^\d/.test(id)) continue;
+    const rec = { state: state.trim(), exitCode: (exitCode ?? '').trim() };
+    const range = /^(\d+)_\[(.+)\]$/.exec(id);
+    if (!range) {
+      m.set(id, rec);
+      continue;
+    }
+    for (const part of range[2]!.replace(/%\d+$/, '').split(',')) {
+      const [a, b] = part.split('-').map(Number);
+      for (let i = a!; i <= (b ?? a!); i++) m.set(`${range[1]}_${i}`, rec);
+    }
+  }
+  return m;
+}
+
+/**
+ * The accounting records of `ids` from `sacct`, or `undefined` when there are none to be had
+ * (no sacct, or accounting disabled: `Slurm accounting storage is disabled`). Without an accounting
+ * database the cluster's job-completion log is read instead (`sacct --completion`, needs
+ * `JobCompType=jobcomp/filetxt`), which knows single jobs and array tasks by their own job ids.
+ */
+export function querySacct(ids: string[]): string | undefined {
+  if (ids.length === 0) return undefined;
+  for (const extra of [['-X'], ['--completion']]) {
+    const r = spawnSync('sacct', ['-n', '-P', ...extra, '-o', 'JobID,State,ExitCode', '-j', ids.join(',')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    if (r.status === 0 && !r.error && r.stdout.trim() && !/accounting storage is disabled/i.test(r.stdout)) return r.stdout;
+  }
+  return undefined;
+}
+
+const QUEUED = new Set(['PENDING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'CONFIGURING', 'RESV_DEL_HOLD', 'SUSPENDED', 'STOPPED']);
+
+/**
+ * Each task's state, from (in this order) `squeue` (pending / running; a pending task whose
+ * dependency can never be satisfied is failed), the status file its script wrote (done / failed;
+ * `requeued` while it waits again), and the accounting (`sacct`, when the cluster has one: a task
+ * that left the queue without a status file, e.g. cancelled, timed out, out of memory, node
+ * failure). A task Slurm no longer knows at all is failed.
+ *
+ * `squeueText` / `sacctText` replace the calls to `squeue` / `sacct` (tests, the report job).
+ */
+export function planStatus(plan: SubmittedPlan, squeueText?: string, sacctText?: string): TaskStatus[] {
+  const ids = Object.values(plan.jobIds);
   if (squeueText === undefined) {
-    const ids = Object.values(plan.jobIds);
     try {
       squeueText = execFileSync('squeue', ['-h', '-r', '-o', '%i %T %r', '-j', ids.join(',')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     } catch {
@@ -251,25 +311,50 @@ export function planStatus(plan: SubmittedPlan, squeueText?: string): TaskStatus
   }
   const queue = parseSqueue(squeueText);
   const rows: TaskStatus[] = [];
+  let sacct: Map<string, SacctRecord> | undefined;
+  const accounting = (slurmId: string, ownJobId?: string): SacctRecord | undefined => {
+    if (!sacct) {
+      // the array tasks' own job ids (from their status files) let the completion log be matched too
+      const own = plan.jobs.flatMap((j) => j.tasks.map((t) => readStatus(plan.dir, t.key)?.jobId)).filter((x): x is string => !!x);
+      sacct = parseSacct(sacctText ?? querySacct([...new Set([...ids, ...own])]) ?? '');
+    }
+    return sacct.get(slurmId) ?? (ownJobId ? sacct.get(ownJobId) : undefined);
+  };
   for (const job of plan.jobs) {
     const id = plan.jobIds[job.name] ?? '?';
     job.tasks.forEach((t, i) => {
       const slurmId = job.tasks.length > 1 ? `${id}_${i}` : id;
       const q = queue.get(slurmId) ?? (job.tasks.length > 1 ? undefined : queue.get(`${id}_0`));
-      const sf = statusFile(plan.dir, t.key);
-      const st = fs.existsSync(sf) ? (JSON.parse(fs.readFileSync(sf, 'utf8')) as { state: string; exitCode: number; restarts: number }) : undefined;
+      const st = readStatus(plan.dir, t.key);
+      const restarts = st?.restarts ? `, ${st.restarts} requeue(s)` : '';
       let state: TaskState;
       let detail: string;
-      if (q && (q.state === 'RUNNING' || q.state === 'COMPLETING')) [state, detail] = ['running', q.state];
+      if (q && (q.state === 'RUNNING' || q.state === 'COMPLETING')) [state, detail] = ['running', `${q.state}${restarts}`];
       else if (q && q.state === 'PENDING' && q.reason.includes('DependencyNeverSatisfied')) [state, detail] = ['failed', 'dependency never satisfied'];
-      else if (q && (q.state === 'PENDING' || q.state === 'REQUEUED' || q.state === 'REQUEUE_HOLD' || q.state === 'CONFIGURING')) [state, detail] = [st?.state === 'requeued' ? 'requeued' : 'pending', `${q.state}${q.reason ? ' ' + q.reason : ''}`];
-      else if (st && st.state !== 'requeued') [state, detail] = [st.state as TaskState, `exit ${st.exitCode}${st.restarts ? `, ${st.restarts} requeue(s)` : ''}`];
+      else if (q && QUEUED.has(q.state)) [state, detail] = ['pending', `${st?.state === 'requeued' ? `requeued after preemption (exit ${st.exitCode})${restarts}; ` : ''}${q.state}${q.reason ? ' ' + q.reason : ''}`];
+      else if (st && st.state !== 'requeued') [state, detail] = [st.state === 'done' ? 'done' : 'failed', `exit ${st.exitCode}${restarts}`];
       else if (q) [state, detail] = ['unknown', q.state];
-      else [state, detail] = ['failed', 'not in the queue and no exit status (cancelled, or never ran)'];
+      else {
+        const acct = accounting(slurmId, st?.jobId);
+        if (acct && acct.state === 'COMPLETED' && !st) [state, detail] = ['done', `sacct: COMPLETED ${acct.exitCode}`];
+        else if (acct) [state, detail] = ['failed', `sacct: ${acct.state}${acct.exitCode && acct.exitCode !== '0:0' ? ` (exit ${acct.exitCode})` : ''}${st ? `, after ${st.state} with exit ${st.exitCode}` : ''}`];
+        else [state, detail] = ['failed', st ? `not in the queue after being requeued (exit ${st.exitCode}): cancelled?` : 'not in the queue and no exit status (cancelled, or never ran)'];
+      }
       rows.push({ job: job.name, key: t.key, slurmId, state, detail });
     });
   }
   return rows;
+}
+
+/** The status file a task's script wrote, if any. */
+function readStatus(dir: string, key: string): { state: string; exitCode: number; restarts: number; jobId?: string } | undefined {
+  const sf = statusFile(dir, key);
+  if (!fs.existsSync(sf)) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(sf, 'utf8'));
+  } catch {
+    return undefined; // being rewritten (the script writes it with mv, so this is short-lived)
+  }
 }
 
 /** A fixed-width table of {@link planStatus} rows plus a count per state. */
@@ -280,4 +365,143 @@ export function formatStatus(rows: TaskStatus[]): string {
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
   return [line({ job: 'job', key: 'task', slurmId: 'slurm id', state: 'state', detail: 'detail' }), ...rows.map((r) => line(r as unknown as Record<string, string>)), '', [...counts].map(([s, n]) => `${n} ${s}`).join(', ')].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The launcher's command-line side, shared by the pipelines' CLIs
+
+/** Options of the launcher itself (see {@link launcherOptions}); they are not passed on to the tasks. */
+export const LAUNCHER_OPTIONS = ['launcher', 'partition', 'gres', 'time', 'cpus-per-task', 'mem', 'sbatch', 'dry-run', 'status', 'signal-seconds', 'max-requeues'] as const;
+
+/**
+ * Adds `--launcher local|slurm` and the Slurm options (`--partition --gres --time --cpus-per-task
+ * --mem --sbatch --signal-seconds --max-requeues --dry-run --status`) to a CLI's parser, under the
+ * help heading `Launcher:`. `--status` is resolved against the user's folder ({@link userCwd}).
+ */
+export function launcherOptions<T>(y: Argv<T>, what = 'the run') {
+  return y
+    .option('launcher', { choices: ['local', 'slurm'] as const, default: 'local' as const, group: 'Launcher:', describe: `run here, or submit ${what} as Slurm jobs (sbatch)` })
+    .option('partition', { type: 'string', group: 'Launcher:', describe: 'slurm: #SBATCH --partition' })
+    .option('gres', { type: 'string', group: 'Launcher:', describe: 'slurm: #SBATCH --gres (e.g. gpu:1)' })
+    .option('time', { type: 'string', group: 'Launcher:', describe: 'slurm: #SBATCH --time (e.g. 02:00:00)' })
+    .option('cpus-per-task', { type: 'number', group: 'Launcher:', describe: 'slurm: #SBATCH --cpus-per-task' })
+    .option('mem', { type: 'string', group: 'Launcher:', describe: 'slurm: #SBATCH --mem (e.g. 16G)' })
+    .option('sbatch', { type: 'string', array: true, group: 'Launcher:', describe: "slurm: extra #SBATCH lines, leading '--' optional (e.g. --sbatch account=lab qos=low)" })
+    .option('signal-seconds', { type: 'number', default: 120, group: 'Launcher:', describe: 'slurm: SIGUSR1 this many seconds before the time limit (the task checkpoints and is requeued)' })
+    .option('max-requeues', { type: 'number', default: 20, group: 'Launcher:', describe: 'slurm: requeues after preemption before a task counts as failed' })
+    .option('dry-run', { type: 'boolean', default: false, group: 'Launcher:', describe: 'slurm: print the scripts and sbatch commands, submit nothing' })
+    .option('status', { type: 'string', group: 'Launcher:', describe: `slurm: print the state of every task submitted to this --out folder and exit` })
+    .middleware((a: Record<string, unknown>) => {
+      if (typeof a.status === 'string') a.status = path.resolve(userCwd(), a.status);
+    });
+}
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
+/**
+ * `argv` without the named options and their values (`--name v`, `--name=v`, `--no-name`,
+ * array values up to the next `--option`; camelCase spellings too).
+ */
+export function dropOptions(argv: string[], names: readonly string[]): string[] {
+  const drop = new Set(names);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      const [raw, value] = [a.slice(2).split('=')[0]!, a.includes('=')];
+      const name = kebab(raw).replace(/^no-/, '');
+      if (drop.has(name) || drop.has(kebab(raw))) {
+        if (!value) while (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) i++;
+        continue;
+      }
+    }
+    out.push(a);
+  }
+  return out;
+}
+
+/** Parsed launcher flags (what {@link launcherOptions} adds). */
+export interface LauncherArgs {
+  partition?: string;
+  gres?: string;
+  time?: string;
+  cpusPerTask?: number;
+  mem?: string;
+  sbatch?: string[];
+  signalSeconds: number;
+  maxRequeues: number;
+}
+
+/** `--partition ...` etc. as {@link SlurmResources}; invalid numbers are an error naming the flag. */
+export function slurmResources(a: LauncherArgs): SlurmResources {
+  if (!(Number.isInteger(a.maxRequeues) && a.maxRequeues >= 0)) throw new Error(`--max-requeues must be an integer >= 0, got ${a.maxRequeues}`);
+  if (!(Number.isInteger(a.signalSeconds) && a.signalSeconds > 0)) throw new Error(`--signal-seconds must be a positive integer, got ${a.signalSeconds}`);
+  if (a.cpusPerTask !== undefined && !(Number.isInteger(a.cpusPerTask) && a.cpusPerTask > 0)) throw new Error(`--cpus-per-task must be a positive integer, got ${a.cpusPerTask}`);
+  return { partition: a.partition, gres: a.gres, time: a.time, cpusPerTask: a.cpusPerTask, mem: a.mem, extra: a.sbatch, signalSeconds: a.signalSeconds, maxRequeues: a.maxRequeues };
+}
+
+/**
+ * A package's CLI script as a task command: this Node with the TypeScript sources
+ * (`node --conditions=@refconv/source --import tsx <pkgDir>/<script>`), run in `pkgDir` (as nx does).
+ */
+export function cliCommand(pkgDir: string, script: string): { cwd: string; argv: string[] } {
+  return { cwd: pkgDir, argv: [process.execPath, '--conditions=@refconv/source', '--import', 'tsx', path.join(pkgDir, script)] };
+}
+
+/** What {@link singleRunPlan} needs. */
+export interface SingleRunOptions {
+  /** The run's output folder (what the local run writes); the plan goes into `<out>/slurm/`. */
+  out: string;
+  /** The CLI as a command ({@link cliCommand}). */
+  command: { cwd: string; argv: string[] };
+  /** The user's arguments (after deprecated aliases). */
+  userArgv: string[];
+  resources: SlurmResources;
+  /** Task key shown by `--status` (default `train`). */
+  key?: string;
+  /** Job name (default `train`). */
+  jobName?: string;
+  /** The command a local run would record (kept in plan.json). */
+  shownCommand?: string;
+}
+
+/**
+ * One training run as one Slurm job: the same CLI with the user's options minus the launcher's,
+ * plus `--launcher local --out <out> --resume`, so the job writes exactly the folder the local run
+ * writes and a requeued job continues from its checkpoint.
+ */
+export function singleRunPlan(o: SingleRunOptions): SlurmPlan {
+  const argv = [...o.command.argv, ...dropOptions(o.userArgv, [...LAUNCHER_OPTIONS, 'out', 'resume']), '--launcher', 'local', '--out', o.out, '--resume'];
+  return {
+    dir: path.join(o.out, 'slurm'),
+    cwd: o.command.cwd,
+    env: { REFCONV_USER_CWD: userCwd() },
+    resources: o.resources,
+    jobs: [{ name: o.jobName ?? 'train', tasks: [{ key: o.key ?? 'train', argv }] }],
+    meta: o.shownCommand ? { command: o.shownCommand } : undefined,
+  };
+}
+
+/** The parsed arguments {@link launchSingleRun} reads. */
+export type LaunchArgs = LauncherArgs & { launcher: 'local' | 'slurm'; dryRun: boolean; status?: string };
+
+/**
+ * The launcher part of a single-run CLI (detect:train, segment:train): with `--status OUT` prints
+ * every task's state; with `--launcher slurm` submits the run ({@link singleRunPlan}, or prints it
+ * with `--dry-run`). Returns true when it did either (the CLI then stops), false for a local run.
+ * `out` is called only for a submission (the folder the local run would write).
+ */
+export function launchSingleRun(args: LaunchArgs, o: Omit<SingleRunOptions, 'out' | 'resources'> & { out: () => string; target: string; print?: (s: string) => void }): boolean {
+  const print = o.print ?? ((s: string) => void process.stdout.write(s + '\n'));
+  if (args.status !== undefined) {
+    print(formatStatus(planStatus(readPlan(path.join(args.status, 'slurm')))));
+    return true;
+  }
+  if (args.launcher !== 'slurm') return false;
+  const out = o.out();
+  const shown = dropOptions(o.userArgv, LAUNCHER_OPTIONS);
+  const plan = singleRunPlan({ jobName: o.target.replace(/[^A-Za-z0-9_-]/g, '-'), ...o, out, resources: slurmResources(args), shownCommand: o.shownCommand ?? `nx run ${o.target}${shown.length ? ' -- ' + shown.join(' ') : ''}` });
+  submitPlan(plan, { dryRun: args.dryRun, print });
+  if (!args.dryRun) print(`outputs: ${out}\nstatus: npx nx run ${o.target} -- --status ${out}`);
+  return true;
 }

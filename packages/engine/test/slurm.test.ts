@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSqueue, planStatus, PREEMPTED_EXIT_CODE, sbatchArgs, sbatchScript, statusFile, submitPlan, type SlurmPlan } from '../src/slurm.js';
+import { dropOptions, parseSacct, parseSqueue, planStatus, PREEMPTED_EXIT_CODE, sbatchArgs, sbatchScript, singleRunPlan, statusFile, submitPlan, type SlurmPlan } from '../src/slurm.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'engine-slurm-'));
 
@@ -135,7 +135,40 @@ describe('submission and status', () => {
       'report 12 pending PENDING (Dependency)',
     ]);
     // gone from the queue without a status file: failed (cancelled, or its dependency failed)
-    expect(planStatus(p, '').find((r) => r.key === 'report')).toMatchObject({ state: 'failed', detail: expect.stringContaining('not in the queue') });
+    expect(planStatus(p, '', '').find((r) => r.key === 'report')).toMatchObject({ state: 'failed', detail: expect.stringContaining('not in the queue') });
+  });
+
+  it('a requeued task waiting again is pending; sacct decides tasks that left the queue without a status file', () => {
+    // sacct -n -P -X -o JobID,State,ExitCode, as a cluster with accounting prints it
+    expect([...parseSacct('10|COMPLETED|0:0\n11_0|TIMEOUT|0:15\n11_[1-2]|CANCELLED by 0|0:0\n12|PENDING|0:0\n')].map(([k, v]) => `${k}:${v.state}:${v.exitCode}`)).toEqual([
+      '10:COMPLETED:0:0',
+      '11_0:TIMEOUT:0:15',
+      '11_1:CANCELLED by 0:0:0',
+      '11_2:CANCELLED by 0:0:0',
+      '12:PENDING:0:0',
+    ]);
+    const dir = tmp();
+    const p = { ...plan(dir), jobIds: { pretrain: '10', finetune: '11', report: '12' }, submittedAt: '' };
+    fs.mkdirSync(path.join(dir, 'status'));
+    fs.writeFileSync(statusFile(dir, 'a/seed-0/refocus'), JSON.stringify({ state: 'requeued', exitCode: 75, restarts: 0, jobId: '14' }));
+    const waiting = planStatus(p, '11_0 PENDING (BeginTime)\n', '');
+    expect(waiting.find((r) => r.key === 'a/seed-0/refocus')).toMatchObject({ state: 'pending', detail: 'requeued after preemption (exit 75); PENDING (BeginTime)' });
+    const rows = planStatus(p, '', '10|COMPLETED|0:0\n11_0|CANCELLED by 0|0:0\n11_1|TIMEOUT|0:15\n');
+    expect(rows.map((r) => `${r.key} ${r.state} ${r.detail}`)).toEqual([
+      'a/seed-0/pretrain done sacct: COMPLETED 0:0',
+      'a/seed-0/refocus failed sacct: CANCELLED by 0, after requeued with exit 75',
+      'a/seed-0/control failed sacct: TIMEOUT (exit 0:15)',
+      'report failed not in the queue and no exit status (cancelled, or never ran)',
+    ]);
+    // without accounting, the completion log knows an array task by its own job id (from its status file)
+    expect(planStatus(p, '', '14|CANCELLED|0:0\n').find((r) => r.key === 'a/seed-0/refocus')).toMatchObject({ state: 'failed', detail: 'sacct: CANCELLED, after requeued with exit 75' });
+  });
+
+  it('a single run is one job: the same command minus the launcher options, plus --launcher local --out --resume', () => {
+    const p = singleRunPlan({ out: '/runs/d', command: { cwd: '/pkg', argv: ['node', 'train.ts'] }, userArgv: ['--epochs', '2', '--launcher', 'slurm', '--gres', 'gpu:1', '--out', 'rel', '--resume', '--sbatch', 'a=1', 'b=2', '--dry-run', '--lr', '0.1'], resources: { gres: 'gpu:1' }, jobName: 'detect-train' });
+    expect(p.dir).toBe('/runs/d/slurm');
+    expect(p.jobs).toEqual([{ name: 'detect-train', tasks: [{ key: 'train', argv: ['node', 'train.ts', '--epochs', '2', '--lr', '0.1', '--launcher', 'local', '--out', '/runs/d', '--resume'] }] }]);
+    expect(dropOptions(['--a', '1', '--stages', 'x', 'y', '--numSeeds=3', '--no-resume', '--b'], ['stages', 'num-seeds', 'resume'])).toEqual(['--a', '1', '--b']);
   });
 
   it('the script requeues a preempted task (exit 75) and records a crash as failed, without Slurm', () => {

@@ -10,7 +10,7 @@
  */
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli, PreemptedError, PREEMPTED_EXIT_CODE, resolvePaths, trainingOptions } from '@refconv/engine';
+import { applyDeprecatedAliases, cliCommand, createCli, launcherOptions, launchSingleRun, loadCheckpoint, PreemptedError, PREEMPTED_EXIT_CODE, resolvePaths, trainingOptions } from '@refconv/engine';
 import type { BoxLossKind } from '../models/retinanet.js';
 import type { RefocusScope } from '../pipeline/checkpoint.js';
 import { runDetection } from '../pipeline/protocol.js';
@@ -25,10 +25,10 @@ async function main(): Promise<void> {
   // scaling). The earlier default, 0.01, was twice that and diverged from scratch on BCCD in 3 of
   // 3 runs on an AVX-512 + AMX host (loss 1.3 -> 3.2 or NaN after warmup; AP 0.000), while 0.005
   // converged for seeds 0 and 1 there (AP 0.115, 0.122).
-  const args = await trainingOptions(createCli(argv, 'detect:train'), {
+  const args = await launcherOptions(trainingOptions(createCli(argv, 'detect:train'), {
     epochs: 16, batchSize: 4, lr: 0.005, momentum: 0.9, weightDecay: 1e-4, warmupStartFactor: 0.001, seed: 0,
     mapK: 3, grouping: 'official', refconvInit: 'default', frozen: 'official',
-  })
+  }), 'the run')
     .usage('$0 [--data DIR] [--epochs N] [--from CKPT [--refconv]] ...')
     .option('data', { type: 'string', default: DEFAULT_DATA, describe: 'VOC root or COCO root/JSON' })
     .option('train-split', { type: 'string', default: 'train' })
@@ -56,6 +56,16 @@ async function main(): Promise<void> {
     // relative paths are relative to where the user ran the command (nx runs it in packages/detect)
     .middleware(resolvePaths(['data', 'images', 'out', 'from', 'backbone-weights']))
     .parseAsync();
+
+  // --launcher slurm: the same command as one Slurm job (engine's slurm.ts); --status OUT: its state
+  const submitted = launchSingleRun(args, {
+    target: 'detect:train',
+    command: cliCommand(path.resolve(REPO_ROOT, 'packages', 'detect'), path.join('src', 'cli', 'train.ts')),
+    userArgv: argv,
+    // the folder runDetection writes: --out, else runs/detect/<name> (named after the detector trained; with --from, the checkpoint's)
+    out: () => args.out ?? path.join(REPO_ROOT, 'runs', 'detect', args.name ?? `bccd-${args.from ? String(loadCheckpoint(args.from).state.model?.kind) : args.model}${args.refconv ? '-refconv' : args.from ? '-finetune' : ''}`),
+  });
+  if (submitted) return;
 
   console.log(describeBackend(await initBackend(args.backend)));
   const r = await runDetection({

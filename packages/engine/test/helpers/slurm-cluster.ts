@@ -95,6 +95,9 @@ export async function startSlurmCluster(o: { cpus?: number; memoryMb?: number; t
       'ProctrackType=proctrack/linuxproc',
       'TaskPlugin=task/none',
       'JobAcctGatherType=jobacct_gather/none',
+      // no slurmdbd here: finished jobs go to a job-completion file, which `sacct --completion` reads
+      'JobCompType=jobcomp/filetxt',
+      `JobCompLoc=${dir}/jobcomp.txt`,
       'SelectType=select/cons_tres',
       'SelectTypeParameters=CR_Core',
       'ReturnToService=2',

@@ -6,22 +6,22 @@
  */
 import { join } from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
-import { applyDeprecatedAliases, createCli, PreemptedError, PREEMPTED_EXIT_CODE, resolvePaths, trainingOptions } from '@refconv/engine';
+import { applyDeprecatedAliases, cliCommand, createCli, launcherOptions, launchSingleRun, PreemptedError, PREEMPTED_EXIT_CODE, resolvePaths, trainingOptions } from '@refconv/engine';
 import type { DatasetFormat } from '../data/datasets.js';
 import { DATASETS } from '../data/datasets.js';
 import { formatFuseReport } from '../fuse-check.js';
 import { defaultRunName, runSegmentation } from '../protocol.js';
-import { DEFAULT_CAMVID, DEFAULT_RUNS, parseSize } from './common.js';
+import { DEFAULT_CAMVID, DEFAULT_RUNS, PACKAGE_ROOT, parseSize } from './common.js';
 
 /** Old segment spellings, kept for one version (a warning names the new flag). */
 export const DEPRECATED_ALIASES: Record<string, string> = { 'limit-train': 'train-limit', 'limit-val': 'val-limit', init: 'from' };
 
 async function main(): Promise<void> {
   const rawArgv = applyDeprecatedAliases(process.argv.slice(2), DEPRECATED_ALIASES, 'segment:train');
-  const argv = await trainingOptions(createCli(rawArgv, 'segment:train'), {
+  const argv = await launcherOptions(trainingOptions(createCli(rawArgv, 'segment:train'), {
     epochs: 10, batchSize: 8, lr: 0.05, momentum: 0.9, weightDecay: 1e-4, warmupEpochs: 1, warmupStartFactor: 0.01, seed: 0,
     mapK: 3, grouping: 'official', refconvInit: 'default', frozen: 'official',
-  })
+  }), 'the run')
     .usage('$0 [options]\n\nTrains a DeepLabV3/V3+ segmenter (defaults: small DeepLabV3 on CamVid, CPU-sized).')
     .option('data', { type: 'string', default: DEFAULT_CAMVID, describe: 'dataset root' })
     .option('format', { choices: ['voc', 'cityscapes', 'camvid'] as const, default: 'camvid' as const, describe: 'dataset layout' })
@@ -45,7 +45,6 @@ async function main(): Promise<void> {
     .check((a) => (a.refconv && !a.from ? '--refconv refocuses a trained segmenter: give its checkpoint with --from (train one first with `nx run segment:train`)' : true))
     .parseAsync();
 
-  console.log(describeBackend(await initBackend(argv.backend as BackendName)));
   const format = argv.format as DatasetFormat;
   const spec = {
     arch: argv.arch,
@@ -60,6 +59,9 @@ async function main(): Promise<void> {
   };
   const refconv = argv.refconv ? { mapK: argv['map-k'], aspp: argv['refconv-aspp'], init: argv['refconv-init'], grouping: argv.grouping, frozen: argv.frozen } : undefined;
   const outDir = argv.out ?? join(DEFAULT_RUNS, defaultRunName({ format, spec, refconv, from: argv.from }));
+  // --launcher slurm: the same command as one Slurm job writing the same outDir (engine's slurm.ts); --status OUT: its state
+  if (launchSingleRun(argv, { target: 'segment:train', command: cliCommand(PACKAGE_ROOT, join('src', 'cli', 'train.ts')), userArgv: rawArgv, out: () => outDir })) return;
+  console.log(describeBackend(await initBackend(argv.backend as BackendName)));
   const result = await runSegmentation({
     data: argv.data,
     format,
