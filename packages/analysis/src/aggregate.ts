@@ -131,7 +131,7 @@ export function runMetrics(r: RunResultsLike): RunMetrics {
 export function aggregateMarkdown(a: Aggregate, runLabels: string[]): string {
   const digits = (k: string) => (/top-1/.test(k) ? 2 : 4);
   return [`## Mean ± std over ${a.runs} runs (${runLabels.join(', ')})`, '',
-    'Sample standard deviation (n - 1); a model given one checkpoint for every run has std 0. Per-run reports: the `run-<i>/` folders.', '',
+    'Sample standard deviation (n - 1); a model given one checkpoint for every run has std 0. Per-run reports: the runs listed above.', '',
     `| metric | ${a.models.join(' | ')} |`, `|---|${a.models.map(() => '---|').join('')}`,
     ...a.metrics.map((k) => `| ${k} | ${a.models.map((m) => formatMeanStd(a.summary[m]![k], digits(k))).join(' | ')} |`), ''].join('\n');
 }

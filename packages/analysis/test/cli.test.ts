@@ -74,6 +74,13 @@ describe('analysis:run CLI', () => {
     expect(json.aggregate.summary.ref['delta ratio k3'].n).toBe(2);
     for (const f of ['report.md', 'results.json', 'run-0/report.md', 'run-1/skeleton-k3.png', 'run-1/weights-cos.png']) expect(fs.existsSync(path.join(out, f)), f).toBe(true);
     expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/Mean ± std over 2 runs[\s\S]*\| weight \|cos\| \(checkpoint\) \| [0-9.]+ ± [0-9.]+ \|/);
+    // earlier runs' results.json aggregated without recomputing: the same summary
+    const again = run(['--results', path.join(out, 'run-0', 'results.json'), path.join(out, 'run-1', 'results.json'), '--out', path.join(dir, 'out2'), '--json']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!).aggregate).toEqual(json.aggregate);
+    const notRun = run(['--results', path.join(out, 'results.json'), '--out', path.join(dir, 'out3')]);
+    expect(notRun.status).toBe(1);
+    expect(notRun.stderr).toMatch(/out\/results\.json: holds several runs already/);
     // the data-dependent analyses need classify checkpoints: the error names the model and file
     const bad = run(['--models', `base=${files[0]}`, '--analyses', 'redundancy', '--out', out]);
     expect(bad.status).toBe(1);

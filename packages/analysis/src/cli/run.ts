@@ -7,6 +7,7 @@
  * into `--out/run-<i>/` and writes the mean ± std over the runs into `--out/report.md` and
  * `results.json`.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli, defaultRunDir, resolvePaths, resolveUserPath, writeFileAtomic } from '@refconv/engine';
@@ -20,6 +21,7 @@ const DATA_ANALYSES = ['redundancy', 'robustness', 'landscape'];
 function cli(argv: string[]) {
   return createCli(argv, 'analysis:run')
     .option('experiment', { type: 'string', array: true, describe: 'classify:experiment output folders: every seed\'s baseline, control and refocus checkpoints (added after --models)' })
+    .option('results', { type: 'string', array: true, describe: 'results.json files of earlier single runs (one per seed): aggregated with the runs of --models / --experiment, not recomputed' })
     .option('models', { type: 'string', array: true, describe: 'checkpoints as name=path (.safetensors written by classify, detect or segment); name=a,b,c gives one checkpoint per run (seed): mean ± std over the runs' })
     .option('analyses', { type: 'string', array: true, choices: ANALYSES, default: [...ANALYSES], describe: 'which analyses to run' })
     .option('per-layer', { type: 'boolean', default: false, describe: 'also write per-layer skeleton heatmaps' })
@@ -41,7 +43,7 @@ function cli(argv: string[]) {
     .middleware(resolvePaths(['out', 'data'], (v) => v === 'fashion-mnist'))
     .check((x) => {
       // a string (not a thrown Error) is a usage error: exit 2 with the usage
-      if (!(x.models as string[] | undefined)?.length && !(x.experiment as string[] | undefined)?.length) return 'give the checkpoints with --models name=path ... and / or --experiment DIR';
+      if (!(x.models as string[] | undefined)?.length && !(x.experiment as string[] | undefined)?.length && !(x.results as string[] | undefined)?.length) return 'give the checkpoints with --models name=path ... and / or --experiment DIR (or earlier runs\' --results FILE ...)';
       return true;
     });
 }
@@ -53,29 +55,54 @@ async function main(argv: string[]): Promise<void> {
   if (!a.json) console.log(describeBackend(info));
   // name=path[,path...]: the paths are relative to the folder the command was run from
   const args = [...((a.models as string[] | undefined) ?? []), ...experimentModelArgs(((a.experiment as string[] | undefined) ?? []).map((d) => resolveUserPath(d)))];
-  const sets = parseModelSets(args).map((set) => set.map((m) => ({ ...m, file: resolveUserPath(m.file) })));
+  const sets = args.length ? parseModelSets(args).map((set) => set.map((m) => ({ ...m, file: resolveUserPath(m.file) }))) : [];
   const out = a.out ?? defaultRunDir('analysis', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
   const command = `npx nx run analysis:run -- ${argv.join(' ')}`;
+  // earlier runs, read back (a single run's results.json each)
+  const earlier = ((a.results as string[] | undefined) ?? []).map((f) => readRunResults(resolveUserPath(f)));
+  const total = sets.length + earlier.length;
   const runs: Array<Record<string, unknown>> = [];
+  const labels: string[] = [];
+  const checkpoints: NamedModel[][] = [];
+  for (const e of earlier) {
+    runs.push(e.results);
+    labels.push(e.file);
+    checkpoints.push((e.results.models as NamedModel[] | undefined) ?? []);
+  }
   for (const [i, models] of sets.entries()) {
-    const dir = sets.length > 1 ? path.join(out, `run-${i}`) : out;
-    if (!a.json && sets.length > 1) console.log(`run ${i + 1}/${sets.length}: ${models.map((m) => `${m.name}=${m.file}`).join(' ')}`);
+    const dir = total > 1 ? path.join(out, `run-${i}`) : out;
+    if (!a.json && total > 1) console.log(`run ${i + 1}/${sets.length}: ${models.map((m) => `${m.name}=${m.file}`).join(' ')}`);
     runs.push(await analyseRun(models, a, dir, command));
+    labels.push(total > 1 ? `run-${i}` : out);
+    checkpoints.push(models);
   }
   let results: Record<string, unknown> = runs[0]!;
-  if (sets.length > 1) {
+  if (total > 1) {
     const agg = aggregateRuns(runs.map((r) => runMetrics(r as RunResultsLike)));
-    const labels = sets.map((_, i) => `run-${i}`);
     results = { runs: runs.map((r, i) => ({ label: labels[i], ...r })), aggregate: agg };
+    const link = (l: string) => (l.endsWith('.json') ? `\`${l}\`` : `[${l}](${l}/report.md)`);
     const md = ['# RefConv analyses, several runs', '', `Command: \`${command}\``, '',
-      '| run | ' + sets[0]!.map((m) => m.name).join(' | ') + ' |', '|---|' + sets[0]!.map(() => '---|').join(''),
-      ...sets.map((set, i) => `| [${labels[i]}](${labels[i]}/report.md) | ${set.map((m) => m.file).join(' | ')} |`), '',
-      aggregateMarkdown(agg, labels)];
+      '| run | checkpoints |', '|---|---|',
+      ...checkpoints.map((set, i) => `| ${link(labels[i]!)} | ${set.map((m) => `${m.name}=${m.file}`).join(' ')} |`), '',
+      aggregateMarkdown(agg, labels.map((l, i) => (l.endsWith('.json') ? `earlier run ${i}` : l)))];
     writeFileAtomic(path.join(out, 'report.md'), md.join('\n') + '\n');
     writeResultsJson(out, results);
   }
   if (a.json) process.stdout.write(JSON.stringify(results) + '\n');
   else console.log(`report: ${path.join(out, 'report.md')}`);
+}
+
+/** A single run's results.json, read back for aggregation; errors name the file. */
+function readRunResults(file: string): { file: string; results: Record<string, unknown> } {
+  let results: Record<string, unknown>;
+  try {
+    results = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`--results ${file}: ${(e as Error).message}`);
+  }
+  if (results.runs) throw new Error(`--results ${file}: holds several runs already (an aggregate); give its run-<i>/results.json files`);
+  if (!results.skeleton && !results.weights && !results.redundancy && !results.robustness && !results.landscape) throw new Error(`--results ${file}: no analysis results in it (expected an analysis:run results.json)`);
+  return { file, results };
 }
 
 /** Every requested analysis on one set of models (one checkpoint per name), written into `out`. */
