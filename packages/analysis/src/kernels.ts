@@ -72,6 +72,8 @@ export function readConvKernels(source: string | SafetensorsContents, where?: st
     out.push({ layer, kind: 'refconv', shape, kernel: new Float32Array(kernel), basis: new Float32Array(basis) });
   }
   for (const [name] of st) {
+    // optimizer state holds the transforms' momentum but none for the frozen bases
+    if (name.startsWith(OPTIMIZER_PREFIX)) continue;
     if (name.endsWith('/transform') && !st.has(name.replace(/\/transform$/, '/basis'))) {
       throw new Error(`${file}: '${name}' has no matching basis '${name.replace(/\/transform$/, '/basis')}'`);
     }

@@ -56,6 +56,8 @@ describe('kernel skeleton', () => {
       'r/transform': { shape: [3, 3, 8, 1], data: transform },
       'fc/kernel': { shape: [4, 10], data: rnd(40, 5) },
       '__optimizer__/momentum/c1/kernel': { shape: [3, 3, 1, 2], data: rnd(18, 6) },
+      // a trained RefConv checkpoint (segment's last.safetensors) holds the transform's momentum, not the frozen basis'
+      '__optimizer__/momentum/r/transform': { shape: [3, 3, 8, 1], data: rnd(72, 7) },
     });
     const ks = readConvKernels(file);
     expect(ks.map((k) => [k.layer, k.kind])).toEqual([['c1', 'conv'], ['dw', 'depthwise'], ['r', 'refconv']]);
