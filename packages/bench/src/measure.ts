@@ -50,13 +50,20 @@ export function trainThroughput(model: tf.LayersModel, batch: number, steps: num
   }
 }
 
-/** A reusable inference batch (`predict`, reading the logits back) on fixed random data. */
-export function makeInferStep(model: tf.LayersModel, batch: number, seed = 0): TrainStep {
+/**
+ * A reusable inference batch (`predict`, reading the logits back) on fixed random data; `predict`
+ * defaults to the model's own (eager) one, e.g. a `compileForInference` model's can be passed.
+ */
+export function makeInferStep(model: tf.LayersModel, batch: number, seed = 0, predict?: (x: tf.Tensor) => tf.Tensor | tf.Tensor[]): TrainStep {
   const shape = model.inputs[0].shape.slice(1) as number[];
   const x = tf.randomNormal([batch, ...shape], 0, 1, 'float32', seed);
+  const run = predict ?? ((xx: tf.Tensor) => model.predict(xx) as tf.Tensor);
   return {
     run() {
-      tf.tidy(() => { (model.predict(x) as tf.Tensor).dataSync(); });
+      tf.tidy(() => {
+        const y = run(x);
+        (Array.isArray(y) ? y[0]! : y).dataSync();
+      });
     },
     dispose() {
       x.dispose();

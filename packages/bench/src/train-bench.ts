@@ -11,7 +11,7 @@
  * ours / PyTorch. The Python environment is created by `tools/setup-venv.sh` on first use.
  *
  *   nx run bench:train -- [--archs resnet18,mobilenet_v2,mobilenet_v3_large] [--configs imagenet,small]
- *                         [--steps 5] [--no-torch] [--json out.json]
+ *                         [--steps 5] [--infer-runtime graph|eager] [--no-torch] [--json out.json]
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createModel } from '@refconv/backbones';
-import { describeBackend, fuse, initBackend, refocus } from '@refconv/core';
+import { compileForInference, describeBackend, fuse, initBackend, refocus } from '@refconv/core';
 import * as tf from '@tensorflow/tfjs';
 import { makeInferStep, makeTrainStep, median, readCpuTimes, stealShare, timeOnce, type TrainStep } from './measure.js';
 
@@ -51,21 +51,27 @@ interface Row {
   steal: number | null;
 }
 
-/** Our four workloads for one arch/config, built once and reused every round. */
-function ourSteps(arch: string, size: number, batch: number): { steps: Record<Kind, TrainStep>; dispose(): void } {
+/**
+ * Our four workloads for one arch/config, built once and reused every round. Inference runs as
+ * the project's evaluators run it (`--infer-runtime graph`, default: `compileForInference`, i.e.
+ * fused, BN folded, TensorFlow's graph runtime) or op by op (`eager`: `model.predict`).
+ */
+async function ourSteps(arch: string, size: number, batch: number, runtime: 'graph' | 'eager'): Promise<{ steps: Record<Kind, TrainStep>; dispose(): void }> {
   const plain = createModel(arch, { inputSize: size, numClasses: 1000 });
   const ref = refocus(plain, { seed: 1 });
   const fused = fuse(ref);
+  const compiled = runtime === 'graph' ? await Promise.all([compileForInference(plain, { onMismatch: 'throw' }), compileForInference(fused, { onMismatch: 'throw' })]) : [];
   const steps: Record<Kind, TrainStep> = {
     trainPlain: makeTrainStep(plain, batch),
     trainRefconv: makeTrainStep(ref, batch),
-    inferPlain: makeInferStep(plain, batch),
-    inferFused: makeInferStep(fused, batch),
+    inferPlain: makeInferStep(plain, batch, 0, compiled[0] && ((x) => compiled[0]!.predict(x))),
+    inferFused: makeInferStep(fused, batch, 0, compiled[1] && ((x) => compiled[1]!.predict(x))),
   };
   return {
     steps,
     dispose() {
       Object.values(steps).forEach((s) => s.dispose());
+      compiled.forEach((c) => c.dispose());
       [plain, ref, fused].forEach((m) => m.dispose());
     },
   };
@@ -107,10 +113,10 @@ class TorchSteps {
   }
 }
 
-async function measureRow(arch: string, config: string, rounds: number, python: string | null): Promise<{ row: Row; torchInfo?: string }> {
+async function measureRow(arch: string, config: string, rounds: number, python: string | null, runtime: 'graph' | 'eager'): Promise<{ row: Row; torchInfo?: string }> {
   const { size, batch } = CONFIGS[config]!;
   const cpu0 = readCpuTimes();
-  const ours = ourSteps(arch, size, batch);
+  const ours = await ourSteps(arch, size, batch, runtime);
   const torch = python ? new TorchSteps(python, arch, size, batch) : null;
   try {
     const hello = torch ? await torch.hello() : null;
@@ -190,6 +196,7 @@ async function main(): Promise<void> {
     .option('torch', { type: 'boolean', default: true, describe: 'also run PyTorch (--no-torch to skip)' })
     .option('json', { type: 'string', describe: 'write the results (rates and every step time) as one JSON object to this file' })
     .option('leak-steps', { type: 'number', default: 1000, describe: 'RefConv training steps of a small model over which tf.memory() must stay constant (0 to skip)' })
+    .option('infer-runtime', { type: 'string', choices: ['graph', 'eager'], default: 'graph', describe: "our inference: compileForInference (graph, what the evaluators use) or model.predict op by op (eager)" })
     .option('backend', { type: 'string' })
     .strict()
     .parseAsync();
@@ -197,7 +204,7 @@ async function main(): Promise<void> {
   const configs = argv.configs.split(',');
   for (const c of configs) if (!CONFIGS[c]) throw new Error(`unknown config '${c}' (${Object.keys(CONFIGS).join(', ')})`);
   const info = await initBackend(argv.backend as never);
-  console.log(`ours:    ${describeBackend(info)}; TensorFlow intra-op threads: ${process.env.TF_NUM_INTRAOP_THREADS ?? `TF default (${os.cpus().length} cores)`}`);
+  console.log(`ours:    ${describeBackend(info)}; TensorFlow intra-op threads: ${process.env.TF_NUM_INTRAOP_THREADS ?? `TF default (${os.cpus().length} cores)`}; inference: ${argv.inferRuntime === 'graph' ? 'compileForInference (TensorFlow graph runtime)' : 'model.predict (eager)'}`);
   const python = argv.torch ? torchPython() : null;
   let torchInfo = '';
   const rows: Row[] = [];
@@ -205,7 +212,7 @@ async function main(): Promise<void> {
     for (const arch of argv.archs.split(',')) {
       const c = CONFIGS[config]!;
       process.stdout.write(`measuring ${arch} ${config} (${c.size}px, batch ${c.batch}), rounds:`);
-      const r = await measureRow(arch, config, argv.steps, python);
+      const r = await measureRow(arch, config, argv.steps, python, argv.inferRuntime as 'graph' | 'eager');
       rows.push(r.row);
       if (r.torchInfo) torchInfo = r.torchInfo;
       console.log(' done');
