@@ -13,11 +13,11 @@ import * as tf from '@tensorflow/tfjs';
 import { fuse } from '@refconv/core';
 import { evalTransform, IMAGENET_MEAN, IMAGENET_STD } from '@refconv/engine';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadClassifier } from '@refconv/classify';
-import { exportOnnx, readOnnxMetadata, type DeployMetadata } from './export.js';
+import { exportOnnx, readOnnxMetadata } from './export.js';
+import { classifierPreprocessing, RESIZE_KEY, softmaxTopK, type DeployMetadata, type ModelMetadata } from './metadata.js';
 import { createSession, runSession, type OrtSessionOptions } from './ort.js';
 
-/** Metadata key of the Resize (shorter side) before the center crop. */
-export const RESIZE_KEY = 'refconv.resize';
+export { RESIZE_KEY } from './metadata.js';
 
 /** Options of {@link exportClassifierCheckpoint}. */
 export interface ExportCheckpointOptions {
@@ -75,16 +75,13 @@ export interface Prediction {
  * Preprocesses images as the model's metadata says (Resize shorter side, CenterCrop, Normalize) into
  * one batch in the model's layout: NCHW `[N, C, H, W]` or NHWC `[N, H, W, C]`.
  */
-export async function preprocessImages(images: string[], md: ReturnType<typeof readOnnxMetadata>): Promise<{ data: Float32Array; dims: number[] }> {
-  if (!md.inputSize || !md.mean || !md.std) throw new Error('the model has no refconv.input_size / refconv.mean / refconv.std metadata; export it with @refconv/deploy');
-  const [h, w] = md.inputSize;
-  if (h !== w) throw new Error(`non-square input size ${h}x${w} is not supported by the center-crop preprocessing`);
-  const c = md.mean.length;
-  const resize = md.props[RESIZE_KEY] ? Number(md.props[RESIZE_KEY]) : Math.round(h / 0.875);
+export async function preprocessImages(images: string[], md: ModelMetadata): Promise<{ data: Float32Array; dims: number[] }> {
+  const { crop: h, resize, mean, std, channels: c } = classifierPreprocessing(md);
+  const w = h;
   const data = new Float32Array(images.length * c * h * w);
   for (let n = 0; n < images.length; n++) {
     if (!fs.existsSync(images[n])) throw new Error(`image ${images[n]} does not exist`);
-    const hwc = await evalTransform(images[n], { crop: h, resize, channels: c as 1 | 3, mean: md.mean, std: md.std });
+    const hwc = await evalTransform(images[n], { crop: h, resize, channels: c as 1 | 3, mean, std });
     const base = n * c * h * w;
     if (md.layout === 'NHWC') data.set(hwc, base);
     else for (let i = 0; i < h * w; i++) for (let ch = 0; ch < c; ch++) data[base + ch * h * w + i] = hwc[i * c + ch];
@@ -96,14 +93,7 @@ export async function preprocessImages(images: string[], md: ReturnType<typeof r
 export function topK(logits: Float32Array, n: number, k: number, names: string[] | undefined, images: string[]): Prediction[] {
   const K = logits.length / n;
   const out: Prediction[] = [];
-  for (let i = 0; i < n; i++) {
-    const row = Array.from(logits.subarray(i * K, (i + 1) * K));
-    const mx = Math.max(...row);
-    const e = row.map((v) => Math.exp(v - mx));
-    const s = e.reduce((a, b) => a + b, 0);
-    const order = row.map((_, j) => j).sort((a, b) => row[b] - row[a] || a - b).slice(0, Math.min(k, K));
-    out.push({ image: images[i], top: order.map((j) => ({ index: j, name: names?.[j] ?? String(j), probability: e[j] / s, logit: row[j] })) });
-  }
+  for (let i = 0; i < n; i++) out.push({ image: images[i], top: softmaxTopK(logits.subarray(i * K, (i + 1) * K), k, names) });
   return out;
 }
 

@@ -23,27 +23,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { onnx, DataType, AttrType } from './onnx-proto.js';
 import type { OnnxNs } from './onnx-proto.js';
+import { META_KEYS, parseMetadataProps, type DeployMetadata, type ModelMetadata } from './metadata.js';
+
+export { META_KEYS, type DeployMetadata, type ModelMetadata } from './metadata.js';
 
 /** The ONNX opset the exporter targets (default domain). */
 export const OPSET = 17;
 /** The ONNX IR version written (that of the onnx-proto schema; ONNX 1.12+, opset 17). */
 export const IR_VERSION = 8;
 
-/** Preprocessing and labels stored in the model's `metadata_props`. */
-export interface DeployMetadata {
-  /** Per-channel mean subtracted from the `[0, 1]` image, e.g. ImageNet `[0.485, 0.456, 0.406]`. */
-  mean?: number[];
-  /** Per-channel std the image is divided by after the mean. */
-  std?: number[];
-  /** Input size `[H, W]`; defaults to the model's input shape. */
-  inputSize?: [number, number];
-  /** Class names, index = logit index. */
-  classNames?: string[];
-  /** Architecture name (free text, e.g. `resnet18`). */
-  arch?: string;
-  /** Any further key/value pairs (values stored as given). */
-  extra?: Record<string, string>;
-}
 
 /** Options of {@link exportOnnx}. */
 export interface ExportOnnxOptions {
@@ -71,15 +59,6 @@ export class UnsupportedLayerError extends Error {
   }
 }
 
-/** Metadata keys written by {@link exportOnnx}. */
-export const META_KEYS = {
-  mean: 'refconv.mean',
-  std: 'refconv.std',
-  inputSize: 'refconv.input_size',
-  classNames: 'refconv.class_names',
-  layout: 'refconv.layout',
-  arch: 'refconv.arch',
-} as const;
 
 type Sym = tf.SymbolicTensor;
 
@@ -551,18 +530,9 @@ function valueInfo(name: string, dims: (number | null)[]): OnnxNs.IValueInfoProt
 }
 
 /** Reads the `refconv.*` metadata back from ONNX bytes (for predict; no runtime needed). */
-export function readOnnxMetadata(bytes: Uint8Array): DeployMetadata & { layout: 'NCHW' | 'NHWC'; props: Record<string, string> } {
+export function readOnnxMetadata(bytes: Uint8Array): ModelMetadata {
   const m = onnx.ModelProto.decode(bytes);
   const props: Record<string, string> = {};
   for (const p of m.metadataProps) props[p.key ?? ''] = p.value ?? '';
-  const parse = <T>(k: string): T | undefined => (props[k] !== undefined ? (JSON.parse(props[k]) as T) : undefined);
-  return {
-    layout: (props[META_KEYS.layout] as 'NCHW' | 'NHWC' | undefined) ?? 'NCHW',
-    mean: parse<number[]>(META_KEYS.mean),
-    std: parse<number[]>(META_KEYS.std),
-    inputSize: parse<[number, number]>(META_KEYS.inputSize),
-    classNames: parse<string[]>(META_KEYS.classNames),
-    arch: props[META_KEYS.arch],
-    props,
-  };
+  return parseMetadataProps(props);
 }

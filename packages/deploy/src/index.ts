@@ -1,4 +1,5 @@
 export * from './export.js';
 export * from './ort.js';
 export * from './classifier.js';
+export { classifierPreprocessing, parseMetadataProps, preprocessRgba, resizeCropGeometry, softmaxTopK, type ClassifierPreprocessing, type TopClass } from './metadata.js';
 export { onnx } from './onnx-proto.js';
