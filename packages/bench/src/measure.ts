@@ -8,6 +8,11 @@ import * as tf from '@tensorflow/tfjs';
 export interface TrainStep {
   /** Runs one forward + backward + update; returns nothing and keeps no tensors. */
   run(): void;
+  /**
+   * The same step with its two phases timed apart (ms): forward + backward (gradients read back
+   * to force completion) and the optimizer update. Only for training steps.
+   */
+  runPhases?(): { gradientsMs: number; updateMs: number; weights: number };
   /** Frees the optimizer state and data. */
   dispose(): void;
 }
@@ -20,14 +25,25 @@ export function makeTrainStep(model: tf.LayersModel, batch: number, seed = 0): T
   const y = tf.oneHot(tf.randomUniform([batch], 0, classes, 'int32', seed + 1) as tf.Tensor1D, classes);
   const optimizer = tf.train.momentum(0.01, 0.9);
   const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const gradients = () => tf.variableGrads(
+    () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+    vars,
+  ).grads;
   return {
     run() {
       tf.tidy(() => {
-        const { grads } = tf.variableGrads(
-          () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
-          vars,
-        );
+        optimizer.applyGradients(gradients() as tf.NamedTensorMap as never);
+      });
+    },
+    runPhases() {
+      return tf.tidy(() => {
+        const t0 = performance.now();
+        const grads = gradients();
+        // tfjs-node runs its kernels synchronously: the gradients and the update are complete when the calls return.
+        const t1 = performance.now();
         optimizer.applyGradients(grads as tf.NamedTensorMap as never);
+        const t2 = performance.now();
+        return { gradientsMs: t1 - t0, updateMs: t2 - t1, weights: vars.reduce((n, v) => n + v.size, 0) };
       });
     },
     dispose() {

@@ -56,6 +56,21 @@ async function main(): Promise<void> {
   for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, argv.top)) {
     console.log(`| ${name} | ${e.ms.toFixed(0)} | ${((100 * e.ms) / total).toFixed(1)}% | ${e.calls} |`);
   }
+  if (!argv.infer && step.runPhases) {
+    // Where a training step's time goes between the network (forward + backward) and the optimizer
+    // update, which touches every weight: for RefConv the update also covers the transforms' weights
+    // (MobileNetV2's dense C x C x 3 x 3 transforms of its depthwise convs: ~40 M), a pure memory-
+    // bandwidth cost. Compared with a copy pass over as many floats, the bandwidth bound of this host.
+    const phases = Array.from({ length: 3 }, () => step.runPhases!()).sort((a, b) => a.updateMs - b.updateMs)[1]!;
+    const copyMs = tf.tidy(() => {
+      const a = tf.fill([phases.weights], 1);
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) tf.add(a, 0).dispose();
+      return (performance.now() - t0) / 3;
+    });
+    console.log(`phases (median of 3 steps): forward + backward ${phases.gradientsMs.toFixed(0)} ms, optimizer update ${phases.updateMs.toFixed(0)} ms for ${(phases.weights / 1e6).toFixed(2)} M weights ` +
+      `(${(phases.updateMs / copyMs).toFixed(1)}x one elementwise pass over as many floats, ${copyMs.toFixed(0)} ms here)`);
+  }
   step.dispose();
 }
 
