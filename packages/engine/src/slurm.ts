@@ -6,13 +6,15 @@
  *
  * Every script runs its task's command in the background and forwards SIGUSR1 / SIGTERM to it
  * (jobs are submitted with `--signal=B:USR1@<signalSeconds>` and `--requeue`). A trainer that
- * stops on such a signal exits with {@link PREEMPTED_EXIT_CODE} (see `runEpochs`); the script
- * then requeues the task (`scontrol requeue $SLURM_JOB_ID`), at most `maxRequeues` times. Any
- * other non-zero exit is final: the task is recorded as failed and not requeued.
+ * stops on such a signal exits with {@link PREEMPTED_EXIT_CODE} (see `runEpochs`) after writing
+ * its checkpoint. After SIGUSR1 (the time-limit warning) the script requeues the task
+ * (`scontrol requeue $SLURM_JOB_ID`), at most `maxRequeues` times. After SIGTERM it does not:
+ * Slurm requeues a preempted `--requeue` job itself, and a job cancelled with `scancel` stays
+ * cancelled. Any other non-zero exit is final: the task is recorded as failed and not requeued.
  *
  * Files in `dir` (e.g. `<out>/slurm/`): `<job>.sbatch`, `plan.json` (jobs, tasks, job ids),
  * `logs/<job>-<jobid>_<task>.out`, `status/<task key with / as __>.json`
- * (`{state: 'done'|'failed'|'requeued', exitCode, restarts, jobId}`).
+ * (`{state: 'done'|'failed'|'requeued'|'stopped', exitCode, restarts, jobId}`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -125,7 +127,11 @@ export function sbatchScript(plan: SlurmPlan, job: SlurmJob): string {
     // the trainer runs in the background so that this shell can forward Slurm's signals to it
     '"${CMD[@]}" &',
     'CHILD=$!',
-    "trap 'echo \"[slurm] signal: stopping $KEY after its current step\"; kill -USR1 $CHILD 2>/dev/null' USR1 TERM",
+    // USR1 (the time-limit warning, or `scancel --signal=USR1`): the task requeues itself below;
+    // TERM (scancel, or preemption, which Slurm requeues itself for --requeue jobs): it only stops
+    'SIG=',
+    "trap 'SIG=USR1; echo \"[slurm] SIGUSR1: stopping $KEY after its current step\"; kill -USR1 $CHILD 2>/dev/null' USR1",
+    "trap 'SIG=TERM; echo \"[slurm] SIGTERM: stopping $KEY after its current step\"; kill -USR1 $CHILD 2>/dev/null' TERM",
     'RC=0',
     'while true; do wait $CHILD; RC=$?; kill -0 $CHILD 2>/dev/null || break; done',
     'write_status() { printf \'{"key":"%s","state":"%s","exitCode":%d,"restarts":%d,"jobId":"%s"}\\n\' "$KEY" "$1" "$RC" "$RESTARTS" "${SLURM_JOB_ID:-}" > "$STATUS.tmp" && mv "$STATUS.tmp" "$STATUS"; }',
@@ -133,6 +139,11 @@ export function sbatchScript(plan: SlurmPlan, job: SlurmJob): string {
   if (requeue) {
     // a preemption exit (or death by the forwarded signal itself) is requeued, a crash is not
     lines.push(
+      `if [ "$SIG" = TERM ] && { [ $RC -eq ${PREEMPTED_EXIT_CODE} ] || [ $RC -eq 138 ] || [ $RC -eq 143 ]; }; then`,
+      '  write_status stopped',
+      '  echo "[slurm] $KEY stopped by SIGTERM (exit $RC), checkpoint written: Slurm requeues a preempted job itself; a cancelled one stays cancelled"',
+      '  exit $RC',
+      'fi',
       `if { [ $RC -eq ${PREEMPTED_EXIT_CODE} ] || [ $RC -eq 138 ] || [ $RC -eq 143 ]; } && [ "$RESTARTS" -lt ${maxRequeues} ]; then`,
       '  write_status requeued',
       '  echo "[slurm] $KEY preempted (exit $RC): requeueing"',
@@ -327,18 +338,20 @@ export function planStatus(plan: SubmittedPlan, squeueText?: string, sacctText?:
       const q = queue.get(slurmId) ?? (job.tasks.length > 1 ? undefined : queue.get(`${id}_0`));
       const st = readStatus(plan.dir, t.key);
       const restarts = st?.restarts ? `, ${st.restarts} requeue(s)` : '';
+      // stopped by a signal after writing its checkpoint: waiting to run again, or (gone from the queue) cancelled
+      const interrupted = st?.state === 'requeued' || st?.state === 'stopped';
       let state: TaskState;
       let detail: string;
       if (q && (q.state === 'RUNNING' || q.state === 'COMPLETING')) [state, detail] = ['running', `${q.state}${restarts}`];
       else if (q && q.state === 'PENDING' && q.reason.includes('DependencyNeverSatisfied')) [state, detail] = ['failed', 'dependency never satisfied'];
-      else if (q && QUEUED.has(q.state)) [state, detail] = ['pending', `${st?.state === 'requeued' ? `requeued after preemption (exit ${st.exitCode})${restarts}; ` : ''}${q.state}${q.reason ? ' ' + q.reason : ''}`];
-      else if (st && st.state !== 'requeued') [state, detail] = [st.state === 'done' ? 'done' : 'failed', `exit ${st.exitCode}${restarts}`];
+      else if (q && QUEUED.has(q.state)) [state, detail] = ['pending', `${interrupted ? `requeued after ${st.state === 'stopped' ? 'SIGTERM' : 'preemption'} (exit ${st.exitCode})${restarts}; ` : ''}${q.state}${q.reason ? ' ' + q.reason : ''}`];
+      else if (st && !interrupted) [state, detail] = [st.state === 'done' ? 'done' : 'failed', `exit ${st.exitCode}${restarts}`];
       else if (q) [state, detail] = ['unknown', q.state];
       else {
         const acct = accounting(slurmId, st?.jobId);
         if (acct && acct.state === 'COMPLETED' && !st) [state, detail] = ['done', `sacct: COMPLETED ${acct.exitCode}`];
         else if (acct) [state, detail] = ['failed', `sacct: ${acct.state}${acct.exitCode && acct.exitCode !== '0:0' ? ` (exit ${acct.exitCode})` : ''}${st ? `, after ${st.state} with exit ${st.exitCode}` : ''}`];
-        else [state, detail] = ['failed', st ? `not in the queue after being requeued (exit ${st.exitCode}): cancelled?` : 'not in the queue and no exit status (cancelled, or never ran)'];
+        else [state, detail] = ['failed', st ? `${st.state === 'stopped' ? 'stopped by SIGTERM' : 'requeued'} (exit ${st.exitCode}) and no longer in the queue: cancelled` : 'not in the queue and no exit status (cancelled, or never ran)'];
       }
       rows.push({ job: job.name, key: t.key, slurmId, state, detail });
     });
@@ -359,12 +372,13 @@ function readStatus(dir: string, key: string): { state: string; exitCode: number
 
 /** A fixed-width table of {@link planStatus} rows plus a count per state. */
 export function formatStatus(rows: TaskStatus[]): string {
-  const w = (k: keyof TaskStatus) => Math.max(k.length, ...rows.map((r) => String(r[k]).length));
+  const header: Record<keyof TaskStatus, string> = { job: 'job', key: 'task', slurmId: 'slurm id', state: 'state', detail: 'detail' };
   const cols: Array<keyof TaskStatus> = ['job', 'key', 'slurmId', 'state', 'detail'];
+  const w = (k: keyof TaskStatus) => Math.max(header[k].length, ...rows.map((r) => String(r[k]).length));
   const line = (r: Record<string, string>) => cols.map((c) => String(r[c]).padEnd(w(c))).join('  ').trimEnd();
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
-  return [line({ job: 'job', key: 'task', slurmId: 'slurm id', state: 'state', detail: 'detail' }), ...rows.map((r) => line(r as unknown as Record<string, string>)), '', [...counts].map(([s, n]) => `${n} ${s}`).join(', ')].join('\n');
+  return [line(header), ...rows.map((r) => line(r as unknown as Record<string, string>)), '', [...counts].map(([s, n]) => `${n} ${s}`).join(', ')].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------

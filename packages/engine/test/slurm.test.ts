@@ -4,12 +4,12 @@
  * command line, submission through a fake sbatch, and task states from squeue text + status files.
  * The real-Slurm tests are in packages/classify/test/slurm.test.ts.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { dropOptions, parseSacct, parseSqueue, planStatus, PREEMPTED_EXIT_CODE, sbatchArgs, sbatchScript, singleRunPlan, statusFile, submitPlan, type SlurmPlan } from '../src/slurm.js';
+import { dropOptions, formatStatus, parseSacct, parseSqueue, planStatus, PREEMPTED_EXIT_CODE, sbatchArgs, sbatchScript, singleRunPlan, statusFile, submitPlan, type SlurmPlan } from '../src/slurm.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'engine-slurm-'));
 
@@ -160,8 +160,27 @@ describe('submission and status', () => {
       'a/seed-0/control failed sacct: TIMEOUT (exit 0:15)',
       'report failed not in the queue and no exit status (cancelled, or never ran)',
     ]);
+    fs.writeFileSync(statusFile(dir, 'a/seed-0/control'), JSON.stringify({ state: 'stopped', exitCode: 75, restarts: 0, jobId: '15' }));
+    expect(planStatus(p, '11_1 PENDING (BeginTime)\n', '').find((r) => r.key === 'a/seed-0/control')).toMatchObject({ state: 'pending', detail: 'requeued after SIGTERM (exit 75); PENDING (BeginTime)' });
+    expect(planStatus(p, '', '').find((r) => r.key === 'a/seed-0/control')).toMatchObject({ state: 'failed', detail: 'stopped by SIGTERM (exit 75) and no longer in the queue: cancelled' });
     // without accounting, the completion log knows an array task by its own job id (from its status file)
     expect(planStatus(p, '', '14|CANCELLED|0:0\n').find((r) => r.key === 'a/seed-0/refocus')).toMatchObject({ state: 'failed', detail: 'sacct: CANCELLED, after requeued with exit 75' });
+  });
+
+  it('--status prints aligned columns and a count per state', () => {
+    const t = formatStatus([
+      { job: 'pretrain', key: 'a/seed-0/pretrain', slurmId: '5_0', state: 'done', detail: 'exit 0' },
+      { job: 'finetune', key: 'a/seed-0/control', slurmId: '6_1', state: 'running', detail: 'RUNNING' },
+      { job: 'report', key: 'report', slurmId: '9', state: 'pending', detail: 'PENDING Dependency' },
+    ]);
+    expect(t.split('\n')).toEqual([
+      'job       task               slurm id  state    detail',
+      'pretrain  a/seed-0/pretrain  5_0       done     exit 0',
+      'finetune  a/seed-0/control   6_1       running  RUNNING',
+      'report    report             9         pending  PENDING Dependency',
+      '',
+      '1 done, 1 running, 1 pending',
+    ]);
   });
 
   it('a single run is one job: the same command minus the launcher options, plus --launcher local --out --resume', () => {
@@ -188,4 +207,32 @@ describe('submission and status', () => {
     expect(run(1, 0)).toMatchObject({ rc: 1, status: { state: 'failed', exitCode: 1 }, requeued: '' });
     expect(run(0, 0)).toMatchObject({ rc: 0, status: { state: 'done' } });
   });
+
+  it('a signalled task: after SIGUSR1 (time-limit warning) the script requeues it, after SIGTERM (scancel, preemption) it only stops', async () => {
+    const dir = tmp();
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'scontrol'), `#!/bin/bash\necho "$@" > ${dir}/scontrol.txt\n`, { mode: 0o755 });
+    // a trainer that checkpoints and exits 75 when signalled (as runEpochs does), recording the signal it got
+    const trainer = `trap 'echo usr1 > ${dir}/child.txt; exit ${PREEMPTED_EXIT_CODE}' USR1; trap 'echo term > ${dir}/child.txt; exit ${PREEMPTED_EXIT_CODE}' TERM; echo started > ${dir}/child.txt; while true; do sleep 0.05; done`;
+    const p: SlurmPlan = { dir, cwd: dir, resources: {}, jobs: [{ name: 'j', tasks: [{ key: 't', argv: ['bash', '-c', trainer] }] }] };
+    fs.writeFileSync(path.join(dir, 'j.sh'), sbatchScript(p, p.jobs[0]!));
+    const run = async (signal: NodeJS.Signals) => {
+      for (const f of ['scontrol.txt', 'child.txt']) fs.rmSync(path.join(dir, f), { force: true });
+      const child = spawn('bash', [path.join(dir, 'j.sh')], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, SLURM_JOB_ID: '88' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      const deadline = Date.now() + 20_000;
+      while (!fs.existsSync(path.join(dir, 'child.txt')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      child.kill(signal);
+      const rc = await new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      return { rc, out, child: fs.readFileSync(path.join(dir, 'child.txt'), 'utf8').trim(), status: JSON.parse(fs.readFileSync(statusFile(dir, 't'), 'utf8')), requeued: fs.existsSync(path.join(dir, 'scontrol.txt')) ? fs.readFileSync(path.join(dir, 'scontrol.txt'), 'utf8').trim() : '' };
+    };
+    const usr1 = await run('SIGUSR1');
+    expect(usr1).toMatchObject({ rc: 0, child: 'usr1', status: { state: 'requeued', exitCode: 75 }, requeued: 'requeue 88' });
+    expect(usr1.out).toContain('[slurm] SIGUSR1: stopping t after its current step');
+    const term = await run('SIGTERM');
+    expect(term).toMatchObject({ rc: 75, child: 'usr1', status: { state: 'stopped', exitCode: 75 }, requeued: '' });
+    expect(term.out).toMatch(/stopped by SIGTERM \(exit 75\), checkpoint written: Slurm requeues a preempted job itself; a cancelled one stays cancelled/);
+  }, 60_000);
 });
