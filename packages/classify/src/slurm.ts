@@ -15,100 +15,70 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
-import { planStatus, readPlan, userCwd, type SlurmJob, type SlurmPlan, type SlurmResources, type TaskStatus } from '@refconv/engine';
+import {
+  cliCommand,
+  dropOptions,
+  LAUNCHER_OPTIONS as ENGINE_LAUNCHER_OPTIONS,
+  launcherOptions as engineLauncherOptions,
+  planStatus,
+  readPlan,
+  slurmResources,
+  userCwd,
+  type LauncherArgs,
+  type SlurmJob,
+  type SlurmPlan,
+  type SlurmResources,
+  type TaskStatus,
+} from '@refconv/engine';
 import type { RunConfig, Stage } from './config.js';
 
-/** Options of the launcher itself; they are not passed on to the tasks. */
-export const LAUNCHER_OPTIONS = ['launcher', 'partition', 'gres', 'time', 'cpus-per-task', 'mem', 'sbatch', 'dry-run', 'status', 'slurm-report', 'slurm-task', 'signal-seconds', 'max-requeues'] as const;
+/** Options of the launcher itself (engine's plus the report / task markers); they are not passed on to the tasks. */
+export const LAUNCHER_OPTIONS = [...ENGINE_LAUNCHER_OPTIONS, 'slurm-report', 'slurm-task'] as const;
 
-/** Adds `--launcher` and the Slurm options to a parser. */
+export { dropOptions, slurmResources, type LauncherArgs };
+
+/** Adds `--launcher`, the Slurm options (engine's {@link engineLauncherOptions}) and the internal markers of the report job and tasks. */
 export function launcherOptions<T>(y: Argv<T>) {
-  return y
-    .option('launcher', { choices: ['local', 'slurm'] as const, default: 'local' as const, group: 'Launcher:', describe: 'run here, or submit the experiment as Slurm jobs (sbatch)' })
-    .option('partition', { type: 'string', group: 'Launcher:', describe: 'slurm: #SBATCH --partition' })
-    .option('gres', { type: 'string', group: 'Launcher:', describe: 'slurm: #SBATCH --gres (e.g. gpu:1)' })
-    .option('time', { type: 'string', group: 'Launcher:', describe: 'slurm: #SBATCH --time (e.g. 02:00:00)' })
-    .option('cpus-per-task', { type: 'number', group: 'Launcher:', describe: 'slurm: #SBATCH --cpus-per-task' })
-    .option('mem', { type: 'string', group: 'Launcher:', describe: 'slurm: #SBATCH --mem (e.g. 16G)' })
-    .option('sbatch', { type: 'string', array: true, group: 'Launcher:', describe: "slurm: extra #SBATCH lines, leading '--' optional (e.g. --sbatch account=lab qos=low)" })
-    .option('signal-seconds', { type: 'number', default: 120, group: 'Launcher:', describe: 'slurm: SIGUSR1 this many seconds before the time limit (the task checkpoints and is requeued)' })
-    .option('max-requeues', { type: 'number', default: 20, group: 'Launcher:', describe: 'slurm: requeues after preemption before a task counts as failed' })
-    .option('dry-run', { type: 'boolean', default: false, group: 'Launcher:', describe: 'slurm: print the scripts and sbatch commands, submit nothing' })
-    .option('status', { type: 'string', group: 'Launcher:', describe: 'slurm: print the state of every task of the experiment in this --out folder and exit' })
+  return engineLauncherOptions(y, 'the experiment')
     .option('slurm-report', { type: 'string', hidden: true, describe: 'internal: the report job (plan folder)' })
     .option('slurm-task', { type: 'boolean', default: false, hidden: true, describe: 'internal: a pretrain / fine-tuning task (writes no report; the report job does)' });
 }
 
-const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-
-/**
- * `argv` without the named options and their values (`--name v`, `--name=v`, `--no-name`,
- * array values up to the next `--option`; camelCase spellings too).
- */
-export function dropOptions(argv: string[], names: readonly string[]): string[] {
-  const drop = new Set(names);
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a.startsWith('--')) {
-      const [raw, value] = [a.slice(2).split('=')[0]!, a.includes('=')];
-      const name = kebab(raw).replace(/^no-/, '');
-      if (drop.has(name) || drop.has(kebab(raw))) {
-        if (!value) while (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) i++;
-        continue;
-      }
-    }
-    out.push(a);
-  }
-  return out;
-}
-
 /** The experiment CLI as a command: this Node with the TypeScript sources, run in packages/classify. */
 export function experimentCommand(): { cwd: string; argv: string[] } {
-  const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  return { cwd: pkg, argv: [process.execPath, '--conditions=@refconv/source', '--import', 'tsx', path.join(pkg, 'src', 'cli', 'experiment.ts')] };
-}
-
-/** Parsed launcher flags. */
-export interface LauncherArgs {
-  partition?: string;
-  gres?: string;
-  time?: string;
-  cpusPerTask?: number;
-  mem?: string;
-  sbatch?: string[];
-  signalSeconds: number;
-  maxRequeues: number;
-}
-
-/** `--partition ...` etc. as engine resources. */
-export function slurmResources(a: LauncherArgs): SlurmResources {
-  if (!(Number.isInteger(a.maxRequeues) && a.maxRequeues >= 0)) throw new Error(`--max-requeues must be an integer >= 0, got ${a.maxRequeues}`);
-  if (!(Number.isInteger(a.signalSeconds) && a.signalSeconds > 0)) throw new Error(`--signal-seconds must be a positive integer, got ${a.signalSeconds}`);
-  if (a.cpusPerTask !== undefined && !(Number.isInteger(a.cpusPerTask) && a.cpusPerTask > 0)) throw new Error(`--cpus-per-task must be a positive integer, got ${a.cpusPerTask}`);
-  return { partition: a.partition, gres: a.gres, time: a.time, cpusPerTask: a.cpusPerTask, mem: a.mem, extra: a.sbatch, signalSeconds: a.signalSeconds, maxRequeues: a.maxRequeues };
+  return cliCommand(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'), path.join('src', 'cli', 'experiment.ts'));
 }
 
 /** Task key of one stage of one seed: `<arch>/seed-<s>/<stage>`. */
 export const taskKey = (cfg: Pick<RunConfig, 'arch'>, seed: number, stage: 'pretrain' | 'refocus' | 'control') => `${cfg.arch}/seed-${seed}/${stage}`;
+
+/** The folder of one architecture of a grid (`--archs`): `<out>/<arch>`, what `--arch <arch> --out <out>/<arch>` writes. */
+export const archOut = (out: string, arch: string) => path.join(out, arch);
 
 /**
  * The jobs of an experiment; `command` (stored in plan.json) is what the report records as the
  * run's command, as a local run with the same options would. `userArgv` is what the user passed (after deprecated aliases);
  * launcher options, `--stages`, `--seeds`, `--num-seeds`, `--seed`, `--resume` and `--out` are
  * replaced per task.
+ *
+ * With `archs` (an architecture grid, `--archs a,b`), every (arch, seed) gets a pretraining task
+ * and every (arch, arm, seed) a task of the one fine-tuning array, each run as
+ * `--arch <arch> --out <out>/<arch>`; the one report job writes every architecture's report and the
+ * grid's (`<out>/report.md`). The plan is in `<out>/slurm/`.
  */
-export function experimentPlan(cfg: RunConfig, userArgv: string[], resources: SlurmResources, cmd = experimentCommand(), command?: string): SlurmPlan {
-  const base = [...cmd.argv, ...dropOptions(userArgv, [...LAUNCHER_OPTIONS, 'stages', 'seeds', 'num-seeds', 'seed', 'resume', 'out']), '--launcher', 'local', '--out', cfg.out];
-  const task = (stages: Stage[], seeds: number[]) => [...base, '--stages', ...stages, '--seeds', ...seeds.map(String), '--resume', '--slurm-task'];
+export function experimentPlan(cfg: RunConfig, userArgv: string[], resources: SlurmResources, cmd = experimentCommand(), command?: string, archs?: string[]): SlurmPlan {
+  const perTask = [...LAUNCHER_OPTIONS, 'stages', 'seeds', 'num-seeds', 'seed', 'resume', 'out', ...(archs ? ['archs', 'arch'] : [])];
+  const cfgs = archs ? archs.map((arch) => ({ ...cfg, arch, out: archOut(cfg.out, arch) })) : [cfg];
+  const common = dropOptions(userArgv, perTask);
+  const task = (c: RunConfig, stages: Stage[], seeds: number[]) => [...cmd.argv, ...common, ...(archs ? ['--arch', c.arch] : []), '--launcher', 'local', '--out', c.out, '--stages', ...stages, '--seeds', ...seeds.map(String), '--resume', '--slurm-task'];
   const has = (s: Stage) => cfg.stages.includes(s);
   const jobs: SlurmJob[] = [];
   if (has('pretrain') && !cfg.baseline) {
-    jobs.push({ name: 'pretrain', tasks: cfg.seeds.map((s) => ({ key: taskKey(cfg, s, 'pretrain'), argv: task(['pretrain'], [s]) })) });
+    jobs.push({ name: 'pretrain', tasks: cfgs.flatMap((c) => c.seeds.map((s) => ({ key: taskKey(c, s, 'pretrain'), argv: task(c, ['pretrain'], [s]) }))) });
   }
   const arms = (['refocus', 'control'] as const).filter(has);
   if (arms.length) {
-    const tasks = arms.flatMap((arm) => cfg.seeds.map((s) => ({ key: taskKey(cfg, s, arm), argv: task(arm === 'refocus' && has('fuse') ? ['refocus', 'fuse'] : [arm], [s]) })));
+    const tasks = cfgs.flatMap((c) => arms.flatMap((arm) => c.seeds.map((s) => ({ key: taskKey(c, s, arm), argv: task(c, arm === 'refocus' && has('fuse') ? ['refocus', 'fuse'] : [arm], [s]) }))));
     jobs.push({ name: 'finetune', tasks, dependsOn: jobs.length ? { type: 'afterok', jobs: ['pretrain'] } : undefined });
   }
   const planDir = path.join(cfg.out, 'slurm');
@@ -137,7 +107,8 @@ export interface FailedTask {
  */
 export function reportStages(cfg: RunConfig, planDir: string): { stagesOf: (seed: number) => Stage[]; failed: FailedTask[]; statuses: TaskStatus[]; command?: string } {
   const plan = readPlan(planDir);
-  const statuses = planStatus(plan, '').filter((r) => r.job !== 'report');
+  // this architecture's tasks (a grid's plan holds every architecture's)
+  const statuses = planStatus(plan, '').filter((r) => r.job !== 'report' && r.key.startsWith(`${cfg.arch}/`));
   const byKey = new Map(statuses.map((r) => [r.key, r]));
   const failed = statuses.filter((r) => r.state !== 'done').map((r) => ({ task: r.key, detail: r.detail, log: path.join(planDir, 'logs', `${r.job}-${r.slurmId}.out`) }));
   const ok = (seed: number, stage: 'pretrain' | 'refocus' | 'control') => byKey.get(taskKey(cfg, seed, stage))?.state === 'done';
