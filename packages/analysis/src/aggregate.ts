@@ -133,5 +133,6 @@ export function aggregateMarkdown(a: Aggregate, runLabels: string[]): string {
   return [`## Mean ± std over ${a.runs} runs (${runLabels.join(', ')})`, '',
     'Sample standard deviation (n - 1); a model given one checkpoint for every run has std 0. Per-run reports: the runs listed above.', '',
     `| metric | ${a.models.join(' | ')} |`, `|---|${a.models.map(() => '---|').join('')}`,
-    ...a.metrics.map((k) => `| ${k} | ${a.models.map((m) => formatMeanStd(a.summary[m]![k], digits(k))).join(' | ')} |`), ''].join('\n');
+    // a metric name's '|' (weight |cos|) would end the table cell
+    ...a.metrics.map((k) => `| ${k.replace(/\|/g, '\\|')} | ${a.models.map((m) => formatMeanStd(a.summary[m]![k], digits(k))).join(' | ')} |`), ''].join('\n');
 }

@@ -15,11 +15,11 @@ describe('aggregateRuns (mean ± sample std over runs)', () => {
     const agg = aggregateRuns([
       { a: { x: 1, y: 10 }, b: { x: 2 } },
       { a: { x: 3, y: NaN }, b: { x: 4, z: 5 } },
-      { a: { x: 5 }, b: { x: 9 } },
+      { a: { x: 5, '|c|': 1 }, b: { x: 9 } },
     ]);
     expect(agg.runs).toBe(3);
     expect(agg.models).toEqual(['a', 'b']);
-    expect(agg.metrics).toEqual(['x', 'y', 'z']);
+    expect(agg.metrics).toEqual(['x', 'y', 'z', '|c|']);
     // a.x: 1, 3, 5 -> mean 3, deviations -2, 0, 2 -> sqrt(8 / 2) = 2
     expect(agg.summary.a!.x).toEqual({ values: [1, 3, 5], n: 3, mean: 3, std: 2 });
     // b.x: 2, 4, 9 -> mean 5, deviations -3, -1, 4 -> sqrt(26 / 2) = sqrt(13)
@@ -37,6 +37,7 @@ describe('aggregateRuns (mean ± sample std over runs)', () => {
     expect(md).toContain('| metric | a | b |');
     expect(md).toContain('| x | 3.0000 ± 2.0000 | 5.0000 ± 3.6056 |');
     expect(md).toContain('| z | n/a | 5.0000 |');
+    expect(md).toContain('| \\|c\\| | 1.0000 | n/a |'); // a '|' in a metric name is escaped
     expect(meanStd([])).toEqual({ n: 0, mean: NaN, std: NaN });
     expect(meanStd([2, 2]).std).toBe(0);
   });
