@@ -189,13 +189,13 @@ export async function runSkeletons(models: NamedModel[], opts: SkeletonRunOption
 /**
  * Weight-space redundancy of each model from its checkpoint's kernels alone (any classify,
  * detect or segment checkpoint): a table of the means and `weights-cos.png` (per kernel, x = its
- * position in the checkpoint).
+ * position in layer-name order, the same for a plain and a RefConv checkpoint of one network).
  */
 export async function runWeightRedundancy(models: NamedModel[], out: string): Promise<{ results: Array<CheckpointWeightRedundancy & { name: string }>; figures: string[]; markdown: string }> {
   fs.mkdirSync(out, { recursive: true });
   const results = models.map((m) => ({ name: m.name, ...checkpointWeightRedundancy(m.file) }));
   const f = 'weights-cos.png';
-  await lineChartPng(path.join(out, f), { title: 'Weight space, from the checkpoints: mean pairwise |cosine| of output kernels (lower = less redundant)', xLabel: 'conv kernel (checkpoint order)', yLabel: '|cos|',
+  await lineChartPng(path.join(out, f), { title: 'Weight space, from the checkpoints: mean pairwise |cosine| of output kernels (lower = less redundant)', xLabel: 'conv kernel (layer-name order)', yLabel: '|cos|',
     series: results.map((r) => ({ name: r.name, points: r.layers.filter((l) => Number.isFinite(l.weightCos)).map((l) => [l.depth, l.weightCos] as [number, number]) })) });
   const md = ['## Weight-space redundancy (checkpoint kernels)', '',
     'Mean pairwise |cos| of each conv\'s output kernels (RefConv layers: W_t; 1x1 included), averaged over the kernels; read from the weights alone, so it works on any checkpoint. Lower = less redundant.', '',

@@ -1,7 +1,9 @@
 /**
  * Weight-space channel redundancy from a checkpoint's weights alone (no graph, no data), so it
  * runs on every checkpoint the classify, detect and segment pipelines write: the same weight |cos|
- * as {@link modelRedundancy}'s, per conv kernel in the file's order.
+ * as {@link modelRedundancy}'s, per conv kernel in layer-name order (natural sort: `layer2` before
+ * `layer10`). The weights alone do not give the network's order, and the file order differs
+ * between a plain and a RefConv checkpoint of one network; the names do not, so models line up.
  */
 import { readConvKernels, type ConvKernel } from './kernels.js';
 import { weightRedundancy } from './redundancy.js';
@@ -10,7 +12,7 @@ import { weightRedundancy } from './redundancy.js';
 export interface KernelWeightRedundancy {
   layer: string;
   kind: ConvKernel['kind'];
-  /** 1-based position among the checkpoint's conv kernels (file order). */
+  /** 1-based position among the checkpoint's conv kernels in layer-name order (natural sort). */
   depth: number;
   kernelSize: number;
   /** Output kernels compared: Cout, or C * mult for a depthwise kernel. */
@@ -36,12 +38,14 @@ export function isDepthwiseKernel(k: ConvKernel): boolean {
 }
 
 /**
- * Weight |cos| of every conv kernel (RefConv layers: W_t), 1x1 included, and the mean.
+ * Weight |cos| of every conv kernel (RefConv layers: W_t), 1x1 included, in layer-name order, and
+ * the mean.
  *
  * @param source a `.safetensors` path or the kernels {@link readConvKernels} returned.
  */
 export function checkpointWeightRedundancy(source: string | ConvKernel[]): CheckpointWeightRedundancy {
-  const kernels = typeof source === 'string' ? readConvKernels(source) : source;
+  const read = typeof source === 'string' ? readConvKernels(source) : source;
+  const kernels = [...read].sort((a, b) => a.layer.localeCompare(b.layer, 'en', { numeric: true }));
   if (kernels.length === 0) throw new Error(`${typeof source === 'string' ? source : '<kernels>'}: no conv kernel found`);
   const layers = kernels.map((k, i): KernelWeightRedundancy => {
     const depthwise = isDepthwiseKernel(k);

@@ -86,10 +86,14 @@ function tinyModel(): tf.LayersModel {
 }
 
 describe('checkpointWeightRedundancy (weights only)', () => {
-  it('a hand-computed 1x1 kernel: output kernels (1, 0) and (1, 1) -> |cos| = 1 / sqrt 2', () => {
-    const r = checkpointWeightRedundancy([{ layer: 'x', kind: 'conv', shape: [1, 1, 2, 2], kernel: Float32Array.from([1, 1, 0, 1]) }]);
+  it('a hand-computed 1x1 kernel: output kernels (1, 0) and (1, 1) -> |cos| = 1 / sqrt 2; layers in natural name order', () => {
+    const k = (layer: string, kernel: number[]) => ({ layer, kind: 'conv' as const, shape: [1, 1, 2, 2] as [number, number, number, number], kernel: Float32Array.from(kernel) });
+    // layer10: output kernels (1, 0), (0, 1) -> |cos| 0
+    const r = checkpointWeightRedundancy([k('layer10', [1, 0, 0, 1]), k('layer2', [1, 1, 0, 1])]);
+    expect(r.layers.map((l) => [l.layer, l.depth])).toEqual([['layer2', 1], ['layer10', 2]]);
     expect(r.layers[0]!.weightCos).toBeCloseTo(Math.SQRT1_2, 6);
-    expect(r.mean).toBeCloseTo(Math.SQRT1_2, 6);
+    expect(r.layers[1]!.weightCos).toBeCloseTo(0, 6);
+    expect(r.mean).toBeCloseTo(Math.SQRT1_2 / 2, 6);
   });
 
   it('equals the weight |cos| measured on the loaded model (plain and refocused, depthwise included)', () => {
@@ -103,8 +107,8 @@ describe('checkpointWeightRedundancy (weights only)', () => {
       saveCheckpoint(file, { weights: modelWeights(m), state: { epoch: 0, step: 0 } });
       const got = checkpointWeightRedundancy(file);
       const want = modelRedundancy(m, images, { label: false });
-      // checkpoint order is the file's, not necessarily the network's: compare by layer name
-      const byName = [...got.layers].sort((a, b) => a.layer.localeCompare(b.layer));
+      // layer-name order (here also the network's)
+      const byName = got.layers;
       expect(byName.map((l) => [l.layer, l.depthwise, l.channels])).toEqual([['c1', false, 4], ['dw', true, 4], ['pw', false, 3]]);
       expect(byName.map((l) => l.kind)).toEqual(name === 'ref' ? ['refconv', 'refconv', 'conv'] : ['conv', 'depthwise', 'conv']);
       byName.forEach((l, i) => expect(l.weightCos).toBeCloseTo(want.layers[i]!.weightCos, 5));
