@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { RefConv2D, countFlops, countParams, fuse } from '@refconv/core';
+import { RefConv2D, compileForInference, countFlops, countParams, fuse } from '@refconv/core';
 import { SGD, sgdStep, trainableParams } from '@refconv/engine';
 import { describe, expect, it } from 'vitest';
 import { FasterRCNN, RetinaNet, backboneName, refocusDetector, tinyBackbone, type RetinaNetOptions } from '../src/index.js';
@@ -99,5 +99,24 @@ describe('--refconv at tiny scale', () => {
     expect(countFlops(fused.model)).toBe(countFlops(plain.model));
     expectSameDetections(fused.detect(images, geometry)[0]!, refocused.detect(images, geometry)[0]!, 5);
     sgd.dispose();
+  });
+});
+
+describe('detection through the compiled network (compileForInference, the evaluators\' default)', () => {
+  it('RetinaNet and Faster R-CNN: the same detections as the eager network, refocused models included', async () => {
+    const geometry = { padded: [64, 64] as [number, number], resized: [[64, 64]] as [number, number][], original: [[64, 64]] as [number, number][] };
+    const images = tf.randomUniform([1, 64, 64, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const retina = RetinaNet.create(options);
+    const faster = FasterRCNN.create(tinyFasterRCNNOptions([64, 64]));
+    for (const det of [retina, retina.withModel(refocusDetector(retina.model, { scope: 'all', mapK: 3, seed: 1 })), faster]) {
+      const eager = det.detect(images, geometry)[0]!;
+      const compiled = await compileForInference(det.model, { onMismatch: 'throw' });
+      expect(compiled.runtime).toBe('graph');
+      det.inference = compiled;
+      expectSameDetections(det.detect(images, geometry)[0]!, eager, 3);
+      det.inference = undefined;
+      compiled.dispose();
+    }
+    images.dispose();
   });
 });

@@ -12,7 +12,7 @@ import { IGNORE_INDEX, type DatasetInfo, type SegSample } from './data/datasets.
 import { loadSample, type RgbImage } from './data/io.js';
 import { normalise, resizeRgb } from './data/transforms.js';
 import { ConfusionMatrix, type SegMetrics } from './metrics.js';
-import { mainLogits, type SizedModels } from './model/segmenter.js';
+import { mainLogits, type Predictor, type SizedModels } from './model/segmenter.js';
 
 /** How to turn an image into class scores. */
 export interface InferenceOptions {
@@ -40,12 +40,11 @@ function toInput(img: RgbImage, mean: readonly number[], std: readonly number[])
  * An image smaller than the window is zero-padded (after normalisation) to the window size and
  * the logits cropped back, so every window runs through the one model built at `crop`.
  */
-function slideLogits(models: SizedModels, input: tf.Tensor4D, crop: [number, number], stride: [number, number]): tf.Tensor4D {
+function slideLogits(model: Predictor, input: tf.Tensor4D, crop: [number, number], stride: [number, number]): tf.Tensor4D {
   const [, h0, w0] = input.shape;
   const h = Math.max(h0, crop[0]);
   const w = Math.max(w0, crop[1]);
   const x = h === h0 && w === w0 ? input : tf.pad(input, [[0, 0], [0, h - h0], [0, w - w0], [0, 0]]);
-  const model = models.get(crop[0], crop[1]);
   const rows = Math.max(h - crop[0] + stride[0] - 1, 0);
   const cols = Math.max(w - crop[1] + stride[1] - 1, 0);
   const gridH = Math.floor(rows / stride[0]) + 1;
@@ -86,12 +85,14 @@ export async function predictProbs(models: SizedModels, image: RgbImage, opts: I
     const w = Math.max(8, Math.round(image.width * opts.baseScale * s));
     const h = Math.max(8, Math.round(image.height * opts.baseScale * s));
     const resized = await resizeRgb(image, w, h);
+    const crop = opts.crop ?? [h, w];
+    const model = opts.mode === 'slide' ? await models.predictor(crop[0], crop[1]) : await models.predictor(h, w);
     const next = tf.tidy(() => {
       const x = toInput(resized, opts.mean, opts.std);
       const run = (inp: tf.Tensor4D) =>
         opts.mode === 'slide'
-          ? slideLogits(models, inp, opts.crop ?? [h, w], opts.stride ?? opts.crop ?? [h, w])
-          : mainLogits(models.get(h, w).predict(inp) as tf.Tensor);
+          ? slideLogits(model, inp, crop, opts.stride ?? crop)
+          : mainLogits(model.predict(inp));
       let probs = tf.softmax(run(x));
       if (opts.flip) probs = tf.add(probs, tf.reverse(tf.softmax(run(tf.reverse(x, 2))), 2));
       const full = tf.image.resizeBilinear(probs as tf.Tensor4D, [image.height, image.width], false, true).squeeze([0]) as tf.Tensor3D;

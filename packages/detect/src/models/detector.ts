@@ -43,4 +43,9 @@ export interface Detector {
   trainableWeights(): tf.LayerVariable[];
   /** Sub-models whose weights a checkpoint holds (names must be unique across them). */
   parts(): tf.LayersModel[];
+  /**
+   * What runs {@link Detector.model} outside training: a compiled model (`compileForInference`
+   * from @refconv/core, same outputs in the same order), or undefined for the model itself.
+   */
+  inference?: { predict(x: tf.Tensor): tf.Tensor | tf.Tensor[] };
 }

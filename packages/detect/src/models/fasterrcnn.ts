@@ -149,6 +149,8 @@ export class FasterRCNN {
   readonly rpnMatcher: Matcher;
   readonly boxMatcher: Matcher;
   private rng: Rng;
+  /** Runs the network outside training when set (see Detector.inference). */
+  inference?: { predict(x: tf.Tensor): tf.Tensor | tf.Tensor[] };
 
   /**
    * @param model the backbone + FPN + RPN network, `boxHead` the RoI box head
@@ -187,7 +189,9 @@ export class FasterRCNN {
     const [B] = images.shape;
     let grids: GridSize[] = [];
     const r = tf.tidy(() => {
-      const outs = this.model.apply(images, { training: training && !this.options.freezeBatchNorm }) as tf.Tensor4D[];
+      const outs = (!training && this.inference
+        ? this.inference.predict(images)
+        : this.model.apply(images, { training: training && !this.options.freezeBatchNorm })) as tf.Tensor4D[];
       grids = outs.slice(0, 5).map((f) => [f.shape[1], f.shape[2]] as GridSize);
       return {
         feats: outs.slice(0, 5),

@@ -149,6 +149,8 @@ export class RetinaNet {
   readonly boxCoder: BoxCoder;
   readonly matcher: Matcher;
   private anchorCache?: { key: string; anchors: Float32Array; tensor: tf.Tensor2D };
+  /** Runs the network outside training when set (see Detector.inference). */
+  inference?: { predict(x: tf.Tensor): tf.Tensor | tf.Tensor[] };
 
   /**
    * @param model the network from {@link buildRetinaNetModel} (or its refocused / fused form)
@@ -187,7 +189,9 @@ export class RetinaNet {
     const [B] = images.shape;
     let grids: GridSize[] = [];
     const [cls, box] = tf.tidy(() => {
-      const outs = this.model.apply(images, { training: training && !this.options.freezeBatchNorm }) as tf.Tensor4D[];
+      const outs = (!training && this.inference
+        ? this.inference.predict(images)
+        : this.model.apply(images, { training: training && !this.options.freezeBatchNorm })) as tf.Tensor4D[];
       grids = outs.slice(0, 5).map((t) => [t.shape[1], t.shape[2]] as GridSize);
       return [tf.concat(outs.slice(0, 5).map((t) => t.reshape([B, -1, K])), 1), tf.concat(outs.slice(5).map((t) => t.reshape([B, -1, 4])), 1)];
     });

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createModel } from '@refconv/backbones';
+import { compileForInference, type InferenceModel } from '@refconv/core';
 import { buildSegmenter, type SegArch } from './deeplab.js';
 
 /** Everything needed to rebuild a segmenter (checkpoints store this). */
@@ -57,12 +58,24 @@ export function mainLogits(out: tf.Tensor | tf.Tensor[]): tf.Tensor4D {
   return (Array.isArray(out) ? out[0] : out) as tf.Tensor4D;
 }
 
+/** Anything with a `predict` like a tfjs model's (a LayersModel or a compiled InferenceModel). */
+export interface Predictor {
+  predict(x: tf.Tensor): tf.Tensor | tf.Tensor[];
+}
+
 /**
  * Plain segmenters of one spec at several input sizes, all holding the same weights (a small
  * LRU cache: sizes beyond `capacity` dispose the least recently used model).
  */
 export class SizedModels {
   private readonly models = new Map<string, tf.LayersModel>();
+  private readonly compiled = new Map<string, InferenceModel>();
+  /**
+   * `graph` (default): {@link SizedModels.predictor} compiles each size's model for inference
+   * (`compileForInference`: BN folded, TensorFlow's graph runtime, verified against the eager
+   * model on this host); `eager`: the tfjs model itself.
+   */
+  runtime: 'graph' | 'eager' = 'graph';
 
   /**
    * @param spec plain spec (a refocused model is evaluated through its fused weights).
@@ -91,14 +104,31 @@ export class SizedModels {
       const [oldKey, old] = this.models.entries().next().value as [string, tf.LayersModel];
       this.models.delete(oldKey);
       old.dispose();
+      this.compiled.get(oldKey)?.dispose();
+      this.compiled.delete(oldKey);
     }
     return m;
+  }
+
+  /** What runs inference for input `[h, w]`: the compiled model (see {@link SizedModels.runtime}) or the tfjs model. */
+  async predictor(h: number, w: number): Promise<Predictor> {
+    const model = this.get(h, w);
+    if (this.runtime === 'eager') return model;
+    const key = `${h}x${w}`;
+    let c = this.compiled.get(key);
+    if (!c) {
+      c = await compileForInference(model);
+      this.compiled.set(key, c);
+    }
+    return c;
   }
 
   /** Frees every model. */
   dispose(): void {
     for (const m of this.models.values()) m.dispose();
+    for (const c of this.compiled.values()) c.dispose();
     this.models.clear();
+    this.compiled.clear();
   }
 }
 
