@@ -63,6 +63,26 @@ export function aggregateRuns(runs: RunMetrics[]): Aggregate {
   return { runs: runs.length, models, metrics, summary };
 }
 
+/**
+ * Paired per-run differences to a reference model (e.g. RefConv - control, seed by seed), as runs
+ * for {@link aggregateRuns}: `out[m][k] = runs[i][m][k] - runs[i][reference][k]` for every model
+ * m other than the reference (NaN where either value is missing).
+ *
+ * @throws Error when no run has the reference model.
+ */
+export function pairedDifferences(runs: RunMetrics[], reference: string): RunMetrics[] {
+  if (!runs.some((r) => r[reference])) throw new Error(`no run has the reference model '${reference}' (models: ${[...new Set(runs.flatMap((r) => Object.keys(r)))].join(', ')})`);
+  return runs.map((r) => {
+    const ref = r[reference] ?? {};
+    const out: RunMetrics = {};
+    for (const [m, ms] of Object.entries(r)) {
+      if (m === reference) continue;
+      out[`${m} - ${reference}`] = Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, v - (ref[k] ?? NaN)]));
+    }
+    return out;
+  });
+}
+
 /** `mean ± std` with `digits` decimals (`mean` alone for one run, `n/a` for none). */
 export function formatMeanStd(s: MetricSummary | undefined, digits = 3): string {
   if (!s || s.n === 0) return 'n/a';
@@ -128,10 +148,10 @@ export function runMetrics(r: RunResultsLike): RunMetrics {
 }
 
 /** The aggregate as a markdown table: one row per metric, one column per model. */
-export function aggregateMarkdown(a: Aggregate, runLabels: string[]): string {
+export function aggregateMarkdown(a: Aggregate, runLabels: string[], heading?: string): string {
   const digits = (k: string) => (/top-1/.test(k) ? 2 : 4);
-  return [`## Mean ± std over ${a.runs} runs (${runLabels.join(', ')})`, '',
-    'Sample standard deviation (n - 1); a model given one checkpoint for every run has std 0. Per-run reports: the runs listed above.', '',
+  return [heading ?? `## Mean ± std over ${a.runs} runs (${runLabels.join(', ')})`, '',
+    heading ? 'Each run\'s difference first, then mean ± sample std of the differences (a paired comparison: seed-to-seed variation of the starting point cancels).' : 'Sample standard deviation (n - 1); a model given one checkpoint for every run has std 0. Per-run reports: the runs listed above.', '',
     `| metric | ${a.models.join(' | ')} |`, `|---|${a.models.map(() => '---|').join('')}`,
     // a metric name's '|' (weight |cos|) would end the table cell
     ...a.metrics.map((k) => `| ${k.replace(/\|/g, '\\|')} | ${a.models.map((m) => formatMeanStd(a.summary[m]![k], digits(k))).join(' | ')} |`), ''].join('\n');

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { refocus } from '@refconv/core';
 import { modelWeights, saveCheckpoint, Rng } from '@refconv/engine';
 import {
-  aggregateMarkdown, aggregateRuns, checkpointWeightRedundancy, experimentModelArgs, formatMeanStd, meanStd, modelRedundancy, parseModelSets, runMetrics,
+  aggregateMarkdown, aggregateRuns, pairedDifferences, checkpointWeightRedundancy, experimentModelArgs, formatMeanStd, meanStd, modelRedundancy, parseModelSets, runMetrics,
   weightRedundancy, type ImageBatch,
 } from '../src/index.js';
 
@@ -40,6 +40,23 @@ describe('aggregateRuns (mean ± sample std over runs)', () => {
     expect(md).toContain('| \\|c\\| | 1.0000 | n/a |'); // a '|' in a metric name is escaped
     expect(meanStd([])).toEqual({ n: 0, mean: NaN, std: NaN });
     expect(meanStd([2, 2]).std).toBe(0);
+  });
+
+  it('paired differences to a reference model, run by run, against hand-computed values', () => {
+    const runs = [
+      { control: { x: 1, y: 4 }, refconv: { x: 2, y: 1 }, zero: { x: 1 } },
+      { control: { x: 2, y: 4 }, refconv: { x: 5, y: 3 }, zero: { x: 0 } },
+    ];
+    const d = aggregateRuns(pairedDifferences(runs, 'control'));
+    expect(d.models).toEqual(['refconv - control', 'zero - control']);
+    // refconv - control: x 1, 3 -> 2 ± sqrt 2; y -3, -1 -> -2 ± sqrt 2
+    expect(d.summary['refconv - control']!.x).toMatchObject({ values: [1, 3], mean: 2 });
+    expect(d.summary['refconv - control']!.x!.std).toBeCloseTo(Math.SQRT2, 12);
+    expect(d.summary['refconv - control']!.y!.mean).toBe(-2);
+    // zero - control: x 0, -2 -> -1 ± sqrt 2; no y
+    expect(d.summary['zero - control']!.x!.mean).toBe(-1);
+    expect(d.summary['zero - control']!.y).toBeUndefined();
+    expect(() => pairedDifferences(runs, 'nope')).toThrow(/reference model 'nope' \(models: control, refconv, zero\)/);
   });
 
   it('runMetrics reads every analysis of a results.json', () => {

@@ -73,11 +73,17 @@ describe('analysis:run CLI', () => {
     expect(s.std).toBeCloseTo(Math.abs(v[0] - v[1]) / Math.SQRT2, 12);
     expect(json.aggregate.summary.ref['delta ratio k3'].n).toBe(2);
     for (const f of ['report.md', 'results.json', 'run-0/report.md', 'run-1/skeleton-k3.png', 'run-1/weights-cos.png']) expect(fs.existsSync(path.join(out, f)), f).toBe(true);
-    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/Mean ± std over 2 runs[\s\S]*\| weight \|cos\| \(checkpoint\) \| [0-9.]+ ± [0-9.]+ \|/);
+    expect(fs.readFileSync(path.join(out, 'report.md'), 'utf8')).toMatch(/Mean ± std over 2 runs[\s\S]*\| weight \\\|cos\\\| \(checkpoint\) \| [0-9.]+ ± [0-9.]+ \|/);
     // earlier runs' results.json aggregated without recomputing: the same summary
-    const again = run(['--results', path.join(out, 'run-0', 'results.json'), path.join(out, 'run-1', 'results.json'), '--out', path.join(dir, 'out2'), '--json']);
+    const again = run(['--results', path.join(out, 'run-0', 'results.json'), path.join(out, 'run-1', 'results.json'), '--reference', 'base', '--out', path.join(dir, 'out2'), '--json']);
     expect(again.status, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!).aggregate).toEqual(json.aggregate);
+    const json2 = JSON.parse(again.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
+    expect(json2.aggregate).toEqual(json.aggregate);
+    // --reference base: the paired differences ref - base, run by run
+    const vb = json.runs.map((x: { weights: { models: Array<{ mean: number }> } }) => x.weights.models[0]!.mean);
+    expect(json2.differences.reference).toBe('base');
+    json2.differences.summary['ref - base']['weight |cos| (checkpoint)'].values.forEach((d: number, i: number) => expect(d).toBeCloseTo(v[i] - vb[i], 12));
+    expect(fs.readFileSync(path.join(dir, 'out2', 'report.md'), 'utf8')).toContain('## Paired differences to base');
     const notRun = run(['--results', path.join(out, 'results.json'), '--out', path.join(dir, 'out3')]);
     expect(notRun.status).toBe(1);
     expect(notRun.stderr).toMatch(/out\/results\.json: holds several runs already/);

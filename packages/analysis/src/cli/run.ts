@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { describeBackend, initBackend, type BackendName } from '@refconv/core';
 import { createCli, defaultRunDir, resolvePaths, resolveUserPath, writeFileAtomic } from '@refconv/engine';
 import { experimentModelArgs, loadModels, parseModelSets, runLandscape, runRedundancy, runRobustness, runSkeletons, runWeightRedundancy, writeResultsJson, type NamedModel } from '../run.js';
-import { aggregateMarkdown, aggregateRuns, runMetrics, type RunResultsLike } from '../aggregate.js';
+import { aggregateMarkdown, aggregateRuns, pairedDifferences, runMetrics, type RunResultsLike } from '../aggregate.js';
 import { loadImageBatch } from '../data.js';
 
 const ANALYSES = ['skeleton', 'weights', 'redundancy', 'robustness', 'landscape'] as const;
@@ -22,6 +22,7 @@ function cli(argv: string[]) {
   return createCli(argv, 'analysis:run')
     .option('experiment', { type: 'string', array: true, describe: 'classify:experiment output folders: every seed\'s baseline, control and refocus checkpoints (added after --models)' })
     .option('results', { type: 'string', array: true, describe: 'results.json files of earlier single runs (one per seed): aggregated with the runs of --models / --experiment, not recomputed' })
+    .option('reference', { type: 'string', describe: "with several runs: also the paired differences model - this model per run, mean ± std (default: 'control' when there is one)" })
     .option('models', { type: 'string', array: true, describe: 'checkpoints as name=path (.safetensors written by classify, detect or segment); name=a,b,c gives one checkpoint per run (seed): mean ± std over the runs' })
     .option('analyses', { type: 'string', array: true, choices: ANALYSES, default: [...ANALYSES], describe: 'which analyses to run' })
     .option('per-layer', { type: 'boolean', default: false, describe: 'also write per-layer skeleton heatmaps' })
@@ -78,13 +79,18 @@ async function main(argv: string[]): Promise<void> {
   }
   let results: Record<string, unknown> = runs[0]!;
   if (total > 1) {
-    const agg = aggregateRuns(runs.map((r) => runMetrics(r as RunResultsLike)));
-    results = { runs: runs.map((r, i) => ({ label: labels[i], ...r })), aggregate: agg };
+    const metrics = runs.map((r) => runMetrics(r as RunResultsLike));
+    const agg = aggregateRuns(metrics);
+    const reference = (a.reference as string | undefined) ?? (agg.models.includes('control') ? 'control' : undefined);
+    if (reference && !agg.models.includes(reference)) throw new Error(`--reference ${reference}: no such model (models: ${agg.models.join(', ')})`);
+    const diff = reference ? aggregateRuns(pairedDifferences(metrics, reference)) : undefined;
+    results = { runs: runs.map((r, i) => ({ label: labels[i], ...r })), aggregate: agg, ...(diff ? { differences: { reference, ...diff } } : {}) };
     const link = (l: string) => (l.endsWith('.json') ? `\`${l}\`` : `[${l}](${l}/report.md)`);
     const md = ['# RefConv analyses, several runs', '', `Command: \`${command}\``, '',
       '| run | checkpoints |', '|---|---|',
       ...checkpoints.map((set, i) => `| ${link(labels[i]!)} | ${set.map((m) => `${m.name}=${m.file}`).join(' ')} |`), '',
-      aggregateMarkdown(agg, labels.map((l, i) => (l.endsWith('.json') ? `earlier run ${i}` : l)))];
+      aggregateMarkdown(agg, labels.map((l, i) => (l.endsWith('.json') ? `earlier run ${i}` : l))),
+      ...(diff ? [aggregateMarkdown(diff, labels, `## Paired differences to ${reference}, mean ± std over ${diff.runs} runs`)] : [])];
     writeFileAtomic(path.join(out, 'report.md'), md.join('\n') + '\n');
     writeResultsJson(out, results);
   }
