@@ -154,5 +154,6 @@ export function aggregateMarkdown(a: Aggregate, runLabels: string[], heading?: s
     heading ? 'Each run\'s difference first, then mean ± sample std of the differences (a paired comparison: seed-to-seed variation of the starting point cancels).' : 'Sample standard deviation (n - 1); a model given one checkpoint for every run has std 0. Per-run reports: the runs listed above.', '',
     `| metric | ${a.models.join(' | ')} |`, `|---|${a.models.map(() => '---|').join('')}`,
     // a metric name's '|' (weight |cos|) would end the table cell
-    ...a.metrics.map((k) => `| ${k.replace(/\|/g, '\\|')} | ${a.models.map((m) => formatMeanStd(a.summary[m]![k], digits(k))).join(' | ')} |`), ''].join('\n');
+    // rows with no value for any model (e.g. the delta ratio in differences to a plain control) left out
+    ...a.metrics.filter((k) => a.models.some((m) => a.summary[m]![k])).map((k) => `| ${k.replace(/\|/g, '\\|')} | ${a.models.map((m) => formatMeanStd(a.summary[m]![k], digits(k))).join(' | ')} |`), ''].join('\n');
 }

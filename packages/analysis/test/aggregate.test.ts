@@ -56,6 +56,8 @@ describe('aggregateRuns (mean ± sample std over runs)', () => {
     // zero - control: x 0, -2 -> -1 ± sqrt 2; no y
     expect(d.summary['zero - control']!.x!.mean).toBe(-1);
     expect(d.summary['zero - control']!.y).toBeUndefined();
+    // a metric no model has is no table row
+    expect(aggregateMarkdown(aggregateRuns([{ a: { x: 1, y: NaN } }]), ['r'])).not.toContain('| y |');
     expect(() => pairedDifferences(runs, 'nope')).toThrow(/reference model 'nope' \(models: control, refconv, zero\)/);
   });
 
