@@ -6,14 +6,15 @@
  *
  *   npx nx run bench:profile -- --arch resnet18 [--size 224] [--batch 32] [--refconv] [--infer] [--top 15]
  *
- * `--infer` profiles one inference batch (`predict`) instead of a training step.
+ * `--infer` profiles one inference batch (eager `predict`, kernel by kernel) instead of a training
+ * step, then times the same batch compiled (`compileForInference`, what the evaluators run).
  */
 import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createModel } from '@refconv/backbones';
-import { describeBackend, initBackend, refocus } from '@refconv/core';
-import { makeInferStep, makeTrainStep } from './measure.js';
+import { compileForInference, describeBackend, initBackend, refocus } from '@refconv/core';
+import { makeInferStep, makeTrainStep, median, timeOnce } from './measure.js';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -55,6 +56,23 @@ async function main(): Promise<void> {
   console.log('| kernel | ms | share | calls |\n|---|---:|---:|---:|');
   for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, argv.top)) {
     console.log(`| ${name} | ${e.ms.toFixed(0)} | ${((100 * e.ms) / total).toFixed(1)}% | ${e.calls} |`);
+  }
+  if (argv.infer) {
+    // What the evaluators run: the model compiled for TensorFlow's graph runtime, which tf.profile
+    // cannot look into (one session call); its wall time per batch next to the eager one above.
+    const compiled = await compileForInference(model, { onMismatch: 'throw' });
+    const graphStep = makeInferStep(model, argv.batch, 0, (x) => compiled.predict(x));
+    const eagerMs: number[] = [];
+    const graphMs: number[] = [];
+    graphStep.run();
+    for (let i = 0; i < 3; i++) {
+      eagerMs.push(timeOnce(() => step.run()) * 1000);
+      graphMs.push(timeOnce(() => graphStep.run()) * 1000);
+    }
+    const [e, g] = [median(eagerMs), median(graphMs)];
+    console.log(`compileForInference (${compiled.verification}): ${g.toFixed(0)} ms per batch, eager predict ${e.toFixed(0)} ms (${(e / g).toFixed(2)}x faster compiled; median of 3 each, interleaved)`);
+    graphStep.dispose();
+    compiled.dispose();
   }
   if (!argv.infer && step.runPhases) {
     // Where a training step's time goes between the network (forward + backward) and the optimizer

@@ -150,7 +150,7 @@ export function listCases() {
     const base = { kind: 'batchNorm', h, cin: c, n: 2 };
     cases.push({ ...base, id: `batch norm ${h}x${h}x${c} training`, cls: 'batchNorm.training', op: 'training', routes: ['native'] });
     cases.push({ ...base, id: `batch norm ${h}x${h}x${c} training grad`, cls: 'batchNorm.training', op: 'trainingGrad', routes: ['native'] });
-    cases.push({ ...base, id: `batch norm ${h}x${h}x${c} inference`, cls: 'batchNorm.inference', op: 'inference', routes: ['native'] });
+    cases.push({ ...base, id: `batch norm ${h}x${h}x${c} inference`, cls: 'batchNorm.inference', op: 'inference', routes: ['native', 'affine'] });
   }
   for (const [m, k, n] of MATMUL) {
     cases.push({ kind: 'matmul', m, cin: k, cout: n, id: `matmul ${m}x${k}x${n}`, cls: 'matmul', op: 'forward', routes: ['native'] });
@@ -271,6 +271,12 @@ function makeOps(tf) {
     try {
       if (c.kind === 'matmul') return tf.matMul(inp.a, inp.w);
       if (c.kind === 'batchNorm') {
+        if (c.op === 'inference' && route === 'affine') {
+          // inference-mode batch norm as the per-channel scale and shift it is (two elementwise passes)
+          const k = tf.mul(inp.scale, tf.rsqrt(tf.add(inp.variance, 1e-5)));
+          const shift = tf.sub(inp.offset, tf.mul(inp.mean, k));
+          return tf.add(tf.mul(inp.x, k), shift);
+        }
         if (c.op === 'inference') {
           return b.executeMultipleOutputs('FusedBatchNorm', [T, float('epsilon', 1e-5), str('data_format', 'NHWC'), bool('is_training', false)],
             [inp.x, inp.scale, inp.offset, inp.mean, inp.variance], 5)[0];
@@ -440,6 +446,7 @@ async function main() {
   const timed = { progress, faults };
   if (cfg.role === 'candidate' && cfg.timing !== false) timeFilterGradients(cases, ops, results, skip, timed);
   if (cfg.speed !== false && cfg.timing !== false) timeSpeedSet(ops, results, skip, timed);
+  if (cfg.speed !== false && cfg.timing !== false) timeBatchNormInference(ops, results, skip, timed);
   fs.appendFileSync(results, `${JSON.stringify({ done: true })}\n`);
 }
 
@@ -490,6 +497,36 @@ function timeFilterGradients(cases, ops, results, skip, timed) {
     for (const t of Object.values(inp)) t.dispose();
     const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
     fs.appendFileSync(results, `${JSON.stringify({ timing: c.id, cin: c.cin, k: c.k, native: median(times.native), explicit: median(times.explicit) })}\n`);
+  }
+}
+
+/** Inference-mode batch norm maps timed for the choice between TF's kernel and a scale + shift: [map size, channels], batch 8. */
+const BN_INFERENCE_TIMING = [[112, 32], [56, 144], [28, 192], [14, 384], [7, 960]];
+
+/**
+ * Speed of inference-mode batch norm on this side (oneDNN off in the reference child, on in the
+ * candidate): TF's FusedBatchNorm kernel (`native`) against a per-channel scale and shift
+ * (`affine`), one warm-up each, then 3 rounds alternating the two; median ms per route.
+ */
+function timeBatchNormInference(ops, results, skip, timed) {
+  if (skip.size > 0) return;
+  const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+  for (const [h, cin] of BN_INFERENCE_TIMING) {
+    const c = { kind: 'batchNorm', h, cin, n: 8, op: 'inference', id: `batch norm ${h}x${h}x${cin} inference, batch 8`, cls: 'batchNorm.inference' };
+    const inp = ops.inputsOf(c);
+    const times = { native: [], affine: [] };
+    for (let round = 0; round < 4; round++) {
+      for (const route of ['native', 'affine']) {
+        if (round === 0) beforeTimedKernel(timed, c.cls, route, `${c.id} (timing)`);
+        const t0 = performance.now();
+        const y = ops.run(c, route, inp);
+        y.dataSync();
+        if (round > 0) times[route].push(performance.now() - t0);
+        y.dispose();
+      }
+    }
+    for (const t of Object.values(inp)) t.dispose();
+    fs.appendFileSync(results, `${JSON.stringify({ bnTiming: c.id, native: median(times.native), affine: median(times.affine) })}\n`);
   }
 }
 

@@ -54,7 +54,7 @@ export function enableFastKernels(): boolean {
 export function disableFastKernels(): void {
   if (!state.fastKernels) return;
   restoreActivations();
-  restoreBatchNormalization();
+  if (!state.batchNormInferenceAffine) restoreBatchNormalization();
   state.fastKernels = false;
   // The correctness routes stay: they are what makes this host's kernels right.
   if (Object.keys(state.routes).length === 0) restoreConvGradients();
@@ -71,11 +71,14 @@ export function fastKernelsEnabled(): boolean {
  * whose oneDNN kernel failed to their verified alternative, and allows the Eigen filter-gradient
  * speed route only where it was verified. Call after the backend is set; idempotent.
  */
-export function applyKernelPlan(plan: { routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean }): void {
+export function applyKernelPlan(plan: { routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean; batchNormInference?: 'native' | 'affine' }): void {
   state.routes = { ...plan.routes };
   state.eigenFilterGradientVerified = plan.eigenFilterGradient;
   state.eigenFilterGradientCorrect = plan.eigenFilterGradientCorrect ?? plan.eigenFilterGradient;
+  state.batchNormInferenceAffine = plan.batchNormInference === 'affine' || plan.routes['batchNorm.inference'] === 'affine';
   if (tf.getBackend() !== 'tensorflow') return;
+  // The scale + shift is applied by the patched BatchNormalization layer, also when the speed routes are off.
+  if (state.batchNormInferenceAffine) patchBatchNormalization();
   if (Object.keys(state.routes).length > 0) installConvGradientOverrides();
   else if (!state.fastKernels) restoreConvGradients();
   if (state.routes['conv1x1.forward'] === 'matmul') overrideForwardPointwise();

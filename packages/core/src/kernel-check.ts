@@ -48,9 +48,10 @@ export type KernelClass =
 /**
  * Ways to compute a kernel class: `native` = TF's op as tfjs calls it (oneDNN's kernel when oneDNN
  * is on); `explicit` = TF's gradient op with EXPLICIT padding, which TF's oneDNN rewrite leaves to
- * its Eigen kernel; `matmul` = a 1x1 conv as a MatMul over the (strided) input.
+ * its Eigen kernel; `matmul` = a 1x1 conv as a MatMul over the (strided) input; `affine` =
+ * inference-mode batch norm as a per-channel scale and shift (two elementwise passes).
  */
-export type KernelRoute = 'native' | 'explicit' | 'matmul';
+export type KernelRoute = 'native' | 'explicit' | 'matmul' | 'affine';
 
 /** Alternatives to try, in order of preference, when a class's native kernel fails. */
 const FALLBACK_ROUTES: Partial<Record<KernelClass, KernelRoute[]>> = {
@@ -59,6 +60,7 @@ const FALLBACK_ROUTES: Partial<Record<KernelClass, KernelRoute[]>> = {
   'conv1x1.filterGrad': ['explicit', 'matmul'],
   'conv.inputGrad': ['explicit'],
   'conv.filterGrad': ['explicit'],
+  'batchNorm.inference': ['affine'],
 };
 
 /** Relative L1 error above which a kernel is wrong (float32 reorderings stay near 1e-6). */
@@ -99,6 +101,12 @@ export interface KernelPlan {
   eigenFilterGradient: boolean;
   /** Whether TF's Eigen filter gradient passed the self-check here (it may still be slower than oneDNN's). */
   eigenFilterGradientCorrect?: boolean;
+  /**
+   * How BatchNormalization layers run in inference mode: TF's FusedBatchNorm kernel (`native`) or
+   * a per-channel scale and shift (`affine`): the faster of the two on this host, or `affine` where
+   * the kernel failed the check.
+   */
+  batchNormInference?: 'native' | 'affine';
   /** Why, in one line (for describeBackend). */
   reason: string;
   /** Where the plan came from. */
@@ -122,6 +130,8 @@ export interface KernelCheckVerdict {
   filterGradientTimings: FilterGradientTiming[];
   /** The speed set's median ms per case, oneDNN off (reference) and on (candidate). */
   speed?: { off: ChildRun['speed']; on: ChildRun['speed'] };
+  /** Inference-mode batch norm timings, TF's kernel vs scale + shift, oneDNN off (reference) and on (candidate). */
+  batchNormInferenceTimings?: { off: BatchNormInferenceTiming[]; on: BatchNormInferenceTiming[] };
   /** Every case result (for `core:kernel-check --json`). */
   results: KernelCaseResult[];
 }
@@ -195,7 +205,9 @@ export function hostFacts(nativePackage = '@tensorflow/tfjs-node'): HostFacts {
     caches,
     threads: os.availableParallelism(),
     nativeLibrary,
-    checkSource: sha(readText(childScript)),
+    // the child that measures and this module that reads its records: a verdict written by another
+    // version of either (a process started mid-upgrade) must not be taken for this one's
+    checkSource: sha(readText(childScript) + readText(fileURLToPath(import.meta.url))),
     env: relevantEnv,
   };
 }
@@ -228,7 +240,21 @@ interface ChildRun {
   timings: FilterGradientTiming[];
   /** Median ms per case of the speed set (a ResNet-18 / MobileNetV2 step's kernels at batch 8). */
   speed: Array<{ speed: string; ms: number }>;
+  bnTimings: BatchNormInferenceTiming[];
   tfVersion?: string;
+}
+
+/** Median ms of one inference-mode batch norm on TF's kernel (`native`) and as a scale + shift (`affine`). */
+export interface BatchNormInferenceTiming {
+  bnTiming: string;
+  native: number;
+  affine: number;
+}
+
+/** How much faster the scale + shift is than TF's batch norm kernel: sum of native ms / sum of affine ms. */
+export function batchNormAffineSpeedup(timings: BatchNormInferenceTiming[] | undefined): number | undefined {
+  if (!timings || timings.length === 0) return undefined;
+  return timings.reduce((a, t) => a + t.native, 0) / timings.reduce((a, t) => a + t.affine, 0);
 }
 
 /**
@@ -285,7 +311,8 @@ async function runSide(role: 'reference' | 'candidate', nativePackage: string, d
     const results = lines.filter((l) => 'key' in l) as unknown as KernelCaseResult[];
     const timings = lines.filter((l) => 'timing' in l) as unknown as FilterGradientTiming[];
     const speed = lines.filter((l) => 'speed' in l) as unknown as ChildRun['speed'];
-    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], timings, speed, tfVersion: meta?.tfVersion };
+    const bnTimings = lines.filter((l) => 'bnTiming' in l) as unknown as BatchNormInferenceTiming[];
+    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], timings, speed, bnTimings, tfVersion: meta?.tfVersion };
     const progress = readText(progressFile).split('\n').filter(Boolean);
     const last = progress[progress.length - 1];
     if (code === 2 || !last) {
@@ -358,7 +385,7 @@ function routeOk(s: RouteSummary | undefined): boolean {
   return !!s && s.failed === 0 && s.crashed === 0 && s.passed > 0;
 }
 
-const ROUTE_WORDS: Record<KernelRoute, string> = { native: 'oneDNN', explicit: 'Eigen', matmul: 'MatMul' };
+const ROUTE_WORDS: Record<KernelRoute, string> = { native: 'oneDNN', explicit: 'Eigen', matmul: 'MatMul', affine: 'a per-channel scale and shift' };
 
 /** Human words for a class: `conv1x1.inputGrad` -> `1x1 conv input gradients`. */
 export function describeClass(cls: string): string {
@@ -414,9 +441,26 @@ export function decideKernelPlan(classes: Record<string, Record<string, RouteSum
  * timings) by the current {@link decideKernelPlan}: a cached verdict follows a change of the
  * decision rules without re-running the check.
  */
-export function planOf(verdict: Pick<KernelCheckVerdict, 'classes' | 'filterGradientTimings' | 'speed'>): Omit<KernelPlan, 'source'> {
+export function planOf(verdict: Pick<KernelCheckVerdict, 'classes' | 'filterGradientTimings' | 'speed' | 'batchNormInferenceTimings'>): Omit<KernelPlan, 'source'> {
   const speedup = verdict.speed ? oneDnnSpeedup(verdict.speed.off, verdict.speed.on) : undefined;
-  return decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? []), speedup);
+  const plan = decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? []), speedup);
+  const bn = verdict.batchNormInferenceTimings;
+  return chooseBatchNormInference(plan, batchNormAffineSpeedup(plan.onednn ? bn?.on : bn?.off));
+}
+
+/**
+ * Adds the inference-mode batch norm choice to a plan: a scale + shift where TF's kernel failed
+ * the check (a correctness route) or where it is at least 5 % faster than the kernel on this host
+ * (`affineSpeedup`, {@link batchNormAffineSpeedup}, measured with the plan's oneDNN setting).
+ */
+export function chooseBatchNormInference(plan: Omit<KernelPlan, 'source'>, affineSpeedup: number | undefined): Omit<KernelPlan, 'source'> {
+  if (plan.routes['batchNorm.inference'] === 'affine') return { ...plan, batchNormInference: 'affine' };
+  if (affineSpeedup === undefined) return { ...plan, batchNormInference: 'native' };
+  const affine = affineSpeedup >= 1.05;
+  const why = affine
+    ? `; inference batch norm as a scale + shift (${affineSpeedup.toFixed(2)}x TF's kernel's speed here)`
+    : `; inference batch norm on TF's kernel (a scale + shift runs at ${affineSpeedup.toFixed(2)}x its speed here)`;
+  return { ...plan, batchNormInference: affine ? 'affine' : 'native', reason: plan.reason + why };
 }
 
 /** Runs the whole check (two child processes) and returns the verdict; writes nothing to the cache. */
@@ -434,6 +478,7 @@ export async function runKernelCheck(opts: { nativePackage?: string; fault?: str
     const f64 = reference.results.filter((r) => r.float64Error !== undefined);
     const classes = summarise(results);
     const speed = { off: reference.speed, on: candidate.speed };
+    const batchNormInferenceTimings = { off: reference.bnTimings, on: candidate.bnTimings };
     return {
       hostKey: verdictPath(facts),
       host: facts,
@@ -447,9 +492,10 @@ export async function runKernelCheck(opts: { nativePackage?: string; fault?: str
         failures: f64.filter((r) => !((r.float64Error as number) <= KERNEL_CHECK_TOLERANCE)).map((r) => r.key),
         crashes: reference.results.filter((r) => r.crashed).map((r) => `${r.key} (${r.crashed})`),
       },
-      plan: planOf({ classes, filterGradientTimings: candidate.timings, speed }),
+      plan: planOf({ classes, filterGradientTimings: candidate.timings, speed, batchNormInferenceTimings }),
       filterGradientTimings: candidate.timings,
       speed,
+      batchNormInferenceTimings,
       results,
     };
   } finally {

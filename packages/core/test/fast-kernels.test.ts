@@ -232,3 +232,34 @@ describe("conv2d filter gradient on TF's Eigen kernel (explicit padding, >= 64 i
     expect(paddings).toEqual(['SAME']);
   });
 });
+
+describe('inference-mode BatchNormalization as a scale + shift (the kernel check\'s batchNormInference route)', () => {
+  it('equals the batch norm formula computed in a loop, with and without gamma / beta; TF\'s kernel again when the plan says native', async () => {
+    const { applyKernelPlan } = await import('../src/fast-kernels.js');
+    const { state } = await import('../src/kernels/state.js');
+    const hostPlan = (await initBackend()).kernelPlan;
+    try {
+      for (const [center, scale] of [[true, true], [false, false]] as const) {
+        const layer = tf.layers.batchNormalization({ epsilon: 1e-3, center, scale, inputShape: [3, 2, 4] });
+        const model = tf.sequential({ layers: [layer] });
+        const c = 4;
+        const w = { gamma: randomArray(c, 1).map((v) => 1 + v), beta: randomArray(c, 2), mean: randomArray(c, 3), variance: randomArray(c, 4).map((v) => 1.5 + v) };
+        layer.setWeights([...(scale ? [tf.tensor1d(w.gamma)] : []), ...(center ? [tf.tensor1d(w.beta)] : []), tf.tensor1d(w.mean), tf.tensor1d(w.variance)]);
+        const xs = randomArray(2 * 3 * 2 * c, 5).map((v) => 3 * v);
+        const want = xs.map((v, i) => {
+          const k = i % c;
+          return ((scale ? w.gamma[k]! : 1) * (v - w.mean[k]!)) / Math.sqrt(w.variance[k]! + 1e-3) + (center ? w.beta[k]! : 0);
+        });
+        for (const route of ['affine', 'native'] as const) {
+          applyKernelPlan({ routes: {}, eigenFilterGradient: false, batchNormInference: route });
+          expect(state.batchNormInferenceAffine).toBe(route === 'affine');
+          const got = tf.tidy(() => (model.predict(tf.tensor4d(xs, [2, 3, 2, c])) as tf.Tensor).dataSync());
+          expect(maxRelErr(got, Float32Array.from(want)), `${route} center=${center} scale=${scale}`).toBeLessThan(1e-5);
+        }
+        model.dispose();
+      }
+    } finally {
+      if (hostPlan) applyKernelPlan(hostPlan); // this host's own routes back for the other tests
+    }
+  });
+});

@@ -10,11 +10,30 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideKernelPlan, eigenFilterGradientSpeedup, listCheckCases, loadOrRunKernelCheck, oneDnnSpeedup, type KernelCheckVerdict, type RouteSummary } from '../src/kernel-check.js';
+import { batchNormAffineSpeedup, chooseBatchNormInference, decideKernelPlan, eigenFilterGradientSpeedup, listCheckCases, loadOrRunKernelCheck, oneDnnSpeedup, type KernelCheckVerdict, type RouteSummary } from '../src/kernel-check.js';
 import { initBackend } from '../src/backend.js';
 
 const ok = (n = 3): RouteSummary => ({ passed: n, failed: 0, crashed: 0, worstError: 1e-6 });
 const bad = (what: string): RouteSummary => ({ passed: 1, failed: 2, crashed: 0, worstError: 0.03, firstFailure: what });
+
+describe('chooseBatchNormInference', () => {
+  const base = decideKernelPlan({ 'batchNorm.inference': { native: ok(), affine: ok() } });
+  it('takes the scale + shift only where it is at least 5 % faster than the kernel', () => {
+    expect(chooseBatchNormInference(base, 1.8)).toMatchObject({ batchNormInference: 'affine' });
+    expect(chooseBatchNormInference(base, 1.8).reason).toContain("inference batch norm as a scale + shift (1.80x TF's kernel's speed here)");
+    expect(chooseBatchNormInference(base, 1.02)).toMatchObject({ batchNormInference: 'native' });
+    expect(chooseBatchNormInference(base, undefined)).toMatchObject({ batchNormInference: 'native', reason: base.reason });
+  });
+  it('takes it regardless of speed where the kernel failed the check', () => {
+    const failed = decideKernelPlan({ 'batchNorm.inference': { native: bad('bn 7x7x960 inference'), affine: ok() } });
+    expect(failed.routes['batchNorm.inference']).toBe('affine');
+    expect(chooseBatchNormInference(failed, 0.5).batchNormInference).toBe('affine');
+  });
+  it('speedup = summed kernel ms / summed scale + shift ms', () => {
+    expect(batchNormAffineSpeedup([{ bnTiming: 'a', native: 3, affine: 1 }, { bnTiming: 'b', native: 1, affine: 1 }])).toBe(2);
+    expect(batchNormAffineSpeedup([])).toBeUndefined();
+  });
+});
 
 describe('decideKernelPlan', () => {
   it('keeps oneDNN on when every class passes natively', () => {
@@ -63,7 +82,7 @@ describe('decideKernelPlan', () => {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'refconv-kc-test-'));
-const ROUTABLE_FAULTS = 'conv1x1.inputGrad/native:scale@x512->,conv1x1.forward/native:crash@7x7x512->2048';
+const ROUTABLE_FAULTS = 'conv1x1.inputGrad/native:scale@x512->,conv1x1.forward/native:crash@7x7x512->2048,batchNorm.inference/native:scale@14x14x1024';
 const FATAL_FAULT = 'depthwise.forward/native:nan@112x112x32';
 
 /** Runs the check (or reads its cache) with REFCONV_CACHE_DIR and the fault set in this process. */
@@ -164,10 +183,23 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
       const byRoute = routable.classes[r === 'matmul' ? 'conv1x1.forward' : 'conv1x1.inputGrad']![r]!;
       return byRoute.failed === 0 && byRoute.crashed === 0;
     });
-    const othersOk = Object.entries(routable.classes).every(([cls, byRoute]) => cls.startsWith('conv1x1.') || (byRoute.native!.failed === 0 && byRoute.native!.crashed === 0));
+    const othersOk = Object.entries(routable.classes).every(([cls, byRoute]) => cls.startsWith('conv1x1.') || cls === 'batchNorm.inference' || (byRoute.native!.failed === 0 && byRoute.native!.crashed === 0));
     if (alternativesOk && othersOk) {
       expect(plan.onednn).toBe(true);
       expect(plan.routes).toMatchObject({ 'conv1x1.forward': 'matmul', 'conv1x1.inputGrad': 'explicit' });
+    }
+  });
+
+  it('routes a wrong inference batch norm kernel to the verified scale + shift', () => {
+    const bn = routable.classes['batchNorm.inference']!;
+    expect(bn.native!.failed).toBe(1);
+    expect(bn.native!.firstFailure).toMatch(/^batch norm 14x14x1024 inference: relative L1 error/);
+    expect(bn.affine!.failed + bn.affine!.crashed).toBe(0);
+    expect(bn.affine!.passed).toBe(cases.filter((c) => c.cls === 'batchNorm.inference').length);
+    if (routable.plan.onednn) {
+      expect(routable.plan.routes['batchNorm.inference']).toBe('affine');
+      expect(routable.plan.batchNormInference).toBe('affine');
+      expect(routable.plan.reason).toContain('batch norm inference on a per-channel scale and shift (batch norm 14x14x1024 inference');
     }
   });
 
@@ -185,6 +217,12 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
 
   it("this host's own verdict times oneDNN on and off over a training step's kernels, and the backend follows it", async () => {
     const { verdict } = await loadOrRunKernelCheck({ log: () => {} });
+    // inference batch norm: TF's kernel against a scale + shift, on both sides
+    for (const side of ['on', 'off'] as const) {
+      const t = verdict.batchNormInferenceTimings![side];
+      expect(t.length).toBe(5);
+      for (const r of t) expect(r.native > 0 && r.affine > 0, r.bnTiming).toBe(true);
+    }
     expect(verdict.speed!.on.map((r) => r.speed)).toEqual(verdict.speed!.off.map((r) => r.speed));
     expect(verdict.speed!.on.length).toBeGreaterThan(30);
     const plan = decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings), oneDnnSpeedup(verdict.speed!.off, verdict.speed!.on));

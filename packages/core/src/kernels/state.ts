@@ -17,4 +17,6 @@ export const state = {
   eigenFilterGradientVerified: false,
   /** Whether TF's Eigen filter gradient passed the self-check here (`REFCONV_EIGEN_FILTER_GRADIENT=1` may force it then). */
   eigenFilterGradientCorrect: false,
+  /** Inference-mode BatchNormalization as a per-channel scale and shift instead of TF's kernel (the check's choice). */
+  batchNormInferenceAffine: false,
 };
