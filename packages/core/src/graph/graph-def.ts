@@ -23,6 +23,8 @@ export type Attr =
   | { b: boolean }
   | { s: string }
   | { ints: number[] }
+  | { strs: string[] }
+  | { types: number[] }
   | { shape: (number | null)[] }
   | { tensor: ConstTensor };
 
@@ -138,17 +140,26 @@ function attrProto(api: ApiPb, a: Attr): Msg {
     const list = new api.AttrValue.ListValue();
     call(list, 'setIList', a.ints);
     call(v, 'setList', list);
+  } else if ('strs' in a) {
+    const list = new api.AttrValue.ListValue();
+    call(list, 'setSList', a.strs.map((x) => new TextEncoder().encode(x)));
+    call(v, 'setList', list);
+  } else if ('types' in a) {
+    const list = new api.AttrValue.ListValue();
+    call(list, 'setTypeList', a.types);
+    call(v, 'setList', list);
   } else if ('shape' in a) call(v, 'setShape', shapeProto(api, a.shape));
   else call(v, 'setTensor', tensorProto(api, a.tensor));
   return v;
 }
 
-function graphProto(api: ApiPb, nodes: NodeSpec[]): Msg {
+function graphProto(api: ApiPb, nodes: NodeSpec[], device: string): Msg {
   const g = new api.GraphDef();
   call(g, 'setNodeList', nodes.map((n) => {
     const m = new api.NodeDef();
     call(m, 'setName', n.name);
     call(m, 'setOp', n.op);
+    if (device) call(m, 'setDevice', device);
     call(m, 'setInputList', n.inputs);
     const attrs = call(m, 'getAttrMap') as { set(k: string, v: Msg): void };
     for (const [k, a] of Object.entries(n.attrs)) attrs.set(k, attrProto(api, a));
@@ -162,6 +173,75 @@ function graphProto(api: ApiPb, nodes: NodeSpec[]): Msg {
   return g;
 }
 
+/** How far {@link fuseConvBiasActivation} fuses: every pattern, plain Conv2D + bias + ReLU only, or nothing. */
+export type ConvFusion = 'all' | 'conv-relu' | 'none';
+
+/**
+ * Fuses `Conv2D | DepthwiseConv2dNative -> BiasAdd [-> activation]` chains into TensorFlow's
+ * `_FusedConv2D` / `_FusedDepthwiseConv2dNative` (one kernel: bias and activation are applied as
+ * the conv's output is written) where the intermediate results have no other consumer; the
+ * activation is Relu, Relu6 or the hard swish written as compile.ts writes it,
+ * `(1/6 * x) * relu6(3 + x)`. Grappler's remapper does this in TensorFlow's own graph runs but not
+ * in the sessions the native binding loads, so the graph arrives fused. The fused node takes the
+ * name of the chain's last node, so its consumers are unchanged. `conv-relu` limits it to the
+ * patterns TF's non-oneDNN kernels also run (Conv2D with BiasAdd [+ Relu / Relu6]).
+ */
+export function fuseConvBiasActivation(nodes: NodeSpec[], level: ConvFusion = 'all'): NodeSpec[] {
+  if (level === 'none') return nodes;
+  const consumers = new Map<string, NodeSpec[]>();
+  for (const n of nodes) for (const i of n.inputs) {
+    const src = i.split(':')[0]!;
+    consumers.set(src, [...(consumers.get(src) ?? []), n]);
+  }
+  const only = (name: string): NodeSpec | undefined => {
+    const c = consumers.get(name) ?? [];
+    return c.length === 1 ? c[0] : undefined;
+  };
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  const drop = new Set<string>();
+  const replace = new Map<string, NodeSpec>();
+  for (const biasAdd of nodes) {
+    if (biasAdd.op !== 'BiasAdd') continue;
+    const conv = byName.get(biasAdd.inputs[0]!);
+    if (!conv || only(conv.name) !== biasAdd) continue;
+    if (conv.op !== 'Conv2D' && !(level === 'all' && conv.op === 'DepthwiseConv2dNative')) continue;
+    let last = biasAdd;
+    let activation: string | undefined;
+    const inner: NodeSpec[] = [];
+    const next = only(biasAdd.name);
+    const uses = consumers.get(biasAdd.name) ?? [];
+    if (next && (next.op === 'Relu' || next.op === 'Relu6')) {
+      last = next;
+      activation = next.op;
+    } else if (level === 'all' && uses.length === 2) {
+      // hard swish: add3 = AddV2(three, x); relu6 = Relu6(add3); a = Mul(sixth, x); out = Mul(a, relu6)
+      const add3 = uses.find((u) => u.op === 'AddV2');
+      const mulSixth = uses.find((u) => u.op === 'Mul');
+      const relu6 = add3 && only(add3.name);
+      const out = mulSixth && only(mulSixth.name);
+      if (add3 && mulSixth && relu6?.op === 'Relu6' && out?.op === 'Mul' && only(relu6.name) === out && out.inputs[1] === relu6.name) {
+        last = out;
+        activation = '_FusedHardSwish';
+        inner.push(add3, relu6, mulSixth);
+      }
+    }
+    replace.set(last.name, {
+      name: last.name,
+      op: conv.op === 'Conv2D' ? '_FusedConv2D' : '_FusedDepthwiseConv2dNative',
+      inputs: [conv.inputs[0]!, conv.inputs[1]!, biasAdd.inputs[1]!],
+      attrs: {
+        ...conv.attrs,
+        num_args: { i: 1 },
+        TArgs: { types: [DT_FLOAT] },
+        fused_ops: { strs: activation ? ['BiasAdd', activation] : ['BiasAdd'] },
+        epsilon: { f: 0 },
+      },
+    });
+    for (const n of [conv, ...(last === biasAdd ? [] : [biasAdd]), ...inner]) drop.add(n.name);
+  }
+  return nodes.filter((n) => !drop.has(n.name)).map((n) => replace.get(n.name) ?? n);
+}
+
 /** An input or output of the serving signature. */
 export interface SignatureTensor {
   key: string;
@@ -171,15 +251,17 @@ export interface SignatureTensor {
 
 /**
  * Writes `dir/saved_model.pb` (one meta graph tagged `serve`, signature `serving_default`) and an
- * empty `dir/variables/`: the weights are Const nodes, so there is nothing to restore.
+ * empty `dir/variables/`: the weights are Const nodes, so there is nothing to restore. `device`
+ * (e.g. `/device:CPU:0`) is set on every node: Grappler's remapper fuses conv + bias + activation
+ * only for nodes already placed on a CPU.
  */
-export function writeSavedModel(nativePackage: string, dir: string, nodes: NodeSpec[], inputs: SignatureTensor[], outputs: SignatureTensor[]): void {
+export function writeSavedModel(nativePackage: string, dir: string, nodes: NodeSpec[], inputs: SignatureTensor[], outputs: SignatureTensor[], device = ''): void {
   const api = pb(nativePackage);
   const meta = new api.MetaGraphDef();
   const info = new api.MetaGraphDef.MetaInfoDef();
   call(info, 'setTagsList', ['serve']);
   call(meta, 'setMetaInfoDef', info);
-  call(meta, 'setGraphDef', graphProto(api, nodes));
+  call(meta, 'setGraphDef', graphProto(api, nodes, device));
   const sig = new api.SignatureDef();
   call(sig, 'setMethodName', 'tensorflow/serving/predict');
   for (const [getter, list] of [['getInputsMap', inputs], ['getOutputsMap', outputs]] as const) {
