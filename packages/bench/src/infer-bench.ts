@@ -11,7 +11,9 @@
  * - `tfjs graph RefConv`: the same for the refocused model (fused first: no inference cost);
  * - `ORT ours`: onnxruntime-node on `exportOnnx(fuse(model, { foldBatchNorm: true }))` (@refconv/deploy);
  * - `torch eager`: PyTorch eager, channels_last, inference_mode (tools/torch_infer.py);
- * - `ORT torch`: onnxruntime (Python) on PyTorch's own `torch.onnx.export` of the same model.
+ * - `ORT torch`: onnxruntime (Python) on PyTorch's own `torch.onnx.export` of the same model;
+ * - `ORT-node torch`: onnxruntime-node on that same export file: against `ORT ours` it isolates
+ *   our graph (same runtime, same binding), against `ORT torch` the Node binding's overhead.
  *
  * Every round times each workload once at batch N and `--latency-runs` times at batch 1, ours and
  * PyTorch's interleaved, so slow phases of a shared machine hit every column alike. Throughput is
@@ -37,11 +39,11 @@ import { median, readCpuTimes, stealShare } from './measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-const OURS = ['tfjsEager', 'tfjsGraph', 'tfjsGraphRefconv', 'ortOurs'] as const;
+const OURS = ['tfjsEager', 'tfjsGraph', 'tfjsGraphRefconv', 'ortOurs', 'ortNodeTorch'] as const;
 const THEIRS = ['torchEager', 'ortTorch'] as const;
 type Workload = (typeof OURS)[number] | (typeof THEIRS)[number];
 const LABELS: Record<Workload, string> = {
-  tfjsEager: 'tfjs eager', tfjsGraph: 'tfjs graph', tfjsGraphRefconv: 'tfjs graph RefConv', ortOurs: 'ORT ours', torchEager: 'torch eager', ortTorch: 'ORT torch',
+  tfjsEager: 'tfjs eager', tfjsGraph: 'tfjs graph', tfjsGraphRefconv: 'tfjs graph RefConv', ortOurs: 'ORT ours', ortNodeTorch: 'ORT-node torch', torchEager: 'torch eager', ortTorch: 'ORT torch',
 };
 
 /** One of our workloads: runs one batch of the given size (output read back to JS). */
@@ -60,13 +62,14 @@ interface Row {
   verification: string[];
 }
 
-async function ourRunners(arch: string, size: number, ortOptions: ort.InferenceSession.SessionOptions): Promise<{ runners: Record<(typeof OURS)[number], Runner>; verification: string[]; dispose(): void }> {
+async function ourRunners(arch: string, size: number, ortOptions: ort.InferenceSession.SessionOptions, torchOnnx: string | undefined): Promise<{ runners: Partial<Record<(typeof OURS)[number], Runner>>; verification: string[]; dispose(): void }> {
   const plain = createModel(arch, { inputSize: size, numClasses: 1000 });
   const ref = refocus(plain, { seed: 1 });
   const graph = await compileForInference(plain, { onMismatch: 'throw' });
   const graphRef = await compileForInference(ref, { onMismatch: 'throw' });
   const deployable = fuse(plain, { foldBatchNorm: true });
   const session = await ort.InferenceSession.create(exportOnnx(deployable), ortOptions);
+  const torchSession = torchOnnx ? await ort.InferenceSession.create(torchOnnx, ortOptions) : undefined;
   deployable.dispose();
   const inputs = new Map<number, { nhwc: tf.Tensor4D; nchw: ort.Tensor }>();
   const input = (n: number) => {
@@ -95,6 +98,12 @@ async function ourRunners(arch: string, size: number, ortOptions: ort.InferenceS
         const out = await session.run({ [session.inputNames[0]!]: input(n).nchw });
         for (const t of Object.values(out)) t.dispose();
       },
+      ...(torchSession ? {
+        ortNodeTorch: async (n: number) => {
+          const out = await torchSession.run({ [torchSession.inputNames[0]!]: input(n).nchw });
+          for (const t of Object.values(out)) t.dispose();
+        },
+      } : {}),
     },
     verification: [`plain: ${graph.verification}`, `RefConv: ${graphRef.verification}`],
     dispose() {
@@ -102,6 +111,7 @@ async function ourRunners(arch: string, size: number, ortOptions: ort.InferenceS
       graph.dispose();
       graphRef.dispose();
       void session.release();
+      void torchSession?.release();
       plain.dispose();
       ref.dispose();
     },
@@ -113,9 +123,9 @@ class TorchSide {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly lines: AsyncIterator<string>;
 
-  constructor(python: string, arch: string, size: number, spinning: number) {
+  constructor(python: string, arch: string, size: number, spinning: number, onnxOut: string) {
     const script = path.join(here, '..', 'tools', 'torch_infer.py');
-    this.child = spawn(python, [script, '--serve', '--arch', arch, '--size', String(size), '--threads', String(os.cpus().length), '--spinning', String(spinning)]);
+    this.child = spawn(python, [script, '--serve', '--arch', arch, '--size', String(size), '--threads', String(os.cpus().length), '--spinning', String(spinning), '--onnx-out', onnxOut]);
     this.child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
     this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
   }
@@ -146,18 +156,20 @@ async function timeOurs(run: Runner, batch: number): Promise<number> {
 
 async function measureRow(arch: string, size: number, batch: number, rounds: number, latencyRuns: number, python: string | null, ortOptions: ort.InferenceSession.SessionOptions, spinning: number): Promise<{ row: Row; info?: Record<string, unknown> }> {
   const cpu0 = readCpuTimes();
-  const ours = await ourRunners(arch, size, ortOptions);
-  const torch = python ? new TorchSide(python, arch, size, spinning) : null;
+  const torchOnnx = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-infer-')), `${arch}-${size}.torch.onnx`);
+  const torch = python ? new TorchSide(python, arch, size, spinning, torchOnnx) : null;
+  const info = torch ? await torch.reply() : undefined; // after the export is written
+  const ours = await ourRunners(arch, size, ortOptions, torch ? torchOnnx : undefined);
   try {
-    const info = torch ? await torch.reply() : undefined;
-    const workloads: Workload[] = [...OURS, ...(torch ? THEIRS : [])];
+    const workloads: Workload[] = [...OURS.filter((w) => ours.runners[w]), ...(torch ? THEIRS : [])];
     const times = Object.fromEntries(workloads.map((w) => [w, { batch: [] as number[], single: [] as number[] }])) as Row['seconds'];
     for (let round = 0; round <= rounds; round++) {
       for (const w of workloads) {
         const isOurs = (OURS as readonly string[]).includes(w);
-        const big = isOurs ? [await timeOurs(ours.runners[w as (typeof OURS)[number]], batch)] : await torch!.time(w as (typeof THEIRS)[number], batch, 1);
+        const run = ours.runners[w as (typeof OURS)[number]]!;
+        const big = isOurs ? [await timeOurs(run, batch)] : await torch!.time(w as (typeof THEIRS)[number], batch, 1);
         const single: number[] = [];
-        if (isOurs) for (let i = 0; i < latencyRuns; i++) single.push(await timeOurs(ours.runners[w as (typeof OURS)[number]], 1));
+        if (isOurs) for (let i = 0; i < latencyRuns; i++) single.push(await timeOurs(run, 1));
         else single.push(...(await torch!.time(w as (typeof THEIRS)[number], 1, latencyRuns)));
         // Round 0 warms up (first-call allocation, kernel selection, graph optimisation) and is not recorded.
         if (round > 0) {
@@ -179,6 +191,7 @@ async function measureRow(arch: string, size: number, batch: number, rounds: num
   } finally {
     torch?.close();
     ours.dispose();
+    fs.rmSync(path.dirname(torchOnnx), { recursive: true, force: true });
   }
 }
 
@@ -187,16 +200,16 @@ function torchPython(): string {
 }
 
 function printTables(rows: Row[], rounds: number, latencyRuns: number, withTorch: boolean): void {
-  const cols: Workload[] = [...OURS, ...(withTorch ? THEIRS : [])];
+  const cols: Workload[] = [...OURS, ...THEIRS].filter((w) => rows[0]?.throughput[w] !== undefined);
   const head = cols.map((w) => LABELS[w].padStart(18)).join(' |');
-  const ratios = withTorch ? ' | graph/torch | ORT ours/torch | ORT ours/ORT torch' : '';
+  const ratios = withTorch ? ' | graph/torch | ORT ours/torch | ORT ours/ORT torch | ORT ours/ORT-node torch' : '';
   const r2 = (a?: number, b?: number) => (a && b ? (a / b).toFixed(2) : '-');
   console.log(`\nthroughput, images/s at batch ${rows[0]?.batch} (batch / median of ${rounds} interleaved batches)`);
   console.log(`${'arch'.padEnd(20)} ${'px'.padStart(4)} |${head}${ratios} | steal`);
   for (const r of rows) {
     const t = r.throughput;
     const cells = cols.map((w) => (t[w] ?? NaN).toFixed(1).padStart(18)).join(' |');
-    const rat = withTorch ? ` | ${r2(t.tfjsGraph, t.torchEager).padStart(11)} | ${r2(t.ortOurs, t.torchEager).padStart(14)} | ${r2(t.ortOurs, t.ortTorch).padStart(18)}` : '';
+    const rat = withTorch ? ` | ${r2(t.tfjsGraph, t.torchEager).padStart(11)} | ${r2(t.ortOurs, t.torchEager).padStart(14)} | ${r2(t.ortOurs, t.ortTorch).padStart(18)} | ${r2(t.ortOurs, t.ortNodeTorch).padStart(23)}` : '';
     console.log(`${r.arch.padEnd(20)} ${String(r.size).padStart(4)} |${cells}${rat} | ${r.steal === null ? 'n/a' : `${(100 * r.steal).toFixed(1)}%`}`);
   }
   console.log(`\nbatch-1 latency, ms (median of ${rounds} x ${latencyRuns} calls; ratios are torch's latency over ours: >= 1 means we are as fast or faster)`);
@@ -204,7 +217,7 @@ function printTables(rows: Row[], rounds: number, latencyRuns: number, withTorch
   for (const r of rows) {
     const l = r.latencyMs;
     const cells = cols.map((w) => (l[w] ?? NaN).toFixed(2).padStart(18)).join(' |');
-    const rat = withTorch ? ` | ${r2(l.torchEager, l.tfjsGraph).padStart(11)} | ${r2(l.torchEager, l.ortOurs).padStart(14)} | ${r2(l.ortTorch, l.ortOurs).padStart(18)}` : '';
+    const rat = withTorch ? ` | ${r2(l.torchEager, l.tfjsGraph).padStart(11)} | ${r2(l.torchEager, l.ortOurs).padStart(14)} | ${r2(l.ortTorch, l.ortOurs).padStart(18)} | ${r2(l.ortNodeTorch, l.ortOurs).padStart(23)}` : '';
     console.log(`${r.arch.padEnd(20)} ${String(r.size).padStart(4)} |${cells}${rat}`);
   }
 }

@@ -23,13 +23,16 @@ from tv_compat import import_torchvision  # noqa: E402
 tv = import_torchvision()
 
 
-def ort_session(model: torch.nn.Module, size: int, threads: int, spinning: bool) -> ort.InferenceSession:
-    """onnxruntime on torch.onnx.export (opset 17, dynamic batch) of `model`."""
+def ort_session(model: torch.nn.Module, size: int, threads: int, spinning: bool, onnx_out: str | None) -> ort.InferenceSession:
+    """onnxruntime on torch.onnx.export (opset 17, dynamic batch) of `model` (also written to `onnx_out`)."""
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.randn(1, 3, size, size),), buf, opset_version=17, input_names=["input"],
                           output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    if onnx_out:
+        with open(onnx_out, "wb") as f:
+            f.write(buf.getvalue())
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = threads
@@ -46,11 +49,12 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--spinning", type=int, default=0, help="onnxruntime intra-op thread spinning (0/1)")
     ap.add_argument("--serve", action="store_true")
+    ap.add_argument("--onnx-out", help="also write PyTorch's ONNX export here (bench:infer runs it in onnxruntime-node too)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = getattr(tv.models, a.arch)(num_classes=1000).eval()
-    sess = ort_session(model, a.size, a.threads, bool(a.spinning))
+    sess = ort_session(model, a.size, a.threads, bool(a.spinning), a.onnx_out)
     model = model.to(memory_format=torch.channels_last)
     inputs = {}
 

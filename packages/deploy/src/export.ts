@@ -187,6 +187,8 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
     return n;
   };
 
+  /** GlobalAveragePool outputs kept 4-D because their only consumer is the SE reshape to [N, 1, 1, C]. */
+  const pooled4d = new Set<string>();
   /** Tensors computed so far (including pending SpaceToBatch / padding outputs). */
   const avail = new Set<number>([input.id]);
   type TfNode = tf.layers.Layer['inboundNodes'][number];
@@ -375,14 +377,19 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
       case 'GlobalAveragePooling2D': {
         checkChannelsLast();
         if (cfg.keepDims) out = g.node('GlobalAveragePool', [x], nm);
-        else out = g.node('Flatten', [g.node('GlobalAveragePool', [x], `${nm}.pool`)], nm, [int('axis', 1)]);
+        else if (feedsOnlySqueezeExcitationReshape(layer)) {
+          // squeeze-excitation: pool -> [N, C] -> reshape [N, 1, 1, C] is the 4-D pool itself in NCHW;
+          // no Flatten / Reshape pair (each would cut onnxruntime's blocked-layout conv chain)
+          out = g.node('GlobalAveragePool', [x], nm);
+          pooled4d.add(out);
+        } else out = g.node('Flatten', [g.node('GlobalAveragePool', [x], `${nm}.pool`)], nm, [int('axis', 1)]);
         break;
       }
       case 'Reshape': {
         const target = cfg.targetShape as number[];
         // the squeeze-excitation reshape [N, C] -> [N, 1, 1, C] (NHWC) is [N, C, 1, 1] in NCHW
         if (ins[0].shape.length === 2 && target.length === 3 && target[0] === 1 && target[1] === 1) {
-          out = g.node('Reshape', [x, g.int64Init(`${nm}.shape`, [0, target[2], 1, 1])], nm);
+          out = pooled4d.has(x) ? x : g.node('Reshape', [x, g.int64Init(`${nm}.shape`, [0, target[2], 1, 1])], nm);
         } else if (target.length === 1 && ins[0].shape.length === 4 && ins[0].shape[1] === 1 && ins[0].shape[2] === 1) {
           out = g.node('Flatten', [x], nm, [int('axis', 1)]);
         } else {
@@ -519,6 +526,14 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
   const err = onnx.ModelProto.verify(modelProto);
   if (err) throw new Error(`exportOnnx: internal error, invalid ModelProto: ${err}`);
   return onnx.ModelProto.encode(modelProto).finish();
+}
+
+/** Whether a GlobalAveragePooling2D (no keepDims) is used once, by a Reshape to [1, 1, C] (squeeze-excitation). */
+function feedsOnlySqueezeExcitationReshape(layer: tf.layers.Layer): boolean {
+  if (layer.inboundNodes.length !== 1 || layer.outboundNodes.length !== 1) return false;
+  const next = layer.outboundNodes[0]!.outboundLayer;
+  const target = next.getConfig().targetShape as number[] | undefined;
+  return next.getClassName() === 'Reshape' && next.inboundNodes.length === 1 && !!target && target.length === 3 && target[0] === 1 && target[1] === 1;
 }
 
 /** A float tensor ValueInfo with a symbolic `batch` first dimension. */
