@@ -10,6 +10,12 @@ export interface OrtSessionOptions {
   intraOpThreads?: number;
   /** Graph optimisation level; default `'all'`. */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * Whether idle intra-op threads spin waiting for work (onnxruntime's default) or sleep; default
+   * false: spinning threads keep their cores busy between calls, which costs the rest of the
+   * process (decoding, tfjs) more than it gains on a 2-core machine (bench:infer --ort-spinning).
+   */
+  spinning?: boolean;
 }
 
 /** Opens an ONNX model (path or bytes) in onnxruntime-node on the CPU. */
@@ -17,7 +23,10 @@ export async function createSession(model: string | Uint8Array, options: OrtSess
   const opts: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
     ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    extra: { session: { intra_op: { allow_spinning: options.spinning ? '1' : '0' } } },
   };
   try {
     return typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
