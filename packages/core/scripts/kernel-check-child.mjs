@@ -482,22 +482,31 @@ function timeSpeedSet(ops, results, skip, timed) {
 function timeFilterGradients(cases, ops, results, skip, timed) {
   for (const c of cases) {
     if (c.cls !== 'conv.filterGrad' || skip.has(`${c.id}|native`) || skip.has(`${c.id}|explicit`)) continue;
-    const inp = ops.inputsOf(c);
-    const times = { native: [], explicit: [] };
-    for (let round = 0; round < 4; round++) {
-      for (const route of ['native', 'explicit']) {
-        if (round === 0) beforeTimedKernel(timed, c.cls, route, `${c.id} (timing)`);
-        const t0 = performance.now();
-        const y = ops.run(c, route, inp);
-        y.dataSync();
-        if (round > 0) times[route].push(performance.now() - t0);
-        y.dispose();
-      }
-    }
-    for (const t of Object.values(inp)) t.dispose();
-    const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
-    fs.appendFileSync(results, `${JSON.stringify({ timing: c.id, cin: c.cin, k: c.k, native: median(times.native), explicit: median(times.explicit) })}\n`);
+    const ms = timeRoutes(c, ['native', 'explicit'], ops, timed);
+    fs.appendFileSync(results, `${JSON.stringify({ timing: c.id, cin: c.cin, k: c.k, ...ms })}\n`);
   }
+}
+
+/**
+ * One case on several routes: one warm-up each (with a progress line, so that a crash is
+ * attributed to its kernel), then 3 rounds alternating the routes; median ms per route.
+ */
+function timeRoutes(c, routes, ops, timed) {
+  const inp = ops.inputsOf(c);
+  const times = Object.fromEntries(routes.map((r) => [r, []]));
+  for (let round = 0; round < 4; round++) {
+    for (const route of routes) {
+      if (round === 0) beforeTimedKernel(timed, c.cls, route, `${c.id} (timing)`);
+      const t0 = performance.now();
+      const y = ops.run(c, route, inp);
+      y.dataSync();
+      if (round > 0) times[route].push(performance.now() - t0);
+      y.dispose();
+    }
+  }
+  for (const t of Object.values(inp)) t.dispose();
+  const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+  return Object.fromEntries(routes.map((r) => [r, median(times[r])]));
 }
 
 /** Inference-mode batch norm maps timed for the choice between TF's kernel and a scale + shift: [map size, channels], batch 8. */
@@ -510,23 +519,9 @@ const BN_INFERENCE_TIMING = [[112, 32], [56, 144], [28, 192], [14, 384], [7, 960
  */
 function timeBatchNormInference(ops, results, skip, timed) {
   if (skip.size > 0) return;
-  const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
   for (const [h, cin] of BN_INFERENCE_TIMING) {
     const c = { kind: 'batchNorm', h, cin, n: 8, op: 'inference', id: `batch norm ${h}x${h}x${cin} inference, batch 8`, cls: 'batchNorm.inference' };
-    const inp = ops.inputsOf(c);
-    const times = { native: [], affine: [] };
-    for (let round = 0; round < 4; round++) {
-      for (const route of ['native', 'affine']) {
-        if (round === 0) beforeTimedKernel(timed, c.cls, route, `${c.id} (timing)`);
-        const t0 = performance.now();
-        const y = ops.run(c, route, inp);
-        y.dataSync();
-        if (round > 0) times[route].push(performance.now() - t0);
-        y.dispose();
-      }
-    }
-    for (const t of Object.values(inp)) t.dispose();
-    fs.appendFileSync(results, `${JSON.stringify({ bnTiming: c.id, native: median(times.native), affine: median(times.affine) })}\n`);
+    fs.appendFileSync(results, `${JSON.stringify({ bnTiming: c.id, ...timeRoutes(c, ['native', 'affine'], ops, timed) })}\n`);
   }
 }
 

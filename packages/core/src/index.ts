@@ -13,3 +13,4 @@ export * from './fast-kernels.js';
 export * from './kernel-check.js';
 export * from './safetensors.js';
 export { compileForInference, UncompilableLayerError, type CompileOptions, type InferenceModel } from './graph/compile.js';
+export { visitLayerNodesInOrder, type LayerNode } from './graph/layer-order.js';

@@ -21,6 +21,7 @@
  * else throws an {@link UnsupportedLayerError} naming the layer.
  */
 import * as tf from '@tensorflow/tfjs';
+import { visitLayerNodesInOrder } from '@refconv/core';
 import { onnx, DataType, AttrType } from './onnx-proto.js';
 import type { OnnxNs } from './onnx-proto.js';
 import { META_KEYS, parseMetadataProps, type DeployMetadata, type ModelMetadata } from './metadata.js';
@@ -469,23 +470,7 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOnnxOptions = {
   };
 
   /** Emits every node of a container in dependency order (a shared layer's nodes may sit at several depths). */
-  const emitContainer = (container: tf.LayersModel): void => {
-    const keys = (container as unknown as { containerNodes?: Set<string> }).containerNodes;
-    const todo: { layer: tf.layers.Layer; node: TfNode }[] = [];
-    for (const layer of container.layers) {
-      if (layer.getClassName() === 'InputLayer') continue;
-      layer.inboundNodes.forEach((node, k) => {
-        if (keys ? keys.has(`${layer.name}_ib-${k}`) : layer.inboundNodes.length === 1) todo.push({ layer, node });
-      });
-    }
-    while (todo.length > 0) {
-      const i = todo.findIndex(({ node }) => node.inputTensors.every((t) => avail.has(t.id)));
-      if (i < 0) throw new Error(`exportOnnx: internal error, no computable node left in '${container.name}' (next: '${todo[0].layer.name}')`);
-      const [{ layer, node }] = todo.splice(i, 1);
-      emitNode(layer, node);
-      for (const t of node.outputTensors) avail.add(t.id);
-    }
-  };
+  const emitContainer = (container: tf.LayersModel): void => visitLayerNodesInOrder(container, avail, emitNode, 'exportOnnx');
   emitContainer(model);
 
   const graphOutputs: OnnxNs.IValueInfoProto[] = [];

@@ -24,6 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { nativePackageInUse } from '../backend.js';
 import { fuse } from '../fuse.js';
 import { activeKernelRoutes } from '../fast-kernels.js';
+import { visitLayerNodesInOrder, type LayerNode } from './layer-order.js';
 import { DT_FLOAT, DT_INT32, fuseConvBiasActivation, GraphBuilder, writeSavedModel, type Attr, type NodeSpec } from './graph-def.js';
 
 /** A layer the graph compiler cannot express, named. */
@@ -35,7 +36,7 @@ export class UncompilableLayerError extends Error {
 }
 
 type Sym = tf.SymbolicTensor;
-type TfNode = tf.layers.Layer['inboundNodes'][number];
+type TfNode = LayerNode;
 
 const T: Record<string, Attr> = { T: { type: DT_FLOAT } };
 
@@ -319,24 +320,7 @@ function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string): 
     names.set(out.id, y!);
   };
 
-  /** Emits a container's nodes in dependency order (a shared layer's nodes may sit at several depths). */
-  const emitContainer = (container: tf.LayersModel): void => {
-    const keys = (container as unknown as { containerNodes?: Set<string> }).containerNodes;
-    const todo: { layer: tf.layers.Layer; node: TfNode }[] = [];
-    for (const layer of container.layers) {
-      if (layer.getClassName() === 'InputLayer') continue;
-      layer.inboundNodes.forEach((node, k) => {
-        if (keys ? keys.has(`${layer.name}_ib-${k}`) : layer.inboundNodes.length === 1) todo.push({ layer, node });
-      });
-    }
-    while (todo.length > 0) {
-      const i = todo.findIndex(({ node }) => node.inputTensors.every((t) => avail.has(t.id)));
-      if (i < 0) throw new Error(`compileForInference: no computable layer left in '${container.name}' (next: '${todo[0]!.layer.name}')`);
-      const [{ layer, node }] = todo.splice(i, 1) as [{ layer: tf.layers.Layer; node: TfNode }];
-      emitNode(layer, node);
-      for (const t of node.outputTensors) avail.add(t.id);
-    }
-  };
+  const emitContainer = (container: tf.LayersModel): void => visitLayerNodesInOrder(container, avail, emitNode, 'compileForInference');
   emitContainer(model);
   return model.outputs.map((o) => names.get(o.id)!);
 }
