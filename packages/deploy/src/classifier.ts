@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { fuse } from '@refconv/core';
+import { compileForInference, fuse } from '@refconv/core';
 import { evalTransform, IMAGENET_MEAN, IMAGENET_STD } from '@refconv/engine';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadClassifier } from '@refconv/classify';
 import { exportOnnx, readOnnxMetadata } from './export.js';
@@ -113,10 +113,20 @@ export async function predictOnnx(modelFile: string, images: string[], options: 
   }
 }
 
-/** The same prediction with a tfjs model (NHWC input) and the same preprocessing metadata, for comparison. */
-export async function predictTfjs(model: tf.LayersModel, metadata: DeployMetadata & { props?: Record<string, string> }, images: string[], topk = 5): Promise<Prediction[]> {
+/**
+ * The same prediction with a tfjs model (NHWC input) and the same preprocessing metadata, for
+ * comparison. `runtime: 'graph'` (default) runs it compiled (`compileForInference` from
+ * @refconv/core: TensorFlow's graph runtime, verified against the eager model), `'eager'` op by op.
+ */
+export async function predictTfjs(model: tf.LayersModel, metadata: DeployMetadata & { props?: Record<string, string> }, images: string[], topk = 5, runtime: 'graph' | 'eager' = 'graph'): Promise<Prediction[]> {
   const md = { ...metadata, layout: 'NHWC' as const, props: { ...(metadata.extra ?? {}), ...(metadata.props ?? {}) } };
   const { data, dims } = await preprocessImages(images, md);
-  const logits = tf.tidy(() => (model.predict(tf.tensor(data, dims)) as tf.Tensor).dataSync() as Float32Array).slice();
-  return topK(logits, images.length, topk, metadata.classNames, images);
+  const compiled = runtime === 'graph' ? await compileForInference(model) : undefined;
+  try {
+    const run = (x: tf.Tensor) => (compiled ? compiled.predict(x) : model.predict(x)) as tf.Tensor;
+    const logits = tf.tidy(() => run(tf.tensor(data, dims)).dataSync() as Float32Array).slice();
+    return topK(logits, images.length, topk, metadata.classNames, images);
+  } finally {
+    compiled?.dispose();
+  }
 }
