@@ -14,9 +14,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadCheckpoint, readJsonl } from '@refconv/engine';
-import { slurmUnavailable, startSlurmCluster, waitFor, type SlurmCluster } from '../../engine/test/helpers/slurm-cluster.js';
+import { slurmUnavailable, waitFor } from '../../engine/test/helpers/slurm-cluster.js';
+import { useSlurmCluster } from '../../engine/test/helpers/slurm-suite.js';
 import { tmpDir } from './helpers.js';
 
 const why = process.env.REFCONV_SLURM_TESTS === '0' ? 'Slurm tests skipped: REFCONV_SLURM_TESTS=0' : process.getuid?.() !== 0 ? 'Slurm tests skipped: starting slurmctld / slurmd needs root' : slurmUnavailable();
@@ -57,22 +58,10 @@ const reportDone = (out: string) => fs.existsSync(path.join(out, 'slurm', 'statu
 const weightsOf = (file: string) => [...loadCheckpoint(file).weights].map(([n, t]) => [n, Array.from(t.data as Float32Array)]);
 
 describe.skipIf(why !== undefined)('classify:experiment --launcher slurm on a real Slurm', () => {
-  let cluster: SlurmCluster | undefined;
+  useSlurmCluster();
   const root = tmpDir('classify-slurm-');
   const local = path.join(root, 'local');
   const slurm = path.join(root, 'slurm');
-
-  beforeAll(async () => {
-    cluster = await startSlurmCluster({ cpus: 2 });
-  }, 120_000);
-  afterAll(async () => {
-    if (cluster) {
-      // nothing of this cluster keeps running after it: cancel, wait for the queue to drain, stop the daemons
-      spawnSync('scancel', ['--user', 'root'], { env: process.env });
-      await waitFor(() => spawnSync('squeue', ['-h'], { encoding: 'utf8', env: process.env }).stdout.trim() === '', 60_000, 'the queue to drain').catch(() => undefined);
-    }
-    cluster?.stop();
-  }, 90_000);
 
   it('2 arms x 2 seeds as Slurm jobs give the same results.json numbers as the local run; --status shows every task done', async () => {
     const sub = cli([...OPTS, '--num-seeds', '2', '--out', slurm, '--launcher', 'slurm', '--time', '00:30:00', '--sbatch', 'comment=refconv-test']);

@@ -17,8 +17,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint, readJsonl } from '@refconv/engine';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { slurmUnavailable, startSlurmCluster, waitFor, type SlurmCluster } from '../../engine/test/helpers/slurm-cluster.js';
+import { describe, expect, it } from 'vitest';
+import { slurmUnavailable, waitFor } from '../../engine/test/helpers/slurm-cluster.js';
+import { useSlurmCluster } from '../../engine/test/helpers/slurm-suite.js';
 
 const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = ['--conditions=@refconv/source', '--import', 'tsx', 'src/cli/train.ts'];
@@ -75,21 +76,10 @@ const weightsOf = (file: string) => [...loadCheckpoint(file).weights].map(([n, t
 const epochs = (dir: string) => readJsonl<{ type: string; epoch: number; trainLoss: number; train: Record<string, number> }>(path.join(dir, 'metrics.jsonl')).filter((r) => r.type === 'epoch');
 
 describe.skipIf(why !== undefined)('detect:train --launcher slurm on a real Slurm', () => {
-  let cluster: SlurmCluster | undefined;
+  useSlurmCluster();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'detect-slurm-'));
   const local = path.join(root, 'local');
   const slurm = path.join(root, 'slurm');
-
-  beforeAll(async () => {
-    cluster = await startSlurmCluster({ cpus: 2 });
-  }, 120_000);
-  afterAll(async () => {
-    if (cluster) {
-      spawnSync('scancel', ['--user', 'root'], { env: process.env });
-      await waitFor(() => spawnSync('squeue', ['-h'], { encoding: 'utf8', env: process.env }).stdout.trim() === '', 60_000, 'the queue to drain').catch(() => undefined);
-    }
-    cluster?.stop();
-  }, 90_000);
 
   it('a job signalled mid-run is requeued, resumes and writes exactly the local run\'s outputs; --status shows it done', async () => {
     const sub = cli([...OPTS, '--out', slurm, '--launcher', 'slurm', '--time', '00:30:00']);
