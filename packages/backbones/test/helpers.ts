@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { expect } from 'vitest';
 import { readSafetensors } from '@refconv/core';
 import type { CreateModelOptions } from '../src/index.js';
 
@@ -46,4 +47,14 @@ export function relativeError(a: tf.Tensor, b: tf.Tensor): number {
  */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** The four C2..C5 feature maps of a features model match the fixture's (NCHW there), each within `tol`. */
+export function expectFixtureFeatures(outs: tf.Tensor[], io: string, tol: number): void {
+  expect(outs.length).toBe(4);
+  outs.forEach((o, i) => {
+    const want = readTensor(io, `C${i + 2}`, true);
+    expect(relativeError(o, want), `C${i + 2}`).toBeLessThan(tol);
+    want.dispose();
+  });
 }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { countParams, fuse } from '@refconv/core';
 import { createModel, loadTorchWeights } from '../src/index.js';
-import { FIXTURES, loadCases, readTensor, relativeError, yieldToEventLoop } from './helpers.js';
+import { expectFixtureFeatures, FIXTURES, loadCases, readTensor, relativeError, yieldToEventLoop } from './helpers.js';
 
 afterEach(yieldToEventLoop);
 
@@ -44,12 +44,7 @@ describe('logits match PyTorch (eval mode, 1e-4 relative)', () => {
       expect(res.unexpected.length).toBeGreaterThan(0);
       const x = readTensor(c.io, 'input_nchw', true);
       const outs = run(model, x);
-      expect(outs.length).toBe(4);
-      outs.forEach((o, i) => {
-        const want = readTensor(c.io, `C${i + 2}`, true);
-        expect(relativeError(o, want), `C${i + 2}`).toBeLessThan(TOL);
-        want.dispose();
-      });
+      expectFixtureFeatures(outs, c.io, TOL);
       tf.dispose([x, ...outs]);
       model.dispose();
     });

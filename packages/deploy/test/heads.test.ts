@@ -13,17 +13,8 @@ import { fuse } from '@refconv/core';
 import { buildBoxHead, buildFasterRCNNNetwork, buildRetinaNetModel, resolveFasterRCNNOptions } from '@refconv/detect';
 import { buildSegmenter } from '@refconv/segment';
 import { createSession, exportOnnx, runSession } from '../src/index.js';
+import { relError } from './rel-error.js';
 
-/** max |a - b| / max |b| */
-function relError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 /** Every leaf layer, descending into nested models (the backbone). */
 function leaves(model: tf.LayersModel): tf.layers.Layer[] {

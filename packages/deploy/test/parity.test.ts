@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { createModel } from '@refconv/backbones';
 import { fuse } from '@refconv/core';
 import { createSession, exportOnnx, runSession } from '../src/index.js';
+import { relError } from './rel-error.js';
 
 function randomiseBatchNorm(model: tf.LayersModel, seed: number): void {
   let s = seed;
@@ -34,16 +35,6 @@ function randomiseBatchNorm(model: tf.LayersModel, seed: number): void {
   }
 }
 
-/** max |a - b| / max |b| */
-export function relError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 const CASES: { arch: string; size: number; width?: number }[] = [
   { arch: 'resnet18', size: 64, width: 0.25 },
