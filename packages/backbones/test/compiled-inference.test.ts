@@ -57,6 +57,29 @@ describe('compiled inference matches PyTorch (logits, 1e-4 relative)', () => {
   }
 });
 
+describe('compileForInference with the batch-1 variant (1x1 convs as MatMul where faster at batch 1 here)', () => {
+  for (const name of ['mobilenet_v3_large_w025', 'resnet50_w0125']) {
+    it(`${name}: batch-1 and batch-N calls both give PyTorch's logits`, async () => {
+      const c = cases[name]!;
+      const { arch, ...opts } = c.options;
+      const { model } = loadTorchWeights(createModel(arch, opts), path.join(FIXTURES, c.weights));
+      const compiled = await compileForInference(model, { onMismatch: 'throw', batchOneVariant: true });
+      expect(compiled.verification).toMatch(/; batch 1: (1x1 convs as MatMul|the same graph) \(\d+\.\d+ ms with MatMul, \d+\.\d+ ms with convs\)/);
+      const x = readTensor(c.io, 'input_nchw', true);
+      const want = readTensor(c.io, 'logits');
+      const n = x.shape[0]!;
+      for (let i = 0; i < n; i++) {
+        const [got] = outputs(compiled.predict(tf.slice(x, [i, 0, 0, 0], [1, -1, -1, -1])));
+        expect(relativeError(got!, tf.slice(want, [i, 0], [1, -1])), `image ${i}`).toBeLessThan(TOL);
+      }
+      const [all] = outputs(compiled.predict(x));
+      expect(relativeError(all!, want)).toBeLessThan(TOL);
+      compiled.dispose();
+      model.dispose();
+    });
+  }
+});
+
 describe('compileForInference errors and fallbacks', () => {
   it('names the layer it cannot compile', async () => {
     const input = tf.input({ shape: [8, 8, 3] });

@@ -6,8 +6,9 @@
  * them) and input size, batch-1 latency and batch-N throughput of:
  *
  * - `tfjs eager`: `model.predict` of the plain model, op by op (what tfjs users get by default);
- * - `tfjs graph`: `compileForInference(model)` from @refconv/core (fused, BN folded, TensorFlow's
- *   graph runtime; what the project's evaluators and `deploy:predict --checkpoint` use);
+ * - `tfjs graph`: `compileForInference(model, { batchOneVariant: true })` from @refconv/core (fused,
+ *   BN folded, TensorFlow's graph runtime; at batch N the graph the project's evaluators and
+ *   `deploy:predict --checkpoint` use, at batch 1 the faster of it and its 1x1-as-MatMul variant);
  * - `tfjs graph RefConv`: the same for the refocused model (fused first: no inference cost);
  * - `ORT ours`: onnxruntime-node on `exportOnnx(fuse(model, { foldBatchNorm: true }))` (@refconv/deploy);
  * - `torch eager`: PyTorch eager, channels_last, inference_mode (tools/torch_infer.py);
@@ -65,8 +66,9 @@ interface Row {
 async function ourRunners(arch: string, size: number, ortOptions: ort.InferenceSession.SessionOptions, torchOnnx: string | undefined): Promise<{ runners: Partial<Record<(typeof OURS)[number], Runner>>; verification: string[]; dispose(): void }> {
   const plain = createModel(arch, { inputSize: size, numClasses: 1000 });
   const ref = refocus(plain, { seed: 1 });
-  const graph = await compileForInference(plain, { onMismatch: 'throw' });
-  const graphRef = await compileForInference(ref, { onMismatch: 'throw' });
+  // with the batch-1 variant: the batch-N column runs the same graph as the evaluators' default
+  const graph = await compileForInference(plain, { onMismatch: 'throw', batchOneVariant: true });
+  const graphRef = await compileForInference(ref, { onMismatch: 'throw', batchOneVariant: true });
   const deployable = fuse(plain, { foldBatchNorm: true });
   const session = await ort.InferenceSession.create(exportOnnx(deployable), ortOptions);
   const torchSession = torchOnnx ? await ort.InferenceSession.create(torchOnnx, ortOptions) : undefined;

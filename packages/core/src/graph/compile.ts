@@ -81,7 +81,7 @@ function hardSigmoid(g: GraphBuilder, name: string, x: string): string {
 }
 
 /** Translates a (fused) LayersModel into graph nodes; returns the output tensor names. */
-function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string): string[] {
+function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string, pointwiseMatMul: boolean): string[] {
   const names = new Map<number, string>();
   const input = model.inputs[0]!;
   names.set(input.id, inputName);
@@ -146,7 +146,7 @@ function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string): 
         const padding = String(cfg.padding ?? 'valid').toUpperCase();
         if (padding !== 'SAME' && padding !== 'VALID') unsupported(`padding '${String(cfg.padding)}'`);
         const pointwise = cls === 'Conv2D' && kernel!.shape[0] === 1 && kernel!.shape[1] === 1 && dil[0] === 1 && dil[1] === 1;
-        if (pointwise && routes['conv1x1.forward'] === 'matmul') {
+        if (pointwise && (pointwiseMatMul || routes['conv1x1.forward'] === 'matmul')) {
           y = pointwiseAsMatMul(nm, x, kernel!, strides);
         } else {
           const w = g.floats(`${nm}/kernel`, kernel!.shape, kernel!.dataSync() as Float32Array);
@@ -337,6 +337,14 @@ export interface CompileOptions {
   tolerance?: number;
   /** Batch size of the verification run (seeded normal inputs). Default 2. */
   verifyBatch?: number;
+  /**
+   * Also build a graph for batch-1 calls with every 1x1 conv as a MatMul, time both graphs at
+   * batch 1 on this host and use the faster one for batch-1 inputs. At batch 1 on small maps
+   * oneDNN's 1x1 conv primitives cost more than the product they compute (MobileNetV3-Large at
+   * 64 px: 5.4 against 3.5 ms on one AVX-512 host); at larger batches the conv graph is faster.
+   * Doubles the compile work; for latency-bound uses (single images). Default false.
+   */
+  batchOneVariant?: boolean;
 }
 
 /** A model ready for inference: call {@link InferenceModel.predict} as `model.predict`. */
@@ -396,15 +404,19 @@ export async function compileForInference(model: tf.LayersModel, options: Compil
   if (!nativePkg || tf.getBackend() !== 'tensorflow') return eagerModel(fused, 'eager', `backend '${tf.getBackend()}' has no graph runtime`, true);
   if (fused.inputs.length !== 1) return eagerModel(fused, 'eager', `${fused.inputs.length} inputs (one supported)`, true);
   const input = fused.inputs[0]!;
-  const g = new GraphBuilder();
-  const inputName = g.op('Placeholder', 'input', [], { dtype: { type: DT_FLOAT }, shape: { shape: input.shape.map((d) => d ?? null) } });
-  const outs = buildGraph(fused, g, inputName);
-  const outputKeys = outs.map((_, i) => `output_${String(i).padStart(3, '0')}`);
-  outs.forEach((o, i) => g.op('Identity', outputKeys[i]!, [o], T));
-
+  const outputKeys = fused.outputs.map((_, i) => `output_${String(i).padStart(3, '0')}`);
   const device = nativePkg.endsWith('-gpu') ? '' : '/device:CPU:0';
+
+  /** The graph's nodes (1x1 convs as MatMul or not) and its input's name. */
+  const graphNodes = (pointwiseMatMul: boolean): { nodes: NodeSpec[]; inputName: string } => {
+    const g = new GraphBuilder();
+    const inputName = g.op('Placeholder', 'input', [], { dtype: { type: DT_FLOAT }, shape: { shape: input.shape.map((d) => d ?? null) } });
+    buildGraph(fused, g, inputName, pointwiseMatMul).forEach((o, i) => g.op('Identity', outputKeys[i]!, [o], T));
+    return { nodes: g.nodes, inputName };
+  };
+
   /** Writes the nodes as a SavedModel, loads it in the native binding, deletes the files. */
-  const load = async (nodes: NodeSpec[]): Promise<SavedModelHandle> => {
+  const load = async (nodes: NodeSpec[], inputName: string): Promise<SavedModelHandle> => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'refconv-graph-'));
     try {
       writeSavedModel(nativePkg, dir, nodes, [{ key: 'input', tensorName: `${inputName}:0`, shape: input.shape }],
@@ -431,32 +443,37 @@ export async function compileForInference(model: tf.LayersModel, options: Compil
   const shape = [options.verifyBatch ?? 2, ...input.shape.slice(1).map((d) => d ?? 32)];
   const x = tf.randomNormal(shape, 0, 1, 'float32', 1234);
   const want = asList(fused.predict(x) as tf.Tensor | tf.Tensor[]);
-  const problems: string[] = [];
-  let session: SavedModelHandle | undefined;
-  let worst = NaN;
-  // First with conv + bias + activation fused into single kernels (depthwise convs and hard swish
-  // run fused only on oneDNN's kernels), then plain conv + bias + ReLU fused, then separate ops.
-  const variants = [['fused convs', fuseConvBiasActivation(g.nodes, 'all')], ['fused conv + ReLU', fuseConvBiasActivation(g.nodes, 'conv-relu')], ['separate ops', g.nodes]] as const;
-  for (const [variant, nodes] of variants) {
-    let candidate: SavedModelHandle | undefined;
-    try {
-      candidate = await load(nodes);
-      const got = asList(candidate.predict(x));
-      worst = Math.max(...want.map((w, i) => relErr(got[i]!, w)));
-      tf.dispose(got);
-    } catch (e) {
-      problems.push(`${variant}: ${(e as Error).message.split('\n')[0]}`);
-      candidate?.dispose();
-      continue;
+  /**
+   * The first of: conv + bias + activation fused into single kernels (depthwise convs and hard
+   * swish run fused only on oneDNN's kernels), plain conv + bias + ReLU fused, separate ops; that
+   * loads and reproduces the eager model.
+   */
+  const verifiedGraph = async (pointwiseMatMul: boolean): Promise<{ session?: SavedModelHandle; worst: number; problems: string[] }> => {
+    const { nodes, inputName } = graphNodes(pointwiseMatMul);
+    const problems: string[] = [];
+    let worst = NaN;
+    for (const [variant, level] of [['fused convs', 'all'], ['fused conv + ReLU', 'conv-relu'], ['separate ops', 'none']] as const) {
+      let candidate: SavedModelHandle | undefined;
+      try {
+        candidate = await load(fuseConvBiasActivation(nodes, level), inputName);
+        const got = asList(candidate.predict(x));
+        worst = Math.max(...want.map((w, i) => relErr(got[i]!, w)));
+        tf.dispose(got);
+      } catch (e) {
+        problems.push(`${variant}: ${(e as Error).message.split('\n')[0]}`);
+        candidate?.dispose();
+        continue;
+      }
+      if (worst <= tolerance) return { session: candidate, worst, problems };
+      problems.push(`${variant}: relative error ${worst.toExponential(2)} > ${tolerance}`);
+      candidate.dispose();
     }
-    if (worst <= tolerance) {
-      session = candidate;
-      break;
-    }
-    problems.push(`${variant}: relative error ${worst.toExponential(2)} > ${tolerance}`);
-    candidate.dispose();
-  }
+    return { worst, problems };
+  };
+  const main = await verifiedGraph(false);
+  const batchOne = main.session && options.batchOneVariant && hasPointwiseConv(fused) ? await verifiedGraph(true) : undefined;
   tf.dispose([x, ...want]);
+  const { session, worst, problems } = main;
   if (!session) {
     const msg = `compileForInference: model '${model.name}': TensorFlow's graph runtime does not reproduce the eager model on this CPU (${problems.join('; ')})`;
     if (options.onMismatch === 'throw') {
@@ -466,16 +483,51 @@ export async function compileForInference(model: tf.LayersModel, options: Compil
     process.emitWarning(`${msg}; using the eager model`, { code: 'REFCONV_GRAPH_MISMATCH' });
     return eagerModel(fused, 'eager', msg, true);
   }
+  // The batch-1 graph is used only where it is faster at batch 1 on this host (>= 5 %).
+  let single1: SavedModelHandle | undefined;
+  let batchOneNote = '';
+  if (batchOne?.session) {
+    const [convMs, matmulMs] = timeBatchOne([session, batchOne.session], input.shape);
+    const faster = matmulMs < 0.95 * convMs;
+    batchOneNote = `; batch 1: ${faster ? '1x1 convs as MatMul' : 'the same graph'} (${matmulMs.toFixed(2)} ms with MatMul, ${convMs.toFixed(2)} ms with convs)`;
+    if (faster) single1 = batchOne.session;
+    else batchOne.session.dispose();
+  } else if (batchOne) batchOneNote = `; batch 1: the same graph (the MatMul variant failed: ${batchOne.problems.join('; ')})`;
   const verified = session;
   const single = fused.outputs.length === 1;
   fused.dispose();
   return {
     runtime: 'graph',
-    verification: `graph vs eager max relative error ${worst.toExponential(2)}${problems.length ? ` (${problems.join('; ')})` : ''}`,
+    verification: `graph vs eager max relative error ${worst.toExponential(2)}${problems.length ? ` (${problems.join('; ')})` : ''}${batchOneNote}`,
     predict: (xx) => {
-      const ys = verified.predict(xx) as tf.Tensor[];
+      const ys = (single1 && xx.shape[0] === 1 ? single1 : verified).predict(xx) as tf.Tensor[];
       return single ? ys[0]! : ys;
     },
-    dispose: () => verified.dispose(),
+    dispose: () => {
+      verified.dispose();
+      single1?.dispose();
+    },
   };
+}
+
+/** Whether a (fused) model has a 1x1 Conv2D (anything for the batch-1 MatMul variant to change). */
+function hasPointwiseConv(model: tf.LayersModel): boolean {
+  const walk = (m: tf.LayersModel): boolean => m.layers.some((l) => (l instanceof tf.LayersModel ? walk(l)
+    : l.getClassName() === 'Conv2D' && (l.getWeights()[0]?.shape.slice(0, 2).every((k) => k === 1) ?? false)));
+  return walk(model);
+}
+
+/** Median ms of a batch-1 call of each session (one warm-up, then 7 rounds alternating them). */
+function timeBatchOne(sessions: SavedModelHandle[], inputShape: (number | null)[]): number[] {
+  const x = tf.randomNormal([1, ...inputShape.slice(1).map((d) => d ?? 32)], 0, 1, 'float32', 7);
+  const times: number[][] = sessions.map(() => []);
+  for (let round = 0; round < 8; round++) {
+    sessions.forEach((sess, i) => {
+      const t0 = performance.now();
+      tf.tidy(() => { asList(sess.predict(x))[0]!.dataSync(); });
+      if (round > 0) times[i]!.push(performance.now() - t0);
+    });
+  }
+  x.dispose();
+  return times.map((t) => [...t].sort((a, b) => a - b)[t.length >> 1]!);
 }
