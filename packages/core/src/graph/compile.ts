@@ -7,8 +7,9 @@
  * model is first put in its deployment form (`fuse`: RefConv layers become plain convs, batch
  * norm folded into the conv before it, any BN left becomes a per-channel multiply-add), then
  * written as one TensorFlow GraphDef with the weights as constants and loaded as a SavedModel
- * session by the native binding. TensorFlow's graph optimiser (Grappler) then fuses conv + bias +
- * activation into one kernel and the whole batch runs in C++.
+ * session by the native binding. Conv + bias + activation are written as TF's fused conv ops
+ * (graph-def.ts: the binding's sessions do not run Grappler's remapper, which would do it in
+ * TensorFlow's own graph runs), and the whole batch runs in C++.
  *
  * Correctness on this host is checked, not assumed: graph kernels (fused convs) are not the
  * kernels the kernel self-check verified, so every compiled model is run once on a seeded random
@@ -24,6 +25,7 @@ import * as tf from '@tensorflow/tfjs';
 import { nativePackageInUse } from '../backend.js';
 import { fuse } from '../fuse.js';
 import { activeKernelRoutes } from '../fast-kernels.js';
+import { batchNormScaleShift } from '../kernels/batch-norm.js';
 import { visitLayerNodesInOrder, type LayerNode } from './layer-order.js';
 import { DT_FLOAT, DT_INT32, fuseConvBiasActivation, GraphBuilder, writeSavedModel, type Attr, type NodeSpec } from './graph-def.js';
 
@@ -94,6 +96,16 @@ function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string, p
     return n;
   };
 
+  /** Dimensions [begin, begin + size) of tensor `src`'s runtime shape, as an int32 vector. */
+  const shapeDims = (nm: string, src: string, begin: number, size: number): string =>
+    g.op('Slice', `${nm}/dims`, [g.op('Shape', `${nm}/shape`, [src], { ...T, out_type: { type: DT_INT32 } }), g.ints(`${nm}/dims_begin`, [1], [begin]), g.ints(`${nm}/dims_size`, [1], [size])], { T: { type: DT_INT32 }, Index: { type: DT_INT32 } });
+
+  /** A Conv2D / Dense layer's bias and activation after its product `y`. */
+  const biasAndActivation = (nm: string, y: string, bias: tf.Tensor | undefined, act: string, unsupported: (d: string) => never): string => {
+    const biased = bias ? g.op('BiasAdd', `${nm}/bias_add`, [y, g.floats(`${nm}/bias`, bias.shape, bias.dataSync() as Float32Array)], { ...T, data_format: { s: 'NHWC' } }) : y;
+    return activation(g, `${nm}/${act}`, act, biased, unsupported);
+  };
+
   /** y = x . W for a 1x1 conv, through MatMul (the kernel self-check's route where the 1x1 conv kernel failed). */
   const pointwiseAsMatMul = (nm: string, x: string, kernel: tf.Tensor, strides: [number, number]): string => {
     const [, , cin, cout] = kernel.shape as number[];
@@ -103,8 +115,7 @@ function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string, p
     const flat = g.op('Reshape', `${nm}/flat`, [xs, g.ints(`${nm}/flat_shape`, [2], [-1, cin!])], { ...T, Tshape: { type: DT_INT32 } });
     const w = g.floats(`${nm}/kernel`, [cin!, cout!], kernel.dataSync() as Float32Array);
     const y = g.op('MatMul', `${nm}/matmul`, [flat, w], { ...T, transpose_a: { b: false }, transpose_b: { b: false } });
-    const nhw = g.op('Slice', `${nm}/nhw`, [g.op('Shape', `${nm}/shape`, [xs], { ...T, out_type: { type: DT_INT32 } }), g.ints(`${nm}/nhw_begin`, [1], [0]), g.ints(`${nm}/nhw_size`, [1], [3])], { T: { type: DT_INT32 }, Index: { type: DT_INT32 } });
-    const shape = g.op('ConcatV2', `${nm}/out_shape`, [nhw, g.ints(`${nm}/cout`, [1], [cout!]), g.ints(`${nm}/axis`, [], [0])], { N: { i: 2 }, T: { type: DT_INT32 }, Tidx: { type: DT_INT32 } });
+    const shape = g.op('ConcatV2', `${nm}/out_shape`, [shapeDims(`${nm}/nhw`, xs, 0, 3), g.ints(`${nm}/cout`, [1], [cout!]), g.ints(`${nm}/axis`, [], [0])], { N: { i: 2 }, T: { type: DT_INT32 }, Tidx: { type: DT_INT32 } });
     return g.op('Reshape', `${nm}/matmul_nhwc`, [y, shape], { ...T, Tshape: { type: DT_INT32 } });
   };
 
@@ -158,16 +169,14 @@ function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string, p
             dilations: { ints: [1, dil[0], dil[1], 1] },
           });
         }
-        if (bias) y = g.op('BiasAdd', `${nm}/bias_add`, [y, g.floats(`${nm}/bias`, bias.shape, bias.dataSync() as Float32Array)], { ...T, data_format: { s: 'NHWC' } });
-        y = activation(g, `${nm}/${String(cfg.activation ?? 'linear')}`, String(cfg.activation ?? 'linear'), y, unsupported);
+        y = biasAndActivation(nm, y, bias, String(cfg.activation ?? 'linear'), unsupported);
         break;
       }
       case 'Dense': {
         if (ins[0]!.shape.length !== 2) unsupported(`applied to a rank-${ins[0]!.shape.length} tensor (2-D only)`);
         const [kernel, bias] = weights();
         y = g.op('MatMul', `${nm}/matmul`, [x, g.floats(`${nm}/kernel`, kernel!.shape, kernel!.dataSync() as Float32Array)], { ...T, transpose_a: { b: false }, transpose_b: { b: false } });
-        if (bias) y = g.op('BiasAdd', `${nm}/bias_add`, [y, g.floats(`${nm}/bias`, bias.shape, bias.dataSync() as Float32Array)], { ...T, data_format: { s: 'NHWC' } });
-        y = activation(g, `${nm}/${String(cfg.activation ?? 'linear')}`, String(cfg.activation ?? 'linear'), y, unsupported);
+        y = biasAndActivation(nm, y, bias, String(cfg.activation ?? 'linear'), unsupported);
         break;
       }
       case 'BatchNormalization': {
@@ -175,12 +184,8 @@ function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string, p
         const axis = cfg.axis as number;
         if (axis !== -1 && axis !== ins[0]!.shape.length - 1) unsupported(`axis ${axis} (last axis only)`);
         const bn = layer as unknown as { gamma?: tf.LayerVariable; beta?: tf.LayerVariable; movingMean: tf.LayerVariable; movingVariance: tf.LayerVariable; epsilon: number };
-        const [scale, shift] = tf.tidy(() => {
-          const inv = tf.rsqrt(tf.add(bn.movingVariance.read(), bn.epsilon));
-          const s = bn.gamma ? tf.mul(bn.gamma.read(), inv) : inv;
-          const b = tf.sub(bn.beta ? bn.beta.read() : tf.zerosLike(s), tf.mul(bn.movingMean.read(), s));
-          return [s.dataSync() as Float32Array, b.dataSync() as Float32Array];
-        });
+        const [scale, shift] = tf.tidy(() => batchNormScaleShift(bn.movingMean.read(), bn.movingVariance.read(), bn.epsilon, bn.gamma?.read(), bn.beta?.read())
+          .map((t) => t.dataSync() as Float32Array));
         const scaled = g.op('Mul', `${nm}/scale`, [x, g.floats(`${nm}/gamma_inv_std`, [scale.length], scale)], T);
         y = g.op('AddV2', nm, [scaled, g.floats(`${nm}/shift`, [shift.length], shift)], T);
         break;
@@ -198,8 +203,8 @@ function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string, p
         if (y === x) y = g.op('Identity', nm, [x], T);
         break;
       case 'HardSwish': {
-        // (1/6 * x) * relu6(3 + x): the operand order of TF's remapper pattern, which fuses a conv +
-        // bias + this into one oneDNN kernel (_FusedConv2D with _FusedHardSwish)
+        // (1/6 * x) * relu6(3 + x): the operand order fuseConvBiasActivation (graph-def.ts) matches
+        // to fuse a conv + bias + this into one oneDNN kernel (_FusedConv2D with _FusedHardSwish)
         const relu6 = g.op('Relu6', `${nm}/relu6`, [g.op('AddV2', `${nm}/add3`, [g.floats(`${nm}/three`, [], [3]), x], T)], T);
         y = g.op('Mul', nm, [g.op('Mul', `${nm}/mul_sixth`, [g.floats(`${nm}/sixth`, [], [1 / 6]), x], T), relu6], T);
         break;
@@ -300,17 +305,14 @@ function buildGraph(model: tf.LayersModel, g: GraphBuilder, inputName: string, p
         const [sh, sw] = pair(cfg.size ?? [2, 2]);
         const interp = String(cfg.interpolation ?? 'nearest');
         if (interp !== 'nearest' && interp !== 'bilinear') unsupported(`interpolation '${interp}'`);
-        const hw = g.op('Slice', `${nm}/hw`, [g.op('Shape', `${nm}/shape`, [x], { ...T, out_type: { type: DT_INT32 } }), g.ints(`${nm}/hw_begin`, [1], [1]), g.ints(`${nm}/hw_size`, [1], [2])], { T: { type: DT_INT32 }, Index: { type: DT_INT32 } });
-        const size = g.op('Mul', `${nm}/size`, [hw, g.ints(`${nm}/factor`, [2], [sh, sw])], { T: { type: DT_INT32 } });
+        const size = g.op('Mul', `${nm}/size`, [shapeDims(`${nm}/hw`, x, 1, 2), g.ints(`${nm}/factor`, [2], [sh, sw])], { T: { type: DT_INT32 } });
         // tfjs' UpSampling2D: alignCorners false, halfPixelCenters false
         y = g.op(interp === 'nearest' ? 'ResizeNearestNeighbor' : 'ResizeBilinear', nm, [x, size], { ...T, align_corners: { b: false }, half_pixel_centers: { b: false } });
         break;
       }
       case 'ResizeBilinearLike': {
         // @refconv/segment: bilinear resize of inputs[0] to inputs[1]'s H, W with half-pixel centres
-        const ref = nameOf(layer, ins[1]!);
-        const hw = g.op('Slice', `${nm}/hw`, [g.op('Shape', `${nm}/shape`, [ref], { ...T, out_type: { type: DT_INT32 } }), g.ints(`${nm}/hw_begin`, [1], [1]), g.ints(`${nm}/hw_size`, [1], [2])], { T: { type: DT_INT32 }, Index: { type: DT_INT32 } });
-        y = g.op('ResizeBilinear', nm, [x, hw], { ...T, align_corners: { b: false }, half_pixel_centers: { b: true } });
+        y = g.op('ResizeBilinear', nm, [x, shapeDims(`${nm}/hw`, nameOf(layer, ins[1]!), 1, 2)], { ...T, align_corners: { b: false }, half_pixel_centers: { b: true } });
         break;
       }
       default:

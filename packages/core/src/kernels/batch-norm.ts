@@ -86,11 +86,16 @@ interface BatchNormLike {
  */
 export function batchNormAffine(x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
-    const inv = tf.rsqrt(tf.add(variance, epsilon));
-    const k = gamma ? tf.mul(gamma, inv) : inv;
-    const shift = beta ? tf.sub(beta, tf.mul(mean, k)) : tf.neg(tf.mul(mean, k));
-    return tf.add(tf.mul(x, k), shift);
+    const [k, shift] = batchNormScaleShift(mean, variance, epsilon, gamma, beta);
+    return tf.add(tf.mul(x, k!), shift!);
   });
+}
+
+/** Inference-mode batch norm's per-channel scale gamma / sqrt(var + eps) and shift beta - mean * scale. */
+export function batchNormScaleShift(mean: tf.Tensor, variance: tf.Tensor, epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  const inv = tf.rsqrt(tf.add(variance, epsilon));
+  const k = gamma ? tf.mul(gamma, inv) : inv;
+  return [k, beta ? tf.sub(beta, tf.mul(mean, k)) : tf.neg(tf.mul(mean, k))];
 }
 
 export function patchBatchNormalization(): void {
