@@ -8,6 +8,8 @@ import { fuseConvBiasActivation, type NodeSpec } from '../src/graph/graph-def.js
 
 const node = (name: string, op: string, inputs: string[] = []): NodeSpec => ({ name, op, inputs, attrs: op.includes('Conv') ? { strides: { ints: [1, 1, 1, 1] } } : {} });
 
+const scalar = (name: string, v: number): NodeSpec => ({ name, op: 'Const', inputs: [], attrs: { value: { tensor: { dtype: 1, shape: [], values: Float32Array.of(v) } } } });
+
 function chain(conv: string, tail: NodeSpec[]): NodeSpec[] {
   return [node('x', 'Placeholder'), node('w', 'Const'), node('b', 'Const'), node('conv', conv, ['x', 'w']), node('bias', 'BiasAdd', ['conv', 'b']), ...tail];
 }
@@ -22,17 +24,22 @@ describe('fuseConvBiasActivation', () => {
   });
 
   it('hard swish written as (1/6 * x) * relu6(3 + x) after a depthwise conv', () => {
-    const nodes = chain('DepthwiseConv2dNative', [
-      node('three', 'Const'), node('sixth', 'Const'),
+    const hardSwish = (three: number, sixth: number) => chain('DepthwiseConv2dNative', [
+      scalar('three', three), scalar('sixth', sixth),
       node('add3', 'AddV2', ['three', 'bias']), node('relu6', 'Relu6', ['add3']),
       node('mul_sixth', 'Mul', ['sixth', 'bias']), node('hs', 'Mul', ['mul_sixth', 'relu6']),
     ]);
+    const nodes = hardSwish(3, 1 / 6);
     const all = fuseConvBiasActivation(nodes, 'all');
     const f = all.find((n) => n.name === 'hs')!;
     expect(f).toMatchObject({ op: '_FusedDepthwiseConv2dNative', inputs: ['x', 'w', 'b'], attrs: { fused_ops: { strs: ['BiasAdd', '_FusedHardSwish'] } } });
     expect(all.map((n) => n.name)).not.toContain('add3');
     // conv-relu: depthwise convs and hard swish stay as they are
     expect(fuseConvBiasActivation(nodes, 'conv-relu')).toEqual(nodes);
+    // the same shape with other constants is not a hard swish: only the conv + bias are fused
+    const other = fuseConvBiasActivation(hardSwish(2, 1 / 6), 'all');
+    expect(other.find((n) => n.name === 'bias')).toMatchObject({ op: '_FusedDepthwiseConv2dNative', attrs: { fused_ops: { strs: ['BiasAdd'] } } });
+    expect(other.find((n) => n.name === 'hs')!.op).toBe('Mul');
   });
 
   it('bias only where the activation is not fusable; nothing where an intermediate has another consumer', () => {

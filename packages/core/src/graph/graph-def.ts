@@ -191,13 +191,20 @@ export function fuseConvBiasActivation(nodes: NodeSpec[], level: ConvFusion = 'a
   const consumers = new Map<string, NodeSpec[]>();
   for (const n of nodes) for (const i of n.inputs) {
     const src = i.split(':')[0]!;
-    consumers.set(src, [...(consumers.get(src) ?? []), n]);
+    const list = consumers.get(src);
+    if (list) list.push(n);
+    else consumers.set(src, [n]);
   }
   const only = (name: string): NodeSpec | undefined => {
     const c = consumers.get(name) ?? [];
     return c.length === 1 ? c[0] : undefined;
   };
   const byName = new Map(nodes.map((n) => [n.name, n]));
+  /** Whether `name` is a scalar float Const holding `value` (float32-rounded). */
+  const isScalar = (name: string | undefined, value: number): boolean => {
+    const a = name === undefined ? undefined : byName.get(name)?.attrs.value;
+    return !!a && 'tensor' in a && a.tensor.values.length === 1 && a.tensor.values[0] === Math.fround(value);
+  };
   const drop = new Set<string>();
   const replace = new Map<string, NodeSpec>();
   for (const biasAdd of nodes) {
@@ -219,7 +226,8 @@ export function fuseConvBiasActivation(nodes: NodeSpec[], level: ConvFusion = 'a
       const mulSixth = uses.find((u) => u.op === 'Mul');
       const relu6 = add3 && only(add3.name);
       const out = mulSixth && only(mulSixth.name);
-      if (add3 && mulSixth && relu6?.op === 'Relu6' && out?.op === 'Mul' && only(relu6.name) === out && out.inputs[1] === relu6.name) {
+      const constantsOk = add3 && mulSixth && isScalar(add3.inputs[0], 3) && isScalar(mulSixth.inputs[0], 1 / 6);
+      if (constantsOk && relu6?.op === 'Relu6' && out?.op === 'Mul' && only(relu6.name) === out && out.inputs[1] === relu6.name) {
         last = out;
         activation = '_FusedHardSwish';
         inner.push(add3, relu6, mulSixth);
