@@ -3,6 +3,7 @@
  */
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
+import { SGD } from '@refconv/engine';
 
 /** A reusable SGD-with-momentum training step on fixed data. */
 export interface TrainStep {
@@ -17,14 +18,18 @@ export interface TrainStep {
   dispose(): void;
 }
 
-/** Builds a training step (softmax cross-entropy, momentum SGD) for `model` on a random batch. */
+/**
+ * Builds a training step (softmax cross-entropy, momentum SGD) for `model` on a random batch. The
+ * optimizer is the trainers' own (`@refconv/engine`'s SGD, torch.optim.SGD's update, momentum
+ * 0.9), so the step is what `classify:train` and the other pipelines run.
+ */
 export function makeTrainStep(model: tf.LayersModel, batch: number, seed = 0): TrainStep {
   const shape = model.inputs[0].shape.slice(1) as number[];
   const classes = model.outputs[0].shape[1] as number;
   const x = tf.randomNormal([batch, ...shape], 0, 1, 'float32', seed);
   const y = tf.oneHot(tf.randomUniform([batch], 0, classes, 'int32', seed + 1) as tf.Tensor1D, classes);
-  const optimizer = tf.train.momentum(0.01, 0.9);
   const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const optimizer = new SGD(vars.map((variable) => ({ name: variable.name, variable })), { momentum: 0.9 });
   const gradients = () => tf.variableGrads(
     () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
     vars,
@@ -32,7 +37,7 @@ export function makeTrainStep(model: tf.LayersModel, batch: number, seed = 0): T
   return {
     run() {
       tf.tidy(() => {
-        optimizer.applyGradients(gradients() as tf.NamedTensorMap as never);
+        optimizer.step(gradients(), 0.01);
       });
     },
     runPhases() {
@@ -41,7 +46,7 @@ export function makeTrainStep(model: tf.LayersModel, batch: number, seed = 0): T
         const grads = gradients();
         // tfjs-node runs its kernels synchronously: the gradients and the update are complete when the calls return.
         const t1 = performance.now();
-        optimizer.applyGradients(grads as tf.NamedTensorMap as never);
+        optimizer.step(grads, 0.01);
         const t2 = performance.now();
         return { gradientsMs: t1 - t0, updateMs: t2 - t1, weights: vars.reduce((n, v) => n + v.size, 0) };
       });

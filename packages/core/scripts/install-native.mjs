@@ -16,6 +16,11 @@
  * It then compiles the addon from source with node-gyp against the Node headers
  * on the machine and checks that a conv runs. Nothing third-party is committed.
  *
+ * Last, it compiles RefConv's own TensorFlow kernels (`native/refconv_ops.cc`: a one-pass
+ * momentum-SGD update and a faster max-pool gradient) with g++ against that TensorFlow library,
+ * into `native/build/refconv_ops.node`. Those kernels are a speed route only: where they cannot
+ * be built the runtime keeps TensorFlow's own ops.
+ *
  * Environment:
  *   REFCONV_NATIVE=skip      do nothing (the pure-JS backend will be used)
  *   REFCONV_NATIVE=gpu|cpu   force the variant (default: gpu when nvidia-smi works)
@@ -287,6 +292,43 @@ async function installVariant(variant, cacheDir) {
   }
 }
 
+/**
+ * Builds native/refconv_ops.node against the installed tfjs-node's TensorFlow library (skipped
+ * when the build there is from the same source and library). Warns instead of failing.
+ */
+function buildRefconvOps(pkgName) {
+  const pkgDir = path.join(tensorflowScopeDir(), pkgName.split('/')[1]);
+  const src = path.join(here, '..', 'native', 'refconv_ops.cc');
+  const outDir = path.join(here, '..', 'native', 'build');
+  const out = path.join(outDir, 'refconv_ops.node');
+  const stamp = path.join(outDir, 'refconv_ops.stamp');
+  try {
+    const deps = path.join(pkgDir, 'deps');
+    const libDir = path.join(deps, 'lib');
+    const nodedir = nodeHeadersDir();
+    if (!nodedir) throw new Error(`no Node headers under ${path.resolve(path.dirname(process.execPath), '..', 'include', 'node')}`);
+    const libs = fs.readdirSync(libDir).sort().map((f) => `${f}:${fs.lstatSync(path.join(libDir, f)).size}`).join(',');
+    const key = `${fs.readFileSync(src, 'utf8').length}:${fs.statSync(src).mtimeMs}|${libDir}|${libs}|${process.versions.napi}`;
+    if (fs.existsSync(out) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === key) {
+      log('RefConv kernels already built');
+      return;
+    }
+    fs.mkdirSync(outDir, { recursive: true });
+    const cxx = process.env.CXX || 'g++';
+    // -ffp-contract=off: no fused multiply-adds, so the SGD update rounds exactly like the tfjs ops it replaces.
+    const args = ['-O3', '-std=c++17', '-fPIC', '-shared', '-ffp-contract=off', '-pthread', '-DNODE_GYP_MODULE_NAME=refconv_ops',
+      '-I', path.join(nodedir, 'include', 'node'), '-I', path.join(deps, 'include'), src,
+      '-L', libDir, '-ltensorflow_framework', `-Wl,-rpath,${libDir}`, '-o', `${out}.tmp`];
+    const r = spawnSync(cxx, args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${cxx} failed: ${(r.stderr || r.stdout || r.error?.message || '').trim().split('\n').slice(-6).join(' | ')}`);
+    fs.renameSync(`${out}.tmp`, out);
+    fs.writeFileSync(stamp, key);
+    log(`RefConv kernels built: ${out}`);
+  } catch (e) {
+    warn(`RefConv's own kernels not built (${e.message}); TensorFlow's ops are used instead (slower max-pool gradient and SGD update)`);
+  }
+}
+
 async function main() {
   if (process.env.REFCONV_NATIVE === 'skip') {
     log('REFCONV_NATIVE=skip: not installing the native backend');
@@ -305,6 +347,7 @@ async function main() {
   for (const variant of variants) {
     try {
       await installVariant(variant, cacheDir);
+      if (variant === 'cpu') buildRefconvOps('@tensorflow/tfjs-node');
       return;
     } catch (e) {
       lastError = e;

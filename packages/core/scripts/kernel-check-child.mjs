@@ -20,6 +20,10 @@
  *   candidate  the kernels the backend would use (oneDNN on): every case on the native kernel and
  *              on each alternative route that the runtime can switch a kernel class to, each
  *              compared with the reference side's output file (relative L1 error per case)
+ *
+ * Besides TF's kernels, the candidate checks and times RefConv's own kernels (`refconv` route:
+ * native/refconv_ops.cc, the SGD update and the max-pool gradient) against TF's ops for the same
+ * work, when they are built.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,7 +31,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /** Bump when the cases, routes or tolerances change: cached verdicts of older versions are ignored. */
-export const CHECK_VERSION = 1;
+export const CHECK_VERSION = 2;
 
 // ---------------------------------------------------------------------------------------------
 // Cases: the shapes of the backbones in @refconv/backbones at 224 px (ResNet-18/50/101 at full
@@ -83,6 +87,12 @@ const BATCH_NORM = [[56, 64], [28, 96], [14, 256], [14, 1024], [7, 2048], [7, 96
 
 /** Dense layers: [rows, in, out]. */
 const MATMUL = [[4, 512, 1000], [4, 1280, 1000], [4, 2048, 1000], [64, 256, 10]];
+
+/** Max-pool gradients: [map size, channels, window, stride, padding] (ResNet's and ShuffleNetV2's stems; odd sizes, SAME). */
+const MAX_POOL = [[114, 64, 3, 2, 'valid'], [57, 24, 3, 2, 'valid'], [15, 8, 3, 2, 'same'], [10, 7, 3, 1, 'valid'], [8, 3, 2, 2, 'valid']];
+
+/** SGD updates: [size, momentum, dampening, weight decay, nesterov] (the optimizer's options). */
+const SGD = [[300007, 0.9, 0, 0, false], [65536, 0.9, 0, 1e-4, true], [4099, 0.9, 0.1, 5e-4, false]];
 
 /**
  * The speed set: kernels of a ResNet-18 and a MobileNetV2 training step at 224 px, batch 8
@@ -155,6 +165,13 @@ export function listCases() {
   for (const [m, k, n] of MATMUL) {
     cases.push({ kind: 'matmul', m, cin: k, cout: n, id: `matmul ${m}x${k}x${n}`, cls: 'matmul', op: 'forward', routes: ['native'] });
   }
+  for (const [h, c, k, stride, pad] of MAX_POOL) {
+    cases.push({ kind: 'maxPool', h, cin: c, k, stride, pad, n: 2, id: `max-pool grad ${k}x${k} s${stride} ${h}x${h}x${c} ${pad}`, cls: 'maxPool.inputGrad', op: 'inputGrad', routes: ['native', 'refconv'] });
+  }
+  for (const [size, momentum, dampening, weightDecay, nesterov] of SGD) {
+    const id = `sgd update ${size} m${momentum} d${dampening} wd${weightDecay}${nesterov ? ' nesterov' : ''}`;
+    cases.push({ kind: 'sgd', size, momentum, dampening, weightDecay, nesterov, id, cls: 'sgd.update', op: 'update', routes: ['native', 'refconv'] });
+  }
   return cases;
 }
 
@@ -193,7 +210,7 @@ function convGeometry(len, k, stride, pad) {
 // The kernels, called the way tfjs-node calls them (same op names and attributes).
 // ---------------------------------------------------------------------------------------------
 
-function makeOps(tf) {
+function makeOps(tf, refconvOps) {
   const b = tf.backend();
   const B = b.binding;
   const T = { name: 'T', type: B.TF_ATTR_TYPE, value: B.TF_FLOAT };
@@ -239,6 +256,16 @@ function makeOps(tf) {
 
   /** Inputs of a case: x, the filter and the output gradient dy. */
   function inputsOf(c) {
+    if (c.kind === 'sgd') {
+      const vec = (tag) => tf.tensor1d(randomArray(c.size, `${c.id} ${tag}`));
+      return { p: vec('p'), buf: vec('buf'), g: vec('g') };
+    }
+    if (c.kind === 'maxPool') {
+      // values on a coarse grid, so that windows hold ties (the tie rule is part of the kernel)
+      const x = tf.tensor4d(randomArray(c.n * c.h * c.h * c.cin, `${c.id} x`).map((v) => Math.round(v * 3)), [c.n, c.h, c.h, c.cin]);
+      const out = c.pad === 'same' ? Math.ceil(c.h / c.stride) : Math.floor((c.h - c.k) / c.stride) + 1;
+      return { x, dy: tf.tensor4d(randomArray(c.n * out * out * c.cin, `${c.id} dy`), [c.n, out, out, c.cin]) };
+    }
     if (c.kind === 'matmul') {
       return { a: tf.tensor2d(randomArray(c.m * c.cin, `${c.id} a`), [c.m, c.cin]), w: tf.tensor2d(randomArray(c.cin * c.cout, `${c.id} w`), [c.cin, c.cout]) };
     }
@@ -270,6 +297,8 @@ function makeOps(tf) {
     const inp = given ?? inputsOf(c);
     try {
       if (c.kind === 'matmul') return tf.matMul(inp.a, inp.w);
+      if (c.kind === 'sgd') return sgdUpdate(c, route, inp);
+      if (c.kind === 'maxPool') return maxPoolGrad(c, route, inp);
       if (c.kind === 'batchNorm') {
         if (c.op === 'inference' && route === 'affine') {
           // inference-mode batch norm as the per-channel scale and shift it is (two elementwise passes)
@@ -302,7 +331,54 @@ function makeOps(tf) {
       if (!given) for (const t of Object.values(inp)) t.dispose();
     }
   }
-  return { run, inputsOf };
+  /** torch.optim.SGD's step with a momentum buffer: tfjs ops as @refconv/engine's SGD runs them (`native`) or RefconvSgdUpdate. */
+  function sgdUpdate(c, route, { p, buf, g }, separate = false) {
+    const lr = 0.0137;
+    let outs;
+    if (route === 'refconv') {
+      const attrs = [float('momentum', c.momentum), float('dampening', c.dampening), float('weight_decay', c.weightDecay), bool('nesterov', c.nesterov)];
+      const lrT = tf.scalar(lr);
+      outs = b.executeMultipleOutputs('RefconvSgdUpdate', attrs, [p, buf, g, lrT], 2);
+      lrT.dispose();
+    } else {
+      outs = tf.tidy(() => {
+        const d = c.weightDecay !== 0 ? tf.add(g, tf.mul(p, c.weightDecay)) : g;
+        const next = tf.add(tf.mul(buf, c.momentum), c.dampening === 0 ? d : tf.mul(d, 1 - c.dampening));
+        const step = c.nesterov ? tf.add(d, tf.mul(next, c.momentum)) : next;
+        return [tf.sub(p, tf.mul(step, lr)), next];
+      });
+    }
+    if (separate) return outs;
+    const y = tf.concat(outs);
+    tf.dispose(outs);
+    return y;
+  }
+
+  /** Max-pool input gradient: TF's MaxPoolGrad (`native`) or RefconvMaxPoolGrad. */
+  function maxPoolGrad(c, route, { x, dy }) {
+    const before = c.pad === 'same' ? convGeometry(c.h, c.k, c.stride, 'same').before : 0;
+    if (route === 'refconv') return b.executeSingleOutput('RefconvMaxPoolGrad', [ints('ksize', [c.k, c.k]), ints('strides', [c.stride, c.stride]), ints('pads', [before, before])], [x, dy]);
+    const attrs = [T, ints('ksize', [1, c.k, c.k, 1]), ints('strides', [1, c.stride, c.stride, 1]), str('padding', c.pad.toUpperCase()), str('data_format', 'NHWC')];
+    const y = b.executeSingleOutput('MaxPool', attrs, [x]);
+    return b.executeSingleOutput('MaxPoolGrad', attrs, [x, y, dy]);
+  }
+  /** The optimizer update or max-pool gradient alone (no concatenation), for timing. */
+  function runSeparate(c, route, inp) {
+    return c.kind === 'sgd' ? sgdUpdate(c, route, inp, true) : [maxPoolGrad(c, route, inp)];
+  }
+  return { run, inputsOf, refconvOps, runSeparate };
+}
+
+/** Loads RefConv's own kernels (native/build/refconv_ops.node) into this process's TensorFlow; false where they are not built or do not load. */
+function loadRefconvOps(require) {
+  const file = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'native', 'build', 'refconv_ops.node');
+  if (!fs.existsSync(file)) return false;
+  try {
+    require(file).register();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,7 +475,7 @@ async function main() {
   const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'));
   const tf = require(cfg.package);
   await tf.setBackend('tensorflow');
-  const ops = makeOps(tf);
+  const ops = makeOps(tf, cfg.role === 'candidate' && loadRefconvOps(require));
   const progress = path.join(cfg.outDir, `${cfg.role}.progress`);
   const results = path.join(cfg.outDir, `${cfg.role}.jsonl`);
   const tfVersion = tf.backend().binding.TF_Version;
@@ -407,7 +483,7 @@ async function main() {
   const cases = listCases();
   for (let ci = 0; ci < cases.length; ci++) {
     const c = cases[ci];
-    const routes = cfg.role === 'reference' ? ['native'] : c.routes;
+    const routes = cfg.role === 'reference' ? ['native'] : c.routes.filter((r) => r !== 'refconv' || ops.refconvOps);
     for (const route of routes) {
       const key = `${c.id}|${route}`;
       if (skip.has(key)) continue;
@@ -426,7 +502,7 @@ async function main() {
       const file = path.join(cfg.outDir, `reference-${ci}.f32`);
       if (cfg.role === 'reference') {
         fs.writeFileSync(file, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-        if (macs(c) <= 3e7 && c.kind !== 'batchNorm') {
+        if (macs(c) <= 3e7 && ['conv', 'depthwise', 'matmul'].includes(c.kind)) {
           const inp = ops.inputsOf(c);
           record.float64Error = relativeL1(data, naive(c, inp));
           for (const t of Object.values(inp)) t.dispose();
@@ -447,6 +523,7 @@ async function main() {
   if (cfg.role === 'candidate' && cfg.timing !== false) timeFilterGradients(cases, ops, results, skip, timed);
   if (cfg.speed !== false && cfg.timing !== false) timeSpeedSet(ops, results, skip, timed);
   if (cfg.speed !== false && cfg.timing !== false) timeBatchNormInference(ops, results, skip, timed);
+  if (cfg.role === 'candidate' && cfg.timing !== false && ops.refconvOps) timeRefconvOps(tf, cases, ops, results, skip, timed);
   fs.appendFileSync(results, `${JSON.stringify({ done: true })}\n`);
 }
 
@@ -522,6 +599,37 @@ function timeBatchNormInference(ops, results, skip, timed) {
   for (const [h, cin] of BN_INFERENCE_TIMING) {
     const c = { kind: 'batchNorm', h, cin, n: 8, op: 'inference', id: `batch norm ${h}x${h}x${cin} inference, batch 8`, cls: 'batchNorm.inference' };
     fs.appendFileSync(results, `${JSON.stringify({ bnTiming: c.id, ...timeRoutes(c, ['native', 'affine'], ops, timed) })}\n`);
+  }
+}
+
+/**
+ * Speed of RefConv's own kernels against TF's ops for the same work, at training sizes: the stem
+ * max-pool gradient of ResNet at 224 px, batch 8, and an SGD update of 4 M weights; median ms per
+ * route (candidate side; skipped for a class whose refconv route crashed).
+ */
+function timeRefconvOps(tf, cases, ops, results, skip, timed) {
+  const timedCases = [
+    { kind: 'maxPool', h: 114, cin: 64, k: 3, stride: 2, pad: 'valid', n: 8, id: 'max-pool grad 3x3 s2 114x114x64, batch 8', cls: 'maxPool.inputGrad' },
+    { kind: 'sgd', size: 4 << 20, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false, id: 'sgd update 4M weights, weight decay', cls: 'sgd.update' },
+  ];
+  for (const c of timedCases) {
+    if (cases.some((x) => x.cls === c.cls && skip.has(`${x.id}|refconv`))) continue;
+    // timed without reading the outputs back (tfjs-node runs kernels synchronously): in training
+    // the results stay in TensorFlow, and a 16-32 MB read-back would dominate both sides
+    const inp = ops.inputsOf(c);
+    const times = { native: [], refconv: [] };
+    for (let round = 0; round < 6; round++) {
+      for (const route of ['native', 'refconv']) {
+        if (round === 0) beforeTimedKernel(timed, c.cls, route, `${c.id} (timing)`);
+        const t0 = performance.now();
+        const outs = ops.runSeparate(c, route, inp);
+        if (round > 0) times[route].push(performance.now() - t0);
+        tf.dispose(outs);
+      }
+    }
+    for (const t of Object.values(inp)) t.dispose();
+    const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+    fs.appendFileSync(results, `${JSON.stringify({ opTiming: c.id, cls: c.cls, native: median(times.native), refconv: median(times.refconv) })}\n`);
   }
 }
 

@@ -11,7 +11,9 @@
  * - `kernels/conv-gradients.ts`: the conv input- and filter-gradient kernels, dispatched per call
  *   to a correctness route, a speed route or TF's own kernel;
  * - `kernels/conv-forward.ts` + `kernels/pointwise-matmul.ts`: 1x1 convs as MatMul where this
- *   host's oneDNN 1x1 conv failed.
+ *   host's oneDNN 1x1 conv failed;
+ * - `kernels/refconv-ops.ts`: RefConv's own TF kernels (one-pass SGD update, max-pool gradient),
+ *   each used where the self-check verified it and timed it faster on this host.
  *
  * Two kinds of route. *Speed routes* ({@link enableFastKernels}, on by default on the native
  * backend; `REFCONV_FAST_KERNELS=0` turns them off): the first four bullets, each tested against
@@ -28,12 +30,14 @@ import { patchBatchNormalization, restoreBatchNormalization } from './kernels/ba
 import { overrideForwardPointwise, restoreForwardKernels } from './kernels/conv-forward.js';
 import { installConvGradientOverrides, restoreConvGradients } from './kernels/conv-gradients.js';
 import { patchConvLayer, restoreConvLayer } from './kernels/conv-layer.js';
+import { installMaxPoolGradRoute, restoreMaxPoolGradRoute } from './kernels/refconv-ops.js';
 import { state } from './kernels/state.js';
 
 export { fusedBatchNormTraining } from './kernels/batch-norm.js';
 export { conv2dFilterGradientExplicit, conv2dInputGradient, conv2dInputGradientExplicit } from './kernels/conv-gradients.js';
 export { oneDnnRequested } from './kernels/native.js';
 export { pointwiseConv, pointwiseFilterGradient, pointwiseInputGradient } from './kernels/pointwise-matmul.js';
+export { loadRefconvOps, nativeSgdUpdate, refconvMaxPoolGrad, refconvSgdUpdate, type SgdUpdateOptions } from './kernels/refconv-ops.js';
 
 /**
  * Switches on the speed routes. Only has an effect on the `tensorflow` backend; idempotent.
@@ -47,6 +51,7 @@ export function enableFastKernels(): boolean {
   state.fastKernels = true;
   installConvGradientOverrides();
   patchConvLayer();
+  if (state.refconvOps.maxPoolGrad) installMaxPoolGradRoute();
   return true;
 }
 
@@ -59,6 +64,7 @@ export function disableFastKernels(): void {
   // The correctness routes stay: they are what makes this host's kernels right.
   if (Object.keys(state.routes).length === 0) restoreConvGradients();
   restoreConvLayer();
+  if (state.routes['maxPool.inputGrad'] !== 'refconv') restoreMaxPoolGradRoute();
 }
 
 /** Whether {@link enableFastKernels} is active. */
@@ -71,8 +77,12 @@ export function fastKernelsEnabled(): boolean {
  * whose oneDNN kernel failed to their verified alternative, and allows the Eigen filter-gradient
  * speed route only where it was verified. Call after the backend is set; idempotent.
  */
-export function applyKernelPlan(plan: { routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean; batchNormInference?: 'native' | 'affine' }): void {
+export function applyKernelPlan(plan: {
+  routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean;
+  batchNormInference?: 'native' | 'affine'; refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean };
+}): void {
   state.routes = { ...plan.routes };
+  state.refconvOps = { sgdUpdate: plan.refconvOps?.sgdUpdate ?? false, maxPoolGrad: plan.refconvOps?.maxPoolGrad ?? false };
   state.eigenFilterGradientVerified = plan.eigenFilterGradient;
   state.eigenFilterGradientCorrect = plan.eigenFilterGradientCorrect ?? plan.eigenFilterGradient;
   state.batchNormInferenceAffine = plan.batchNormInference === 'affine' || plan.routes['batchNorm.inference'] === 'affine';
@@ -83,6 +93,9 @@ export function applyKernelPlan(plan: { routes: Partial<Record<KernelClass, Kern
   else if (!state.fastKernels) restoreConvGradients();
   if (state.routes['conv1x1.forward'] === 'matmul') overrideForwardPointwise();
   else restoreForwardKernels();
+  // a speed route (with the fast kernels) or this host's correctness route
+  if (state.routes['maxPool.inputGrad'] === 'refconv' || (state.fastKernels && state.refconvOps.maxPoolGrad)) installMaxPoolGradRoute();
+  else restoreMaxPoolGradRoute();
 }
 
 /** The correctness routes in force (see {@link applyKernelPlan}). */

@@ -43,15 +43,17 @@ export type KernelClass =
   | 'conv1x1.forward' | 'conv1x1.inputGrad' | 'conv1x1.filterGrad'
   | 'conv.forward' | 'conv.inputGrad' | 'conv.filterGrad'
   | 'depthwise.forward' | 'depthwise.inputGrad' | 'depthwise.filterGrad'
-  | 'batchNorm.training' | 'batchNorm.inference' | 'matmul';
+  | 'batchNorm.training' | 'batchNorm.inference' | 'matmul'
+  | 'maxPool.inputGrad' | 'sgd.update';
 
 /**
  * Ways to compute a kernel class: `native` = TF's op as tfjs calls it (oneDNN's kernel when oneDNN
  * is on); `explicit` = TF's gradient op with EXPLICIT padding, which TF's oneDNN rewrite leaves to
  * its Eigen kernel; `matmul` = a 1x1 conv as a MatMul over the (strided) input; `affine` =
- * inference-mode batch norm as a per-channel scale and shift (two elementwise passes).
+ * inference-mode batch norm as a per-channel scale and shift (two elementwise passes); `refconv` =
+ * RefConv's own kernel (native/refconv_ops.cc: the one-pass SGD update, the max-pool gradient).
  */
-export type KernelRoute = 'native' | 'explicit' | 'matmul' | 'affine';
+export type KernelRoute = 'native' | 'explicit' | 'matmul' | 'affine' | 'refconv';
 
 /** Alternatives to try, in order of preference, when a class's native kernel fails. */
 const FALLBACK_ROUTES: Partial<Record<KernelClass, KernelRoute[]>> = {
@@ -61,6 +63,8 @@ const FALLBACK_ROUTES: Partial<Record<KernelClass, KernelRoute[]>> = {
   'conv.inputGrad': ['explicit'],
   'conv.filterGrad': ['explicit'],
   'batchNorm.inference': ['affine'],
+  'maxPool.inputGrad': ['refconv'],
+  'sgd.update': ['refconv'],
 };
 
 /** Relative L1 error above which a kernel is wrong (float32 reorderings stay near 1e-6). */
@@ -107,6 +111,11 @@ export interface KernelPlan {
    * the kernel failed the check.
    */
   batchNormInference?: 'native' | 'affine';
+  /**
+   * RefConv's own kernels in use (kernels/refconv-ops.ts): each where it passed the check and is
+   * at least 5 % faster than TF's ops for the same work on this host, or where TF's op failed.
+   */
+  refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean };
   /** Why, in one line (for describeBackend). */
   reason: string;
   /** Where the plan came from. */
@@ -132,6 +141,8 @@ export interface KernelCheckVerdict {
   speed?: { off: ChildRun['speed']; on: ChildRun['speed'] };
   /** Inference-mode batch norm timings, TF's kernel vs scale + shift, oneDNN off (reference) and on (candidate). */
   batchNormInferenceTimings?: { off: BatchNormInferenceTiming[]; on: BatchNormInferenceTiming[] };
+  /** RefConv's own kernels against TF's ops (candidate side). */
+  refconvOpTimings?: RefconvOpTiming[];
   /** Every case result (for `core:kernel-check --json`). */
   results: KernelCaseResult[];
 }
@@ -151,6 +162,7 @@ export interface HostFacts {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const childScript = path.join(here, '..', 'scripts', 'kernel-check-child.mjs');
+const refconvOpsSource = path.join(here, '..', 'native', 'refconv_ops.cc');
 const requireHere = createRequire(path.join(here, '..', 'package.json'));
 
 function sha(text: string): string {
@@ -207,7 +219,7 @@ export function hostFacts(nativePackage = '@tensorflow/tfjs-node'): HostFacts {
     nativeLibrary,
     // the child that measures and this module that reads its records: a verdict written by another
     // version of either (a process started mid-upgrade) must not be taken for this one's
-    checkSource: sha(readText(childScript) + readText(fileURLToPath(import.meta.url))),
+    checkSource: sha(readText(childScript) + readText(fileURLToPath(import.meta.url)) + readText(refconvOpsSource)),
     env: relevantEnv,
   };
 }
@@ -241,7 +253,16 @@ interface ChildRun {
   /** Median ms per case of the speed set (a ResNet-18 / MobileNetV2 step's kernels at batch 8). */
   speed: Array<{ speed: string; ms: number }>;
   bnTimings: BatchNormInferenceTiming[];
+  opTimings: RefconvOpTiming[];
   tfVersion?: string;
+}
+
+/** Median ms of one training-size job on TF's ops (`native`) and on RefConv's own kernel (`refconv`). */
+export interface RefconvOpTiming {
+  opTiming: string;
+  cls: 'maxPool.inputGrad' | 'sgd.update';
+  native: number;
+  refconv: number;
 }
 
 /** Median ms of one inference-mode batch norm on TF's kernel (`native`) and as a scale + shift (`affine`). */
@@ -312,7 +333,8 @@ async function runSide(role: 'reference' | 'candidate', nativePackage: string, d
     const timings = lines.filter((l) => 'timing' in l) as unknown as FilterGradientTiming[];
     const speed = lines.filter((l) => 'speed' in l) as unknown as ChildRun['speed'];
     const bnTimings = lines.filter((l) => 'bnTiming' in l) as unknown as BatchNormInferenceTiming[];
-    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], timings, speed, bnTimings, tfVersion: meta?.tfVersion };
+    const opTimings = lines.filter((l) => 'opTiming' in l) as unknown as RefconvOpTiming[];
+    if (lines.some((l) => 'done' in l)) return { results: [...kept, ...results], timings, speed, bnTimings, opTimings, tfVersion: meta?.tfVersion };
     const progress = readText(progressFile).split('\n').filter(Boolean);
     const last = progress[progress.length - 1];
     if (code === 2 || !last) {
@@ -385,12 +407,12 @@ function routeOk(s: RouteSummary | undefined): boolean {
   return !!s && s.failed === 0 && s.crashed === 0 && s.passed > 0;
 }
 
-const ROUTE_WORDS: Record<KernelRoute, string> = { native: 'oneDNN', explicit: 'Eigen', matmul: 'MatMul', affine: 'a per-channel scale and shift' };
+const ROUTE_WORDS: Record<KernelRoute, string> = { native: 'oneDNN', explicit: 'Eigen', matmul: 'MatMul', affine: 'a per-channel scale and shift', refconv: "RefConv's kernel" };
 
 /** Human words for a class: `conv1x1.inputGrad` -> `1x1 conv input gradients`. */
 export function describeClass(cls: string): string {
   const [kind, op] = cls.split('.');
-  const k = kind === 'conv1x1' ? '1x1 conv' : kind === 'conv' ? 'spatial conv' : kind === 'batchNorm' ? 'batch norm' : kind;
+  const k = kind === 'conv1x1' ? '1x1 conv' : kind === 'conv' ? 'spatial conv' : kind === 'batchNorm' ? 'batch norm' : kind === 'maxPool' ? 'max pool' : kind === 'sgd' ? 'SGD' : kind;
   const o = op === 'inputGrad' ? 'input gradients' : op === 'filterGrad' ? 'filter gradients' : op === 'forward' ? 'forward' : op ?? '';
   return `${k} ${o}`.trim();
 }
@@ -441,11 +463,30 @@ export function decideKernelPlan(classes: Record<string, Record<string, RouteSum
  * timings) by the current {@link decideKernelPlan}: a cached verdict follows a change of the
  * decision rules without re-running the check.
  */
-export function planOf(verdict: Pick<KernelCheckVerdict, 'classes' | 'filterGradientTimings' | 'speed' | 'batchNormInferenceTimings'>): Omit<KernelPlan, 'source'> {
+export function planOf(verdict: Pick<KernelCheckVerdict, 'classes' | 'filterGradientTimings' | 'speed' | 'batchNormInferenceTimings' | 'refconvOpTimings'>): Omit<KernelPlan, 'source'> {
   const speedup = verdict.speed ? oneDnnSpeedup(verdict.speed.off, verdict.speed.on) : undefined;
   const plan = decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? []), speedup);
   const bn = verdict.batchNormInferenceTimings;
-  return chooseBatchNormInference(plan, batchNormAffineSpeedup(plan.onednn ? bn?.on : bn?.off));
+  return chooseRefconvOps(chooseBatchNormInference(plan, batchNormAffineSpeedup(plan.onednn ? bn?.on : bn?.off)), verdict.classes, verdict.refconvOpTimings);
+}
+
+/**
+ * Adds the choice of RefConv's own kernels to a plan: each where its `refconv` route passed the
+ * check and its timing on this host is at least 5 % faster than TF's ops, or where it is the
+ * correctness route (TF's op failed). Without a timing (not built, or crashed) it is not used.
+ */
+export function chooseRefconvOps(plan: Omit<KernelPlan, 'source'>, classes: Record<string, Record<string, RouteSummary>>, timings: RefconvOpTiming[] | undefined): Omit<KernelPlan, 'source'> {
+  const words: string[] = [];
+  const pick = (cls: 'maxPool.inputGrad' | 'sgd.update', name: string): boolean => {
+    if (plan.routes[cls] === 'refconv') return true;
+    const t = timings?.find((x) => x.cls === cls);
+    if (!t || !routeOk(classes[cls]?.refconv)) return false;
+    const speedup = t.native / t.refconv;
+    words.push(`${name} ${speedup >= 1.05 ? 'on' : 'not on'} RefConv's kernel (${speedup.toFixed(2)}x TF's ops' speed here)`);
+    return speedup >= 1.05;
+  };
+  const refconvOps = { sgdUpdate: pick('sgd.update', 'SGD update'), maxPoolGrad: pick('maxPool.inputGrad', 'max-pool gradient') };
+  return { ...plan, refconvOps, reason: words.length > 0 ? `${plan.reason}; ${words.join(', ')}` : plan.reason };
 }
 
 /**
@@ -479,6 +520,7 @@ export async function runKernelCheck(opts: { nativePackage?: string; fault?: str
     const classes = summarise(results);
     const speed = { off: reference.speed, on: candidate.speed };
     const batchNormInferenceTimings = { off: reference.bnTimings, on: candidate.bnTimings };
+    const refconvOpTimings = candidate.opTimings;
     return {
       hostKey: verdictPath(facts),
       host: facts,
@@ -492,10 +534,11 @@ export async function runKernelCheck(opts: { nativePackage?: string; fault?: str
         failures: f64.filter((r) => !((r.float64Error as number) <= KERNEL_CHECK_TOLERANCE)).map((r) => r.key),
         crashes: reference.results.filter((r) => r.crashed).map((r) => `${r.key} (${r.crashed})`),
       },
-      plan: planOf({ classes, filterGradientTimings: candidate.timings, speed, batchNormInferenceTimings }),
+      plan: planOf({ classes, filterGradientTimings: candidate.timings, speed, batchNormInferenceTimings, refconvOpTimings }),
       filterGradientTimings: candidate.timings,
       speed,
       batchNormInferenceTimings,
+      refconvOpTimings,
       results,
     };
   } finally {

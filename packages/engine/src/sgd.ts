@@ -12,6 +12,7 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeSgdUpdate } from '@refconv/core';
 
 /** A trainable parameter with a stable name (used as the key in saved optimizer state). */
 export interface NamedParam {
@@ -97,6 +98,9 @@ export class SGD {
    */
   step(grads: Record<string, tf.Tensor>, lr: number): void {
     if (!Number.isFinite(lr)) throw new Error(`SGD.step: learning rate must be finite, got ${lr}`);
+    // One native pass per parameter where the kernel self-check chose it on this host (the same
+    // float32 results as the ops below, which remain the route everywhere else).
+    const fused = this.momentum !== 0 ? nativeSgdUpdate() : null;
     tf.tidy(() => {
       this.params.forEach((p, i) => {
         const grad = grads[p.name] ?? grads[p.variable.name];
@@ -104,8 +108,18 @@ export class SGD {
         if (!tf.util.arraysEqual(grad.shape, p.variable.shape)) {
           throw new Error(`SGD.step: gradient of '${p.name}' has shape [${grad.shape}] but the parameter is [${p.variable.shape}]`);
         }
+        const decay = this.weightDecay !== 0 && this.decays[i];
+        const buffer = this.buffers.get(p.name);
+        if (fused && buffer && grad.dtype === 'float32') {
+          const [param, next] = fused(p.variable, buffer, grad, lr, {
+            momentum: this.momentum, dampening: this.dampening, weightDecay: decay ? this.weightDecay : 0, nesterov: this.nesterov,
+          });
+          buffer.assign(next);
+          p.variable.assign(param);
+          return;
+        }
         let g: tf.Tensor = grad;
-        if (this.weightDecay !== 0 && this.decays[i]) g = tf.add(g, tf.mul(p.variable, this.weightDecay));
+        if (decay) g = tf.add(g, tf.mul(p.variable, this.weightDecay));
         if (this.momentum !== 0) {
           const buf = this.buffers.get(p.name);
           let next: tf.Tensor;

@@ -19,4 +19,9 @@ export const state = {
   eigenFilterGradientCorrect: false,
   /** Inference-mode BatchNormalization as a per-channel scale and shift instead of TF's kernel (the check's choice). */
   batchNormInferenceAffine: false,
+  /**
+   * RefConv's own TF kernels (kernels/refconv-ops.ts) in use: each where the self-check verified
+   * it against TF's op and timed it faster on this host.
+   */
+  refconvOps: { sgdUpdate: false, maxPoolGrad: false },
 };

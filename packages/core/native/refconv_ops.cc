@@ -1,0 +1,377 @@
+// RefConv's own TensorFlow CPU kernels, registered into the TensorFlow library that tfjs-node has
+// already loaded, so tfjs-node's eager `executeOp` runs them like any built-in op.
+//
+// Why: two training costs have no single TensorFlow op that tfjs can call.
+//   * The momentum-SGD update is 4 elementwise kernels in tfjs (mul, add, mul, sub), each a full
+//     pass over the parameter plus a fresh allocation. For MobileNetV2 with RefConv that is 40.6 M
+//     transform weights per step, a memory-bound cost larger than the RefConv forward itself.
+//     `RefconvSgdUpdate` is one pass: read param, buffer, gradient; write param and buffer.
+//   * TF's CPU `MaxPoolGrad` (Eigen) takes ~4x PyTorch's time for ResNet's stem pool.
+//     `RefconvMaxPoolGrad` recomputes each window's argmax vectorised over channels (NHWC) and
+//     adds the gradient there, with TF's tie rule (the first maximum in row-major window order).
+//
+// Arithmetic is written to match what the tfjs op sequence computes, operation by operation in
+// float32 (built with -ffp-contract=off, so no fused multiply-adds change the rounding): results
+// are bit-identical to the tfjs route, which the tests and the kernel self-check verify.
+//
+// The file is also a Node-API module: loading it (`require`) registers the ops once.
+#include <node_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tensorflow/c/tf_status.h"
+#include "tensorflow/c/tf_tensor.h"
+
+// The kernel and op registration functions of TensorFlow's C API (tensorflow/c/kernels.h and
+// tensorflow/c/ops.h, exported by libtensorflow_framework since TF 2.x). Declared here rather
+// than included: those headers pull in stream-executor and runtime headers that the pip wheel's
+// C headers, which the installer extracts, do not carry.
+extern "C" {
+typedef struct TF_OpKernelConstruction TF_OpKernelConstruction;
+typedef struct TF_OpKernelContext TF_OpKernelContext;
+typedef struct TF_KernelBuilder TF_KernelBuilder;
+typedef struct TF_OpDefinitionBuilder TF_OpDefinitionBuilder;
+TF_KernelBuilder* TF_NewKernelBuilder(const char* op_name, const char* device_name,
+                                      void* (*create_func)(TF_OpKernelConstruction*),
+                                      void (*compute_func)(void*, TF_OpKernelContext*), void (*delete_func)(void*));
+void TF_RegisterKernelBuilder(const char* kernel_name, TF_KernelBuilder* builder, TF_Status* status);
+void TF_GetInput(TF_OpKernelContext* ctx, int i, TF_Tensor** tensor, TF_Status* status);
+TF_Tensor* TF_AllocateOutput(TF_OpKernelContext* context, int index, TF_DataType dtype, const int64_t* dims, int num_dims,
+                             size_t len, TF_Status* status);
+void TF_OpKernelContext_Failure(TF_OpKernelContext* ctx, TF_Status* status);
+void TF_OpKernelConstruction_Failure(TF_OpKernelConstruction* ctx, TF_Status* status);
+void TF_OpKernelConstruction_GetAttrFloat(TF_OpKernelConstruction* ctx, const char* attr_name, float* val, TF_Status* status);
+void TF_OpKernelConstruction_GetAttrBool(TF_OpKernelConstruction* ctx, const char* attr_name, unsigned char* val, TF_Status* status);
+void TF_OpKernelConstruction_GetAttrInt64List(TF_OpKernelConstruction* ctx, const char* attr_name, int64_t* vals, int max_vals,
+                                              TF_Status* status);
+TF_OpDefinitionBuilder* TF_NewOpDefinitionBuilder(const char* op_name);
+void TF_RegisterOpDefinition(TF_OpDefinitionBuilder* builder, TF_Status* status);
+void TF_OpDefinitionBuilderAddAttr(TF_OpDefinitionBuilder* builder, const char* attr_spec);
+void TF_OpDefinitionBuilderAddInput(TF_OpDefinitionBuilder* builder, const char* input_spec);
+void TF_OpDefinitionBuilderAddOutput(TF_OpDefinitionBuilder* builder, const char* output_spec);
+}
+
+namespace {
+
+int g_threads = std::max(1u, std::thread::hardware_concurrency());
+
+// Runs fn(begin, end) over [0, n) in up to g_threads contiguous chunks of at least `grain` items.
+template <typename Fn>
+void ParallelFor(int64_t n, int64_t grain, Fn fn) {
+  int64_t chunks = std::min<int64_t>(g_threads, std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
+  if (chunks <= 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  std::vector<std::thread> workers;
+  workers.reserve(chunks - 1);
+  const int64_t step = (n + chunks - 1) / chunks;
+  for (int64_t c = 1; c < chunks; ++c) {
+    const int64_t b = c * step, e = std::min(n, b + step);
+    if (b < e) workers.emplace_back([=] { fn(b, e); });
+  }
+  fn(int64_t{0}, std::min(n, step));
+  for (auto& w : workers) w.join();
+}
+
+struct Inputs {
+  std::vector<TF_Tensor*> t;
+  ~Inputs() {
+    for (TF_Tensor* x : t) TF_DeleteTensor(x);
+  }
+};
+
+// Fetches input i as a float tensor; on failure sets the kernel's status and returns null.
+TF_Tensor* FloatInput(TF_OpKernelContext* ctx, int i, Inputs* keep, TF_Status* s) {
+  TF_Tensor* t = nullptr;
+  TF_GetInput(ctx, i, &t, s);
+  if (TF_GetCode(s) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, s);
+    return nullptr;
+  }
+  keep->t.push_back(t);
+  if (TF_TensorType(t) != TF_FLOAT) {
+    TF_SetStatus(s, TF_INVALID_ARGUMENT, "RefConv ops take float32 tensors only");
+    TF_OpKernelContext_Failure(ctx, s);
+    return nullptr;
+  }
+  return t;
+}
+
+std::vector<int64_t> Dims(const TF_Tensor* t) {
+  std::vector<int64_t> d(TF_NumDims(t));
+  for (size_t i = 0; i < d.size(); ++i) d[i] = TF_Dim(t, i);
+  return d;
+}
+
+void Fail(TF_OpKernelContext* ctx, TF_Status* s, const char* msg) {
+  TF_SetStatus(s, TF_INVALID_ARGUMENT, msg);
+  TF_OpKernelContext_Failure(ctx, s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RefconvSgdUpdate(param, buf, grad, lr) -> (new_param, new_buf), torch.optim.SGD's step for a
+// parameter that already has a momentum buffer, in the operation order of @refconv/engine's SGD:
+//   d = grad (+ param * weight_decay)
+//   buf' = buf * momentum + (dampening == 0 ? d : d * (1 - dampening))
+//   d = nesterov ? d + buf' * momentum : buf'
+//   param' = param - d * lr
+struct SgdAttrs {
+  float momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false;
+};
+
+void* SgdCreate(TF_OpKernelConstruction* ctx) {
+  auto* a = new SgdAttrs;
+  TF_Status* s = TF_NewStatus();
+  TF_OpKernelConstruction_GetAttrFloat(ctx, "momentum", &a->momentum, s);
+  if (TF_GetCode(s) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "dampening", &a->dampening, s);
+  if (TF_GetCode(s) == TF_OK) TF_OpKernelConstruction_GetAttrFloat(ctx, "weight_decay", &a->weight_decay, s);
+  unsigned char nesterov = 0;
+  if (TF_GetCode(s) == TF_OK) TF_OpKernelConstruction_GetAttrBool(ctx, "nesterov", &nesterov, s);
+  a->nesterov = nesterov != 0;
+  if (TF_GetCode(s) != TF_OK) TF_OpKernelConstruction_Failure(ctx, s);
+  TF_DeleteStatus(s);
+  return a;
+}
+
+void SgdDelete(void* kernel) { delete static_cast<SgdAttrs*>(kernel); }
+
+void SgdCompute(void* kernel, TF_OpKernelContext* ctx) {
+  const SgdAttrs a = *static_cast<SgdAttrs*>(kernel);
+  TF_Status* s = TF_NewStatus();
+  Inputs keep;
+  TF_Tensor* param = FloatInput(ctx, 0, &keep, s);
+  TF_Tensor* buf = param ? FloatInput(ctx, 1, &keep, s) : nullptr;
+  TF_Tensor* grad = buf ? FloatInput(ctx, 2, &keep, s) : nullptr;
+  TF_Tensor* lr_t = grad ? FloatInput(ctx, 3, &keep, s) : nullptr;
+  if (!lr_t) {
+    TF_DeleteStatus(s);
+    return;
+  }
+  const int64_t n = TF_TensorElementCount(param);
+  if (TF_TensorElementCount(buf) != n || TF_TensorElementCount(grad) != n || TF_TensorElementCount(lr_t) != 1) {
+    Fail(ctx, s, "RefconvSgdUpdate: param, buf and grad must have the same size and lr must be a scalar");
+    TF_DeleteStatus(s);
+    return;
+  }
+  const std::vector<int64_t> dims = Dims(param);
+  TF_Tensor* out_p = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims.data(), dims.size(), n * sizeof(float), s);
+  TF_Tensor* out_b = TF_GetCode(s) == TF_OK ? TF_AllocateOutput(ctx, 1, TF_FLOAT, dims.data(), dims.size(), n * sizeof(float), s) : nullptr;
+  if (TF_GetCode(s) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, s);
+  } else {
+    const float* p = static_cast<const float*>(TF_TensorData(param));
+    const float* b = static_cast<const float*>(TF_TensorData(buf));
+    const float* g = static_cast<const float*>(TF_TensorData(grad));
+    const float lr = *static_cast<const float*>(TF_TensorData(lr_t));
+    float* po = static_cast<float*>(TF_TensorData(out_p));
+    float* bo = static_cast<float*>(TF_TensorData(out_b));
+    const float m = a.momentum, wd = a.weight_decay, keep_g = 1.0f - a.dampening;
+    const bool damp = a.dampening != 0.0f, decay = wd != 0.0f, nesterov = a.nesterov;
+    ParallelFor(n, 1 << 16, [=](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        float d = g[i];
+        if (decay) d = d + p[i] * wd;
+        const float nb = b[i] * m + (damp ? d * keep_g : d);
+        bo[i] = nb;
+        const float step = nesterov ? d + nb * m : nb;
+        po[i] = p[i] - step * lr;
+      }
+    });
+  }
+  TF_DeleteTensor(out_p);
+  TF_DeleteTensor(out_b);
+  TF_DeleteStatus(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RefconvMaxPoolGrad(input, dy) -> dx: the gradient of an NHWC max pool with windows
+// ksize = [kh, kw], strides = [sh, sw], and `pads` = [top, left] positions outside the input
+// (never selected). Each output's gradient goes to the first maximum of its window in row-major
+// order, as TF's MaxPoolGrad does (tensorflow/core/kernels/maxpooling_op.cc updates the argmax
+// only on a strictly greater value).
+struct PoolAttrs {
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, pt = 0, pl = 0;
+};
+
+bool GetInt2(TF_OpKernelConstruction* ctx, const char* name, int64_t* v0, int64_t* v1, TF_Status* s) {
+  int64_t v[2] = {0, 0};
+  TF_OpKernelConstruction_GetAttrInt64List(ctx, name, v, 2, s);
+  *v0 = v[0];
+  *v1 = v[1];
+  return TF_GetCode(s) == TF_OK;
+}
+
+void* PoolCreate(TF_OpKernelConstruction* ctx) {
+  auto* a = new PoolAttrs;
+  TF_Status* s = TF_NewStatus();
+  if (!(GetInt2(ctx, "ksize", &a->kh, &a->kw, s) && GetInt2(ctx, "strides", &a->sh, &a->sw, s) &&
+        GetInt2(ctx, "pads", &a->pt, &a->pl, s))) {
+    TF_OpKernelConstruction_Failure(ctx, s);
+  }
+  TF_DeleteStatus(s);
+  return a;
+}
+
+void PoolDelete(void* kernel) { delete static_cast<PoolAttrs*>(kernel); }
+
+void PoolCompute(void* kernel, TF_OpKernelContext* ctx) {
+  const PoolAttrs a = *static_cast<PoolAttrs*>(kernel);
+  TF_Status* s = TF_NewStatus();
+  Inputs keep;
+  TF_Tensor* x = FloatInput(ctx, 0, &keep, s);
+  TF_Tensor* dy = x ? FloatInput(ctx, 1, &keep, s) : nullptr;
+  if (!dy) {
+    TF_DeleteStatus(s);
+    return;
+  }
+  const std::vector<int64_t> xd = Dims(x), gd = Dims(dy);
+  if (xd.size() != 4 || gd.size() != 4 || xd[0] != gd[0] || xd[3] != gd[3]) {
+    Fail(ctx, s, "RefconvMaxPoolGrad: input and dy must be NHWC with the same batch and channels");
+    TF_DeleteStatus(s);
+    return;
+  }
+  const int64_t N = xd[0], H = xd[1], W = xd[2], C = xd[3], OH = gd[1], OW = gd[2];
+  TF_Tensor* out = TF_AllocateOutput(ctx, 0, TF_FLOAT, xd.data(), 4, N * H * W * C * sizeof(float), s);
+  if (TF_GetCode(s) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, s);
+  } else {
+    const float* xp = static_cast<const float*>(TF_TensorData(x));
+    const float* gp = static_cast<const float*>(TF_TensorData(dy));
+    float* dx = static_cast<float*>(TF_TensorData(out));
+    // Images are independent, so threads split the batch (windows of one image overlap).
+    ParallelFor(N, 1, [=](int64_t n0, int64_t n1) {
+      std::vector<float> best(C);
+      std::vector<int32_t> arg(C);
+      for (int64_t n = n0; n < n1; ++n) {
+        const float* xi = xp + n * H * W * C;
+        float* di = dx + n * H * W * C;
+        std::memset(di, 0, H * W * C * sizeof(float));
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          const int64_t h0 = oh * a.sh - a.pt, hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + a.kh, H);
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t w0 = ow * a.sw - a.pl, ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + a.kw, W);
+            const float* g = gp + ((n * OH + oh) * OW + ow) * C;
+            if (hs >= he || ws >= we) continue;  // a window entirely in the padding has no input
+            // Argmax over the window, channel-vectorised: the first maximum wins.
+            const float* first = xi + (hs * W + ws) * C;
+            for (int64_t c = 0; c < C; ++c) {
+              best[c] = first[c];
+              arg[c] = 0;
+            }
+            int32_t pos = 0;
+            for (int64_t h = hs; h < he; ++h) {
+              for (int64_t w = ws; w < we; ++w, ++pos) {
+                if (pos == 0) continue;
+                const float* v = xi + (h * W + w) * C;
+                float* bp = best.data();
+                int32_t* ap = arg.data();
+                for (int64_t c = 0; c < C; ++c) {
+                  const bool gt = v[c] > bp[c];
+                  bp[c] = gt ? v[c] : bp[c];
+                  ap[c] = gt ? pos : ap[c];
+                }
+              }
+            }
+            pos = 0;
+            for (int64_t h = hs; h < he; ++h) {
+              for (int64_t w = ws; w < we; ++w, ++pos) {
+                float* d = di + (h * W + w) * C;
+                const int32_t* ap = arg.data();
+                for (int64_t c = 0; c < C; ++c) d[c] += ap[c] == pos ? g[c] : 0.0f;
+              }
+            }
+          }
+        }
+      }
+    });
+  }
+  TF_DeleteTensor(out);
+  TF_DeleteStatus(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+bool RegisterOp(const char* name, const std::vector<const char*>& inputs, const std::vector<const char*>& outputs,
+                const std::vector<const char*>& attrs, TF_Status* s) {
+  TF_OpDefinitionBuilder* b = TF_NewOpDefinitionBuilder(name);
+  for (const char* i : inputs) TF_OpDefinitionBuilderAddInput(b, i);
+  for (const char* o : outputs) TF_OpDefinitionBuilderAddOutput(b, o);
+  for (const char* a : attrs) TF_OpDefinitionBuilderAddAttr(b, a);
+  TF_RegisterOpDefinition(b, s);  // takes ownership of b
+  return TF_GetCode(s) == TF_OK;
+}
+
+bool RegisterKernel(const char* name, void* (*create)(TF_OpKernelConstruction*), void (*compute)(void*, TF_OpKernelContext*),
+                    void (*del)(void*), TF_Status* s) {
+  TF_KernelBuilder* k = TF_NewKernelBuilder(name, "CPU", create, compute, del);
+  TF_RegisterKernelBuilder(name, k, s);  // takes ownership of k
+  return TF_GetCode(s) == TF_OK;
+}
+
+std::string g_error;
+
+bool RegisterAll() {
+  static bool done = false;
+  if (done) return true;
+  TF_Status* s = TF_NewStatus();
+  bool ok = RegisterOp("RefconvSgdUpdate", {"param: float", "buf: float", "grad: float", "lr: float"},
+                       {"new_param: float", "new_buf: float"},
+                       {"momentum: float", "dampening: float = 0.0", "weight_decay: float = 0.0", "nesterov: bool = false"}, s) &&
+            RegisterKernel("RefconvSgdUpdate", SgdCreate, SgdCompute, SgdDelete, s) &&
+            RegisterOp("RefconvMaxPoolGrad", {"input: float", "dy: float"}, {"dx: float"},
+                       {"ksize: list(int) >= 2", "strides: list(int) >= 2", "pads: list(int) >= 2"}, s) &&
+            RegisterKernel("RefconvMaxPoolGrad", PoolCreate, PoolCompute, PoolDelete, s);
+  if (!ok) g_error = TF_Message(s);
+  TF_DeleteStatus(s);
+  done = ok;
+  return ok;
+}
+
+napi_value Throw(napi_env env, const char* msg) {
+  napi_throw_error(env, nullptr, msg);
+  return nullptr;
+}
+
+// register(): registers the ops (once) and returns their names.
+napi_value JsRegister(napi_env env, napi_callback_info) {
+  if (!RegisterAll()) return Throw(env, ("RefConv ops: registration failed: " + g_error).c_str());
+  napi_value arr;
+  napi_create_array(env, &arr);
+  const char* names[] = {"RefconvSgdUpdate", "RefconvMaxPoolGrad"};
+  for (uint32_t i = 0; i < 2; ++i) {
+    napi_value v;
+    napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &v);
+    napi_set_element(env, arr, i, v);
+  }
+  return arr;
+}
+
+// setThreads(n): how many threads the kernels split large tensors over (default: the cores).
+napi_value JsSetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t n = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1) return Throw(env, "setThreads: expected a positive integer");
+  g_threads = n;
+  return nullptr;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"register", nullptr, JsRegister, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, JsSetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, 2, props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

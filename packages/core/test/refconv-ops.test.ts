@@ -1,0 +1,135 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend.js';
+import { applyKernelPlan, disableFastKernels, enableFastKernels, loadRefconvOps, nativeSgdUpdate, refconvMaxPoolGrad, refconvSgdUpdate } from '../src/fast-kernels.js';
+import { randomArray } from './naive.js';
+
+/** torch.optim.SGD's step in float32, one rounding per operation (Math.fround), as an independent loop. */
+function sgdLoop(p: Float32Array, b: Float32Array, g: Float32Array, lr: number, o: { momentum: number; dampening: number; weightDecay: number; nesterov: boolean }) {
+  const f = Math.fround;
+  const [m, wd, keep, lrf] = [f(o.momentum), f(o.weightDecay), f(1 - o.dampening), f(lr)];
+  const np = new Float32Array(p.length);
+  const nb = new Float32Array(p.length);
+  for (let i = 0; i < p.length; i++) {
+    let d = g[i];
+    if (o.weightDecay !== 0) d = f(d + f(p[i] * wd));
+    const next = f(f(b[i] * m) + (o.dampening !== 0 ? f(d * keep) : d));
+    nb[i] = next;
+    const step = o.nesterov ? f(d + f(next * m)) : next;
+    np[i] = f(p[i] - f(step * lrf));
+  }
+  return { np, nb };
+}
+
+/** NHWC max-pool gradient by loops: each output's gradient goes to the first maximum of its window (row-major). */
+function maxPoolGradLoop(x: Float32Array, [n, h, w, c]: number[], dy: Float32Array, [oh, ow]: number[], k: number, s: number, pad: number) {
+  const dx = new Float32Array(x.length);
+  for (let b = 0; b < n; b++) for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) for (let ch = 0; ch < c; ch++) {
+    let best = -Infinity;
+    let at = -1;
+    for (let u = 0; u < k; u++) for (let v = 0; v < k; v++) {
+      const y = i * s - pad + u;
+      const xx = j * s - pad + v;
+      if (y < 0 || y >= h || xx < 0 || xx >= w) continue;
+      const idx = ((b * h + y) * w + xx) * c + ch;
+      if (at < 0 || x[idx] > best) {
+        best = x[idx];
+        at = idx;
+      }
+    }
+    if (at >= 0) dx[at] += dy[((b * oh + i) * ow + j) * c + ch];
+  }
+  return dx;
+}
+
+const mismatches = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+  return n;
+};
+
+describe("RefConv's own TF kernels (native/refconv_ops.cc)", () => {
+  afterAll(async () => {
+    enableFastKernels();
+    const plan = (await initBackend()).kernelPlan;
+    if (plan) applyKernelPlan(plan);
+  });
+
+  it('are built by the install and load into the native backend', () => {
+    expect(loadRefconvOps()).toEqual({ ok: true });
+  });
+
+  for (const o of [
+    { momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false },
+    { momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: true },
+    { momentum: 0.8, dampening: 0.1, weightDecay: 5e-4, nesterov: false },
+  ]) {
+    it(`RefconvSgdUpdate equals torch.optim.SGD's float32 step bit for bit (${JSON.stringify(o)})`, () => {
+      const size = 200_003; // above the kernel's threading threshold, not a multiple of the chunk count
+      const [p, b, g] = [1, 2, 3].map((s) => new Float32Array(randomArray(size, 40 + s)));
+      const lr = 0.0137;
+      const want = sgdLoop(p, b, g, lr, o);
+      const [np, nb] = tf.tidy(() => refconvSgdUpdate(tf.tensor1d(p), tf.tensor1d(b), tf.tensor1d(g), lr, o).map((t) => tf.keep(t)));
+      expect(mismatches(np.dataSync(), want.np)).toBe(0);
+      expect(mismatches(nb.dataSync(), want.nb)).toBe(0);
+      tf.dispose([np, nb]);
+    });
+  }
+
+  for (const [shape, k, s, pad] of [[[2, 114, 114, 16], 3, 2, 0], [[3, 9, 9, 5], 3, 2, 1], [[2, 8, 8, 3], 2, 2, 0], [[1, 10, 10, 7], 3, 1, 1]] as Array<[number[], number, number, number]>) {
+    it(`RefconvMaxPoolGrad equals a loop with the first-maximum rule, ties included (${shape}, ${k}x${k} s${s} pad ${pad})`, () => {
+      // values on a coarse grid: most windows hold ties
+      const x = new Float32Array(randomArray(shape.reduce((a, v) => a * v, 1), 7).map((v) => Math.round(3 * v)));
+      const oh = Math.floor((shape[1] + 2 * pad - k) / s) + 1;
+      const ow = Math.floor((shape[2] + 2 * pad - k) / s) + 1;
+      const dy = new Float32Array(randomArray(shape[0] * oh * ow * shape[3], 8));
+      const want = maxPoolGradLoop(x, shape, dy, [oh, ow], k, s, pad);
+      const got = tf.tidy(() => refconvMaxPoolGrad(tf.tensor(x, shape), tf.tensor(dy, [shape[0], oh, ow, shape[3]]), [k, k], [s, s], [pad, pad]));
+      const a = got.dataSync();
+      let worst = 0;
+      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - want[i]));
+      expect(worst).toBeLessThan(1e-6); // sums of up to k*k float32 gradients
+      got.dispose();
+    });
+  }
+
+  it("with the route on, tfjs' max-pool gradient runs RefconvMaxPoolGrad and equals TF's MaxPoolGrad", async () => {
+    const x = tf.tensor4d(randomArray(2 * 15 * 15 * 6, 9).map((v) => Math.round(3 * v)), [2, 15, 15, 6]);
+    const gradOf = (pad: 'same' | 'valid') => tf.tidy(() => {
+      const side = pad === 'same' ? 8 : 7;
+      const r = tf.tensor4d(randomArray(2 * side * side * 6, 10), [2, side, side, 6]);
+      return tf.grad((xx: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(xx, 3, 2, pad), r)))(x);
+    });
+    const plan = (await initBackend()).kernelPlan!;
+    disableFastKernels();
+    applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: false } });
+    const tfOwn = { same: gradOf('same').dataSync(), valid: gradOf('valid').dataSync() };
+    enableFastKernels();
+    applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: true } });
+    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, ...rest: unknown[]) => unknown };
+    const calls: string[] = [];
+    const orig = backend.executeSingleOutput;
+    backend.executeSingleOutput = function (this: unknown, name: string, ...rest: unknown[]) {
+      calls.push(name);
+      return orig.call(this, name, ...rest);
+    };
+    try {
+      for (const pad of ['same', 'valid'] as const) expect(mismatches(gradOf(pad).dataSync(), tfOwn[pad])).toBe(0);
+    } finally {
+      backend.executeSingleOutput = orig;
+    }
+    expect(calls.filter((c) => c === 'RefconvMaxPoolGrad')).toHaveLength(2);
+    expect(calls).not.toContain('MaxPoolGrad');
+    x.dispose();
+  });
+
+  it('nativeSgdUpdate follows the plan: off where the self-check did not choose it, and with the fast kernels off', async () => {
+    const plan = (await initBackend()).kernelPlan!;
+    applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: false } });
+    expect(nativeSgdUpdate()).toBeNull();
+    applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: true, maxPoolGrad: false } });
+    expect(nativeSgdUpdate()).toBe(refconvSgdUpdate);
+    disableFastKernels();
+    expect(nativeSgdUpdate()).toBeNull();
+  });
+});
