@@ -10,6 +10,9 @@
  * g = nesterov ? g + momentum * buf : buf
  * p = p - lr * g
  * ```
+ * On the native CPU backend, where the kernel self-check chose it for this host, a parameter
+ * with a momentum buffer is updated by one native pass (`@refconv/core`'s `RefconvSgdUpdate`,
+ * bit-identical to the tfjs ops below, about 3x their speed for large tensors).
  */
 import * as tf from '@tensorflow/tfjs';
 import { nativeSgdUpdate } from '@refconv/core';

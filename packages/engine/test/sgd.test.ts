@@ -96,3 +96,53 @@ describe('SGD vs torch.optim.SGD', () => {
     expect(() => opt.setState({ step: 1, momentum: { nope: { shape: [1], data: new Float32Array(1) } } })).toThrow(/unknown parameter 'nope'/);
   });
 });
+
+describe('SGD on the native one-pass update (RefconvSgdUpdate)', () => {
+  /** Runs every fixture case with the native update route on or off; returns the trajectories and which TF ops ran. */
+  async function trajectories(native: boolean) {
+    const { applyKernelPlan, enableFastKernels, initBackend } = await import('@refconv/core');
+    const plan = (await initBackend()).kernelPlan!;
+    enableFastKernels();
+    applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: native, maxPoolGrad: plan.refconvOps?.maxPoolGrad ?? false } });
+    const backend = tf.backend() as unknown as { executeMultipleOutputs: (name: string, ...rest: unknown[]) => unknown };
+    const orig = backend.executeMultipleOutputs;
+    const calls: string[] = [];
+    backend.executeMultipleOutputs = function (this: unknown, name: string, ...rest: unknown[]) {
+      calls.push(name);
+      return orig.call(this, name, ...rest);
+    };
+    try {
+      return {
+        calls,
+        runs: fixture.cases.map((c) => {
+          const params = makeParams(c);
+          const opt = makeOpt(c, params);
+          const out = c.lrs.map((_, i) => {
+            stepWith(opt, c, i);
+            return params.map((p) => Array.from(p.variable.dataSync()));
+          });
+          opt.dispose();
+          params.forEach((p) => p.variable.dispose());
+          return out;
+        }),
+      };
+    } finally {
+      backend.executeMultipleOutputs = orig;
+      applyKernelPlan(plan);
+    }
+  }
+
+  it('follows the PyTorch trajectories and equals the tfjs-op route bit for bit', async () => {
+    const ops = await trajectories(false);
+    const fused = await trajectories(true);
+    expect(ops.calls).not.toContain('RefconvSgdUpdate');
+    // every step after the first of every parameter of every case with momentum
+    const withMomentum = fixture.cases.filter((c) => c.momentum !== 0);
+    expect(fused.calls.filter((n) => n === 'RefconvSgdUpdate')).toHaveLength(withMomentum.reduce((n, c) => n + 2 * (c.lrs.length - 1), 0));
+    expect(fused.runs).toEqual(ops.runs);
+    fixture.cases.forEach((c, k) => c.trajectory.forEach((t, i) => {
+      t.w.forEach((v, j) => expect(fused.runs[k]![i]![0]![j]).toBeCloseTo(v, 5));
+      t.b.forEach((v, j) => expect(fused.runs[k]![i]![1]![j]).toBeCloseTo(v, 5));
+    }));
+  });
+});
