@@ -221,6 +221,47 @@ void* PoolCreate(TF_OpKernelConstruction* ctx) {
 
 void PoolDelete(void* kernel) { delete static_cast<PoolAttrs*>(kernel); }
 
+// One image of RefconvMaxPoolGrad. Compiled for AVX2 and for the baseline ISA (GCC picks the
+// clone at load time from the CPU): the channel loops are what vectorises.
+__attribute__((target_clones("avx2", "default")))
+void PoolGradImage(const PoolAttrs& a, const float* __restrict xi, const float* __restrict gi, float* __restrict di, int64_t H,
+                   int64_t W, int64_t C, int64_t OH, int64_t OW, float* __restrict best, int32_t* __restrict arg) {
+  std::memset(di, 0, H * W * C * sizeof(float));
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const int64_t h0 = oh * a.sh - a.pt, hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + a.kh, H);
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t w0 = ow * a.sw - a.pl, ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + a.kw, W);
+      if (hs >= he || ws >= we) continue;  // a window entirely in the padding has no input
+      const float* __restrict g = gi + (oh * OW + ow) * C;
+      // Argmax over the window, channel-vectorised: the first maximum wins.
+      const float* __restrict first = xi + (hs * W + ws) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        best[c] = first[c];
+        arg[c] = 0;
+      }
+      int32_t pos = 0;
+      for (int64_t h = hs; h < he; ++h) {
+        for (int64_t w = ws; w < we; ++w, ++pos) {
+          if (pos == 0) continue;
+          const float* __restrict v = xi + (h * W + w) * C;
+          for (int64_t c = 0; c < C; ++c) {
+            const bool gt = v[c] > best[c];
+            best[c] = gt ? v[c] : best[c];
+            arg[c] = gt ? pos : arg[c];
+          }
+        }
+      }
+      pos = 0;
+      for (int64_t h = hs; h < he; ++h) {
+        for (int64_t w = ws; w < we; ++w, ++pos) {
+          float* __restrict d = di + (h * W + w) * C;
+          for (int64_t c = 0; c < C; ++c) d[c] += arg[c] == pos ? g[c] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
 void PoolCompute(void* kernel, TF_OpKernelContext* ctx) {
   const PoolAttrs a = *static_cast<PoolAttrs*>(kernel);
   TF_Status* s = TF_NewStatus();
@@ -250,45 +291,7 @@ void PoolCompute(void* kernel, TF_OpKernelContext* ctx) {
       std::vector<float> best(C);
       std::vector<int32_t> arg(C);
       for (int64_t n = n0; n < n1; ++n) {
-        const float* xi = xp + n * H * W * C;
-        float* di = dx + n * H * W * C;
-        std::memset(di, 0, H * W * C * sizeof(float));
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          const int64_t h0 = oh * a.sh - a.pt, hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + a.kh, H);
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            const int64_t w0 = ow * a.sw - a.pl, ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + a.kw, W);
-            const float* g = gp + ((n * OH + oh) * OW + ow) * C;
-            if (hs >= he || ws >= we) continue;  // a window entirely in the padding has no input
-            // Argmax over the window, channel-vectorised: the first maximum wins.
-            const float* first = xi + (hs * W + ws) * C;
-            for (int64_t c = 0; c < C; ++c) {
-              best[c] = first[c];
-              arg[c] = 0;
-            }
-            int32_t pos = 0;
-            for (int64_t h = hs; h < he; ++h) {
-              for (int64_t w = ws; w < we; ++w, ++pos) {
-                if (pos == 0) continue;
-                const float* v = xi + (h * W + w) * C;
-                float* bp = best.data();
-                int32_t* ap = arg.data();
-                for (int64_t c = 0; c < C; ++c) {
-                  const bool gt = v[c] > bp[c];
-                  bp[c] = gt ? v[c] : bp[c];
-                  ap[c] = gt ? pos : ap[c];
-                }
-              }
-            }
-            pos = 0;
-            for (int64_t h = hs; h < he; ++h) {
-              for (int64_t w = ws; w < we; ++w, ++pos) {
-                float* d = di + (h * W + w) * C;
-                const int32_t* ap = arg.data();
-                for (int64_t c = 0; c < C; ++c) d[c] += ap[c] == pos ? g[c] : 0.0f;
-              }
-            }
-          }
-        }
+        PoolGradImage(a, xp + n * H * W * C, gp + n * OH * OW * C, dx + n * H * W * C, H, W, C, OH, OW, best.data(), arg.data());
       }
     });
   }
