@@ -103,6 +103,14 @@ TF_Tensor* FloatInput(TF_OpKernelContext* ctx, int i, Inputs* keep, TF_Status* s
   return t;
 }
 
+// Fetches the first n inputs as float tensors into keep->t; false (with the kernel's status set) on failure.
+bool FloatInputs(TF_OpKernelContext* ctx, int n, Inputs* keep, TF_Status* s) {
+  for (int i = 0; i < n; ++i) {
+    if (!FloatInput(ctx, i, keep, s)) return false;
+  }
+  return true;
+}
+
 std::vector<int64_t> Dims(const TF_Tensor* t) {
   std::vector<int64_t> d(TF_NumDims(t));
   for (size_t i = 0; i < d.size(); ++i) d[i] = TF_Dim(t, i);
@@ -146,14 +154,11 @@ void SgdCompute(void* kernel, TF_OpKernelContext* ctx) {
   const SgdAttrs a = *static_cast<SgdAttrs*>(kernel);
   TF_Status* s = TF_NewStatus();
   Inputs keep;
-  TF_Tensor* param = FloatInput(ctx, 0, &keep, s);
-  TF_Tensor* buf = param ? FloatInput(ctx, 1, &keep, s) : nullptr;
-  TF_Tensor* grad = buf ? FloatInput(ctx, 2, &keep, s) : nullptr;
-  TF_Tensor* lr_t = grad ? FloatInput(ctx, 3, &keep, s) : nullptr;
-  if (!lr_t) {
+  if (!FloatInputs(ctx, 4, &keep, s)) {
     TF_DeleteStatus(s);
     return;
   }
+  TF_Tensor *param = keep.t[0], *buf = keep.t[1], *grad = keep.t[2], *lr_t = keep.t[3];
   const int64_t n = TF_TensorElementCount(param);
   if (TF_TensorElementCount(buf) != n || TF_TensorElementCount(grad) != n || TF_TensorElementCount(lr_t) != 1) {
     Fail(ctx, s, "RefconvSgdUpdate: param, buf and grad must have the same size and lr must be a scalar");
@@ -266,12 +271,11 @@ void PoolCompute(void* kernel, TF_OpKernelContext* ctx) {
   const PoolAttrs a = *static_cast<PoolAttrs*>(kernel);
   TF_Status* s = TF_NewStatus();
   Inputs keep;
-  TF_Tensor* x = FloatInput(ctx, 0, &keep, s);
-  TF_Tensor* dy = x ? FloatInput(ctx, 1, &keep, s) : nullptr;
-  if (!dy) {
+  if (!FloatInputs(ctx, 2, &keep, s)) {
     TF_DeleteStatus(s);
     return;
   }
+  TF_Tensor *x = keep.t[0], *dy = keep.t[1];
   const std::vector<int64_t> xd = Dims(x), gd = Dims(dy);
   if (xd.size() != 4 || gd.size() != 4 || xd[0] != gd[0] || xd[3] != gd[3]) {
     Fail(ctx, s, "RefconvMaxPoolGrad: input and dy must be NHWC with the same batch and channels");
