@@ -31,6 +31,7 @@
  * and @refconv/core then warns at run time and falls back to the pure-JS backend.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
@@ -308,7 +309,7 @@ function buildRefconvOps(pkgName) {
     const nodedir = nodeHeadersDir();
     if (!nodedir) throw new Error(`no Node headers under ${path.resolve(path.dirname(process.execPath), '..', 'include', 'node')}`);
     const libs = fs.readdirSync(libDir).sort().map((f) => `${f}:${fs.lstatSync(path.join(libDir, f)).size}`).join(',');
-    const key = `${fs.readFileSync(src, 'utf8').length}:${fs.statSync(src).mtimeMs}|${libDir}|${libs}|${process.versions.napi}`;
+    const key = `${createHash('sha256').update(fs.readFileSync(src)).digest('hex')}|${libDir}|${libs}|${process.versions.napi}`;
     if (fs.existsSync(out) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === key) {
       log('RefConv kernels already built');
       return;

@@ -523,7 +523,7 @@ async function main() {
   if (cfg.role === 'candidate' && cfg.timing !== false) timeFilterGradients(cases, ops, results, skip, timed);
   if (cfg.speed !== false && cfg.timing !== false) timeSpeedSet(ops, results, skip, timed);
   if (cfg.speed !== false && cfg.timing !== false) timeBatchNormInference(ops, results, skip, timed);
-  if (cfg.role === 'candidate' && cfg.timing !== false && ops.refconvOps) timeRefconvOps(tf, cases, ops, results, skip, timed);
+  if (cfg.role === 'candidate' && cfg.timing !== false && ops.refconvOps) timeRefconvOps(cases, ops, results, skip, timed);
   fs.appendFileSync(results, `${JSON.stringify({ done: true })}\n`);
 }
 
@@ -568,17 +568,17 @@ function timeFilterGradients(cases, ops, results, skip, timed) {
  * One case on several routes: one warm-up each (with a progress line, so that a crash is
  * attributed to its kernel), then 3 rounds alternating the routes; median ms per route.
  */
-function timeRoutes(c, routes, ops, timed) {
+function timeRoutes(c, routes, ops, timed, { rounds = 4, readBack = true } = {}) {
   const inp = ops.inputsOf(c);
   const times = Object.fromEntries(routes.map((r) => [r, []]));
-  for (let round = 0; round < 4; round++) {
+  for (let round = 0; round < rounds; round++) {
     for (const route of routes) {
       if (round === 0) beforeTimedKernel(timed, c.cls, route, `${c.id} (timing)`);
       const t0 = performance.now();
-      const y = ops.run(c, route, inp);
-      y.dataSync();
+      const outs = readBack ? [ops.run(c, route, inp)] : ops.runSeparate(c, route, inp);
+      if (readBack) outs[0].dataSync();
       if (round > 0) times[route].push(performance.now() - t0);
-      y.dispose();
+      for (const t of outs) t.dispose();
     }
   }
   for (const t of Object.values(inp)) t.dispose();
@@ -607,7 +607,7 @@ function timeBatchNormInference(ops, results, skip, timed) {
  * max-pool gradient of ResNet at 224 px, batch 8, and an SGD update of 4 M weights; median ms per
  * route (candidate side; skipped for a class whose refconv route crashed).
  */
-function timeRefconvOps(tf, cases, ops, results, skip, timed) {
+function timeRefconvOps(cases, ops, results, skip, timed) {
   const timedCases = [
     { kind: 'maxPool', h: 114, cin: 64, k: 3, stride: 2, pad: 'valid', n: 8, id: 'max-pool grad 3x3 s2 114x114x64, batch 8', cls: 'maxPool.inputGrad' },
     { kind: 'sgd', size: 4 << 20, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false, id: 'sgd update 4M weights, weight decay', cls: 'sgd.update' },
@@ -616,20 +616,8 @@ function timeRefconvOps(tf, cases, ops, results, skip, timed) {
     if (cases.some((x) => x.cls === c.cls && skip.has(`${x.id}|refconv`))) continue;
     // timed without reading the outputs back (tfjs-node runs kernels synchronously): in training
     // the results stay in TensorFlow, and a 16-32 MB read-back would dominate both sides
-    const inp = ops.inputsOf(c);
-    const times = { native: [], refconv: [] };
-    for (let round = 0; round < 6; round++) {
-      for (const route of ['native', 'refconv']) {
-        if (round === 0) beforeTimedKernel(timed, c.cls, route, `${c.id} (timing)`);
-        const t0 = performance.now();
-        const outs = ops.runSeparate(c, route, inp);
-        if (round > 0) times[route].push(performance.now() - t0);
-        tf.dispose(outs);
-      }
-    }
-    for (const t of Object.values(inp)) t.dispose();
-    const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
-    fs.appendFileSync(results, `${JSON.stringify({ opTiming: c.id, cls: c.cls, native: median(times.native), refconv: median(times.refconv) })}\n`);
+    const ms = timeRoutes(c, ['native', 'refconv'], ops, timed, { rounds: 6, readBack: false });
+    fs.appendFileSync(results, `${JSON.stringify({ opTiming: c.id, cls: c.cls, ...ms })}\n`);
   }
 }
 
