@@ -29,6 +29,10 @@
  *
  * A failure never fails `npm install`: it prints what went wrong and how to fix it,
  * and @refconv/core then warns at run time and falls back to the pure-JS backend.
+ *
+ * The same script is the package's bin `refconv-native`, for projects where npm skipped or
+ * denied the install script (npm 11's `allowScripts`): `npx refconv-native` provisions the
+ * backend then, and exits 1 when it cannot.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -358,9 +362,12 @@ async function main() {
   throw lastError;
 }
 
+// As npm's install script it never fails the install; run by hand (`npx refconv-native`) it exits 1.
+const asInstallScript = process.env.npm_lifecycle_event === 'postinstall';
+
 main().catch((e) => {
   warn(`could not provision the native TensorFlow backend: ${e.message}`);
   warn('RefConv will fall back to the pure-JS backend (about 1000x slower for training). ' +
-    'Fix the cause above and re-run `npm rebuild @refconv/core`, or see README "Backends".');
-  process.exitCode = 0;
+    'Fix the cause above and re-run `npx refconv-native` (or `npm rebuild @refconv/core`), or see README "Backends".');
+  process.exitCode = asInstallScript ? 0 : 1;
 });

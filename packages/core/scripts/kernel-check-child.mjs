@@ -441,9 +441,10 @@ function relativeL1(a, b) {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * CONFIG.json: { package, role: 'reference'|'candidate', outDir, skip?: string[], fault?: string, speed?: boolean }.
+ * CONFIG.json: { package, role: 'reference'|'candidate', outDir, skip?: string[], avoid?: string[], fault?: string, speed?: boolean }.
  * `speed: false` leaves out the speed set (the self-check's own tests, which only test correctness);
- * `timing: false` leaves out every timing (after a crash in one of them).
+ * `timing: false` leaves out every timing (after a crash in one of them). `avoid`: kernel classes
+ * whose native kernel crashed in an earlier start, left out of the speed set.
  * `skip`: "case id|route" keys not to run (after a crash). `fault` ("cls/route:scale|nan|crash",
  * optionally "@text" to limit it to the cases whose id contains the text): a deliberately wrong
  * kernel for the self-check's own tests; only honoured in the candidate role.
@@ -521,21 +522,23 @@ async function main() {
   // the parent restarts the child with `timing: false`.
   const timed = { progress, faults };
   if (cfg.role === 'candidate' && cfg.timing !== false) timeFilterGradients(cases, ops, results, skip, timed);
-  if (cfg.speed !== false && cfg.timing !== false) timeSpeedSet(ops, results, skip, timed);
-  if (cfg.speed !== false && cfg.timing !== false) timeBatchNormInference(ops, results, skip, timed);
+  const avoid = new Set(cfg.avoid ?? []);
+  if (cfg.speed !== false && cfg.timing !== false) timeSpeedSet(ops, results, avoid, timed);
+  if (cfg.speed !== false && cfg.timing !== false && !avoid.has('batchNorm.inference')) timeBatchNormInference(ops, results, timed);
   if (cfg.role === 'candidate' && cfg.timing !== false && ops.refconvOps) timeRefconvOps(cases, ops, results, skip, timed);
   fs.appendFileSync(results, `${JSON.stringify({ done: true })}\n`);
 }
 
 /**
  * The speed set on this side's kernels (oneDNN off in the reference child, on in the candidate):
- * one warm-up, then the median of 3 per case; one record per case. Skipped after a crash on this
- * side (the verdict then turns oneDNN off or routes around it anyway).
+ * one warm-up, then the median of 3 per case; one record per case. Cases of a class in `avoid`
+ * (its native kernel crashed on this side: the runtime routes around it) are left out; the
+ * verdict compares the cases both sides timed.
  */
-function timeSpeedSet(ops, results, skip, timed) {
-  if (skip.size > 0) return;
+function timeSpeedSet(ops, results, avoid, timed) {
   const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
   for (const c of speedCases()) {
+    if (avoid.has(c.cls)) continue;
     beforeTimedKernel(timed, c.cls, 'native', c.id);
     const inp = ops.inputsOf(c);
     const times = [];
@@ -560,7 +563,8 @@ function timeFilterGradients(cases, ops, results, skip, timed) {
   for (const c of cases) {
     if (c.cls !== 'conv.filterGrad' || skip.has(`${c.id}|native`) || skip.has(`${c.id}|explicit`)) continue;
     const ms = timeRoutes(c, ['native', 'explicit'], ops, timed);
-    fs.appendFileSync(results, `${JSON.stringify({ timing: c.id, cin: c.cin, k: c.k, ...ms })}\n`);
+    const { out } = convGeometry(c.h, c.k, c.stride, c.pad);
+    fs.appendFileSync(results, `${JSON.stringify({ timing: c.id, cin: c.cin, k: c.k, outPositions: out * out, ...ms })}\n`);
   }
 }
 
@@ -594,8 +598,7 @@ const BN_INFERENCE_TIMING = [[112, 32], [56, 144], [28, 192], [14, 384], [7, 960
  * candidate): TF's FusedBatchNorm kernel (`native`) against a per-channel scale and shift
  * (`affine`), one warm-up each, then 3 rounds alternating the two; median ms per route.
  */
-function timeBatchNormInference(ops, results, skip, timed) {
-  if (skip.size > 0) return;
+function timeBatchNormInference(ops, results, timed) {
   for (const [h, cin] of BN_INFERENCE_TIMING) {
     const c = { kind: 'batchNorm', h, cin, n: 8, op: 'inference', id: `batch norm ${h}x${h}x${cin} inference, batch 8`, cls: 'batchNorm.inference' };
     fs.appendFileSync(results, `${JSON.stringify({ bnTiming: c.id, ...timeRoutes(c, ['native', 'affine'], ops, timed) })}\n`);

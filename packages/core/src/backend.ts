@@ -96,6 +96,14 @@ async function resolveKernelPlan(nativePackage: string, notes: string[]): Promis
   return { ...plan, reason: `${plan.reason} (${ONEDNN_ENV}=${process.env[ONEDNN_ENV]})` };
 }
 
+/**
+ * How to provision the native backend after the fact. npm 11 lets a project deny (and later npm
+ * versions skip by default) the install scripts of dependencies, @refconv/core's included.
+ */
+const PROVISION_HINT =
+  'Provision the native backend with `npx refconv-native` (the install script of @refconv/core, which npm skips ' +
+  'where it is not approved: `npm install-scripts approve @refconv/core` approves it for later installs)';
+
 function isInstalled(pkg: string): boolean {
   try {
     require.resolve(`${pkg}/package.json`);
@@ -164,7 +172,7 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
     if (want === 'tensorflow') {
       throw new Error(
         `the native TensorFlow backend was requested but does not load (${notes.join('; ') || 'not installed'}). ` +
-          'Run `npm rebuild @refconv/core` to provision it (see README "Backends").',
+          `${PROVISION_HINT} (see README "Backends").`,
       );
     }
     notes.push('native TensorFlow backend not installed');
@@ -182,7 +190,7 @@ export async function initBackend(requested?: BackendName): Promise<BackendInfo>
     if (want === 'auto') {
       process.emitWarning(
         `RefConv is running on the pure-JS 'cpu' backend (${notes.join('; ')}): training will be ~1000x slower. ` +
-          'Run `npm rebuild @refconv/core` to provision the native backend.',
+          `${PROVISION_HINT}.`,
         { code: 'REFCONV_NO_NATIVE' },
       );
     }

@@ -79,11 +79,13 @@ export function fastKernelsEnabled(): boolean {
  */
 export function applyKernelPlan(plan: {
   routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean;
+  eigenFilterGradientMaps?: { small: boolean; large: boolean };
   batchNormInference?: 'native' | 'affine'; refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean };
 }): void {
   state.routes = { ...plan.routes };
   state.refconvOps = { sgdUpdate: plan.refconvOps?.sgdUpdate ?? false, maxPoolGrad: plan.refconvOps?.maxPoolGrad ?? false };
   state.eigenFilterGradientVerified = plan.eigenFilterGradient;
+  state.eigenFilterGradientMaps = plan.eigenFilterGradientMaps ?? { small: plan.eigenFilterGradient, large: plan.eigenFilterGradient };
   state.eigenFilterGradientCorrect = plan.eigenFilterGradientCorrect ?? plan.eigenFilterGradient;
   state.batchNormInferenceAffine = plan.batchNormInference === 'affine' || plan.routes['batchNorm.inference'] === 'affine';
   if (tf.getBackend() !== 'tensorflow') return;

@@ -101,8 +101,10 @@ export interface KernelPlan {
   onednn: boolean;
   /** Classes moved off their native oneDNN kernel, and where to. */
   routes: Partial<Record<KernelClass, KernelRoute>>;
-  /** Whether the Eigen filter-gradient speed route (EXPLICIT padding) is used: verified and faster on this host. */
+  /** Whether the Eigen filter-gradient speed route (EXPLICIT padding) is used for some maps: verified and faster on this host. */
   eigenFilterGradient: boolean;
+  /** Per output-map bucket ({@link mapBucket}), whether that route is used; absent: `eigenFilterGradient` for both. */
+  eigenFilterGradientMaps?: Record<MapBucket, boolean>;
   /** Whether TF's Eigen filter gradient passed the self-check here (it may still be slower than oneDNN's). */
   eigenFilterGradientCorrect?: boolean;
   /**
@@ -294,16 +296,37 @@ export interface FilterGradientTiming {
   timing: string;
   cin: number;
   k: number;
+  /** Positions of the output map (its height x width): which {@link MapBucket} the case is in. */
+  outPositions?: number;
   native: number;
   explicit: number;
 }
 
 /**
- * How much faster TF's Eigen filter gradient is than oneDNN's over the spatial convs with >= 64
- * input channels (the cases the speed route covers): sum of oneDNN ms / sum of Eigen ms.
+ * Output maps of at most this many positions (7 x 7) form the `small` bucket of the filter-gradient
+ * choice. The two kernels' relative speed follows the map size, not the channels: on an AMD EPYC
+ * AVX-512 host TF's Eigen kernel ran at 0.47-0.86x oneDNN's speed on ResNet-18's 56x56 to 14x14
+ * maps and at 1.05-7.4x on 7x7 maps and on the 3x3 "maps" of RefConv's transforms (a basis kernel
+ * viewed as a feature map); on the AVX2 host it was faster on the large maps. One decision over all
+ * shapes let either kind of shape decide for the other.
  */
-export function eigenFilterGradientSpeedup(timings: FilterGradientTiming[]): number | undefined {
-  const covered = timings.filter((t) => t.cin >= 64 && t.k > 1);
+export const SMALL_MAP_POSITIONS = 49;
+
+/** The filter-gradient choice is made per bucket of output map size ({@link SMALL_MAP_POSITIONS}). */
+export type MapBucket = 'small' | 'large';
+
+/** The bucket of an output map with `positions` = height x width. */
+export function mapBucket(positions: number): MapBucket {
+  return positions <= SMALL_MAP_POSITIONS ? 'small' : 'large';
+}
+
+/**
+ * How much faster TF's Eigen filter gradient is than oneDNN's over the spatial convs with >= 64
+ * input channels (the cases the speed route covers), in one map bucket or all: sum of oneDNN ms /
+ * sum of Eigen ms. A timing without `outPositions` counts as a large map.
+ */
+export function eigenFilterGradientSpeedup(timings: FilterGradientTiming[], bucket?: MapBucket): number | undefined {
+  const covered = timings.filter((t) => t.cin >= 64 && t.k > 1 && (bucket === undefined || mapBucket(t.outPositions ?? Infinity) === bucket));
   if (covered.length === 0) return undefined;
   return covered.reduce((a, t) => a + t.native, 0) / covered.reduce((a, t) => a + t.explicit, 0);
 }
@@ -317,7 +340,11 @@ async function runSide(role: 'reference' | 'candidate', nativePackage: string, d
   let cases: Array<{ id: string; cls: KernelClass; routes: KernelRoute[] }> | null = null;
   for (let attempt = 0; attempt < 60; attempt++) {
     const cfgFile = path.join(dir, `${role}.config.json`);
-    fs.writeFileSync(cfgFile, JSON.stringify({ package: nativePackage, role, outDir: dir, skip: [...skip], fault, speed: process.env.REFCONV_KERNEL_CHECK_SPEED !== '0', timing }));
+    // Classes whose native kernel crashed here: the speed phases leave them out (their kernels are
+    // routed around anyway) and still time the rest, so that a crash in one class does not cost
+    // the host its oneDNN and batch-norm measurements.
+    const avoid = [...new Set(kept.filter((r) => r.crashed && r.route === 'native').map((r) => r.cls))];
+    fs.writeFileSync(cfgFile, JSON.stringify({ package: nativePackage, role, outDir: dir, skip: [...skip], avoid, fault, speed: process.env.REFCONV_KERNEL_CHECK_SPEED !== '0', timing }));
     const resultsFile = path.join(dir, `${role}.jsonl`);
     const progressFile = path.join(dir, `${role}.progress`);
     fs.rmSync(resultsFile, { force: true });
@@ -421,10 +448,15 @@ export function describeClass(cls: string): string {
  * The plan from the candidate's per-class summaries: oneDNN stays on when every class passed
  * natively or through a fallback route; otherwise it goes off as a whole. The Eigen
  * filter-gradient speed route is used where it passed and, when `eigenSpeedup` (measured on this
- * host, {@link eigenFilterGradientSpeedup}) is given, only where it is at least 5 % faster. When
- * `onednnSpeedup` ({@link oneDnnSpeedup}) is given and below 0.95, oneDNN goes off although right.
+ * host, {@link eigenFilterGradientSpeedup}; one number for all maps or one per {@link MapBucket})
+ * is given, only for the maps where it is at least 5 % faster. When `onednnSpeedup`
+ * ({@link oneDnnSpeedup}) is given and below 0.95, oneDNN goes off although right.
  */
-export function decideKernelPlan(classes: Record<string, Record<string, RouteSummary>>, eigenSpeedup?: number, onednnSpeedup?: number): Omit<KernelPlan, 'source'> {
+export function decideKernelPlan(
+  classes: Record<string, Record<string, RouteSummary>>,
+  eigenSpeedup?: number | Partial<Record<MapBucket, number>>,
+  onednnSpeedup?: number,
+): Omit<KernelPlan, 'source'> {
   const routes: Partial<Record<KernelClass, KernelRoute>> = {};
   const routed: string[] = [];
   const unfixable: string[] = [];
@@ -438,24 +470,38 @@ export function decideKernelPlan(classes: Record<string, Record<string, RouteSum
     } else unfixable.push(`${describeClass(cls)} (${why})`);
   }
   const eigenVerified = routeOk(classes['conv.filterGrad']?.explicit);
-  const eigenFilterGradient = eigenVerified && (eigenSpeedup === undefined || eigenSpeedup >= 1.05);
-  const speed = eigenSpeedup === undefined || !eigenVerified ? ''
-    : eigenFilterGradient ? `; filter gradients of >= 64-channel spatial convs on Eigen (${eigenSpeedup.toFixed(2)}x oneDNN's speed here)`
-      : `; filter gradients on oneDNN (Eigen's ${eigenSpeedup.toFixed(2)}x here)`;
+  const byBucket: Partial<Record<MapBucket, number>> = typeof eigenSpeedup === 'object' ? eigenSpeedup : { small: eigenSpeedup, large: eigenSpeedup };
+  const use = (s: number | undefined) => eigenVerified && (s === undefined || s >= 1.05);
+  const eigenFilterGradientMaps = { small: use(byBucket.small), large: use(byBucket.large) };
+  const eigenFilterGradient = eigenFilterGradientMaps.small || eigenFilterGradientMaps.large;
+  const speed = !eigenVerified ? '' : typeof eigenSpeedup === 'object' ? describeEigenBuckets(byBucket, eigenFilterGradientMaps)
+    : eigenSpeedup === undefined ? ''
+      : eigenFilterGradient ? `; filter gradients of >= 64-channel spatial convs on Eigen (${eigenSpeedup.toFixed(2)}x oneDNN's speed here)`
+        : `; filter gradients on oneDNN (Eigen's ${eigenSpeedup.toFixed(2)}x here)`;
+  const off = { eigenFilterGradient: false, eigenFilterGradientMaps: { small: false, large: false }, eigenFilterGradientCorrect: false };
   if (unfixable.length > 0) {
-    return { onednn: false, routes: {}, eigenFilterGradient: false, eigenFilterGradientCorrect: false, reason: `oneDNN off: self-check failed for oneDNN's ${unfixable.join('; ')} on this CPU` };
+    return { onednn: false, routes: {}, ...off, reason: `oneDNN off: self-check failed for oneDNN's ${unfixable.join('; ')} on this CPU` };
   }
   if (onednnSpeedup !== undefined && onednnSpeedup < 0.95) {
     return {
-      onednn: false, routes: {}, eigenFilterGradient: false, eigenFilterGradientCorrect: false,
+      onednn: false, routes: {}, ...off,
       reason: `oneDNN off: its kernels are slower on this CPU (${onednnSpeedup.toFixed(2)}x the speed of TF's own over a ResNet-18 / MobileNetV2 step's kernels)`,
     };
   }
   const fast = onednnSpeedup === undefined ? '' : ` (${onednnSpeedup.toFixed(2)}x TF's own kernels' speed here)`;
   if (routed.length > 0) {
-    return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on${fast}, ${routed.join('; ')}: self-check failed for oneDNN on this CPU${speed}` };
+    return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientMaps, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on${fast}, ${routed.join('; ')}: self-check failed for oneDNN on this CPU${speed}` };
   }
-  return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on${fast}: kernel self-check passed on this CPU${speed}` };
+  return { onednn: true, routes, eigenFilterGradient, eigenFilterGradientMaps, eigenFilterGradientCorrect: eigenVerified, reason: `oneDNN on${fast}: kernel self-check passed on this CPU${speed}` };
+}
+
+/** The plan's words for the filter-gradient choice per map bucket. */
+function describeEigenBuckets(speedups: Partial<Record<MapBucket, number>>, used: Record<MapBucket, boolean>): string {
+  const words = (['small', 'large'] as const).filter((b) => speedups[b] !== undefined).map((b) => {
+    const maps = b === 'small' ? 'output maps <= 7x7' : 'larger maps';
+    return `${maps} on ${used[b] ? 'Eigen' : 'oneDNN'} (Eigen ${speedups[b]!.toFixed(2)}x oneDNN's speed here)`;
+  });
+  return words.length ? `; filter gradients of >= 64-channel spatial convs: ${words.join(', ')}` : '';
 }
 
 /**
@@ -465,7 +511,9 @@ export function decideKernelPlan(classes: Record<string, Record<string, RouteSum
  */
 export function planOf(verdict: Pick<KernelCheckVerdict, 'classes' | 'filterGradientTimings' | 'speed' | 'batchNormInferenceTimings' | 'refconvOpTimings'>): Omit<KernelPlan, 'source'> {
   const speedup = verdict.speed ? oneDnnSpeedup(verdict.speed.off, verdict.speed.on) : undefined;
-  const plan = decideKernelPlan(verdict.classes, eigenFilterGradientSpeedup(verdict.filterGradientTimings ?? []), speedup);
+  const timings = verdict.filterGradientTimings ?? [];
+  const eigen = timings.length ? { small: eigenFilterGradientSpeedup(timings, 'small'), large: eigenFilterGradientSpeedup(timings, 'large') } : undefined;
+  const plan = decideKernelPlan(verdict.classes, eigen, speedup);
   const bn = verdict.batchNormInferenceTimings;
   return chooseRefconvOps(chooseBatchNormInference(plan, batchNormAffineSpeedup(plan.onednn ? bn?.on : bn?.off)), verdict.classes, verdict.refconvOpTimings);
 }

@@ -98,7 +98,7 @@ describe("RefConv's own TF kernels (native/refconv_ops.cc)", () => {
     const gradOf = (pad: 'same' | 'valid') => tf.tidy(() => {
       const side = pad === 'same' ? 8 : 7;
       const r = tf.tensor4d(randomArray(2 * side * side * 6, 10), [2, side, side, 6]);
-      return tf.grad((xx: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(xx, 3, 2, pad), r)))(x);
+      return tf.grad((xx) => tf.sum(tf.mul(tf.maxPool(xx as tf.Tensor4D, 3, 2, pad), r)))(x);
     });
     const plan = (await initBackend()).kernelPlan!;
     disableFastKernels();

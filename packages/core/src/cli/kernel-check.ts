@@ -54,11 +54,18 @@ if (values.json) {
     console.log('| filter gradient (median of 3) | oneDNN ms | Eigen ms | Eigen speed-up |');
     console.log('|---|---|---|---|');
     for (const t of timings) console.log(`| ${t.timing.replace(' filter-grad', '')} | ${t.native.toFixed(1)} | ${t.explicit.toFixed(1)} | ${(t.native / t.explicit).toFixed(2)}x |`);
-    const speedup = eigenFilterGradientSpeedup(timings);
-    if (speedup !== undefined) console.log(`spatial convs with >= 64 input channels: Eigen ${speedup.toFixed(2)}x oneDNN's speed in total`);
+    for (const [bucket, maps] of [['small', 'output maps <= 7x7'], ['large', 'larger output maps']] as const) {
+      const speedup = eigenFilterGradientSpeedup(timings, bucket);
+      if (speedup !== undefined) console.log(`spatial convs with >= 64 input channels, ${maps}: Eigen ${speedup.toFixed(2)}x oneDNN's speed in total`);
+    }
   }
-  console.log(`Eigen filter-gradient speed route: ${plan.eigenFilterGradient ? 'used' : 'not used'}`);
-  if (verdict.speed) {
+  const maps = plan.eigenFilterGradientMaps;
+  const used = maps && maps.small !== maps.large ? `used for ${maps.small ? 'output maps <= 7x7' : 'larger output maps'} only` : plan.eigenFilterGradient ? 'used' : 'not used';
+  console.log(`Eigen filter-gradient speed route: ${used}`);
+  const timedOn = new Set((verdict.speed?.on ?? []).map((r) => r.speed));
+  if (verdict.speed && !verdict.speed.off.some((r) => timedOn.has(r.speed))) {
+    console.log('speed set: not timed on both sides (a crash in a timing phase): oneDNN stays on unless the self-check turns it off');
+  } else if (verdict.speed) {
     const on = new Map(verdict.speed.on.map((r) => [r.speed, r.ms]));
     console.log('');
     console.log('| speed set (batch 8, median of 3) | oneDNN off ms | oneDNN on ms | speed-up |');

@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { floatTypeAttr, forwardPadding, native, oneDnnRequested, replaceKernel, restoreKernels, type Pad } from './native.js';
 import { isPointwise, pointwiseFilterGradient, pointwiseInputGradient } from './pointwise-matmul.js';
 import { state } from './state.js';
+import { mapBucket } from '../kernel-check.js';
 
 const warned = new Set<string>();
 function warnOnce(message: string): void {
@@ -160,17 +161,19 @@ function explicitConvGradient(
  * at least 5 % faster than oneDNN's over those shapes (on the project's AVX2 host, batch 32:
  * ResNet-18's 3x3 convs 1.15x (14x14x256) to 2x (56x56, stride 2) faster; the 7x7 stem on 3
  * channels 1.9x slower, 16-32-channel 3x3 convs 1.3-2.2x slower, 1x1 convs mostly slower; on an
- * AVX-512 + AMX host oneDNN's was faster: 0.81x). `REFCONV_EIGEN_FILTER_GRADIENT=0|1` forces it off
- * or on (on only where the kernel passed the check). The choice is cached per host, so runs on one
- * host stay reproducible.
+ * AVX-512 + AMX host oneDNN's was faster: 0.81x). The choice is made per bucket of output map size
+ * (`mapBucket` in kernel-check.ts: on an AMD EPYC AVX-512 host Eigen was slower on large maps and
+ * up to 7x faster on 7x7 maps and RefConv's 3x3 transform maps). `REFCONV_EIGEN_FILTER_GRADIENT=0|1`
+ * forces it off or on for all maps (on only where the kernel passed the check). The choice is
+ * cached per host, so runs on one host stay reproducible.
  */
-function preferEigenFilterGradient(filterShape: number[]): boolean {
+function preferEigenFilterGradient(filterShape: number[], dyShape: number[]): boolean {
   const forced = process.env.REFCONV_EIGEN_FILTER_GRADIENT;
   if (forced === '0') return false;
   if (forced === '1') {
     if (!state.eigenFilterGradientCorrect) warnOnce('REFCONV_EIGEN_FILTER_GRADIENT=1 ignored: TF\'s Eigen filter gradient did not pass the kernel self-check on this CPU');
     if (!state.eigenFilterGradientCorrect) return false;
-  } else if (!state.eigenFilterGradientVerified) return false;
+  } else if (!state.eigenFilterGradientVerified || !state.eigenFilterGradientMaps[mapBucket(dyShape[1]! * dyShape[2]!)]) return false;
   const [kh, kw, cin] = filterShape as [number, number, number];
   return oneDnnRequested() && kh * kw > 1 && cin >= 64;
 }
@@ -200,6 +203,6 @@ export function installConvGradientOverrides(): void {
     if (route === 'matmul' && !explicit) return pointwiseFilterGradient(x!, dy!, strides);
     if (route !== undefined) return conv2dFilterGradientExplicit(x!, dy!, attrs.filterShape, strides, attrs.pad);
     if (!state.fastKernels) return null;
-    return explicit || preferEigenFilterGradient(attrs.filterShape) ? conv2dFilterGradientExplicit(x!, dy!, attrs.filterShape, strides, attrs.pad) : null;
+    return explicit || preferEigenFilterGradient(attrs.filterShape, dy!.shape) ? conv2dFilterGradientExplicit(x!, dy!, attrs.filterShape, strides, attrs.pad) : null;
   });
 }
