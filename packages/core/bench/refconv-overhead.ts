@@ -8,9 +8,10 @@
  *
  *   nx run core:bench -- [--size 224] [--batch 32] [--steps 5] [--models resnet18,mobilenetv2] [--json]
  *
- * `--eigen-ab` instead times the plain model's step with TF's Eigen filter-gradient speed route
- * off and on (interleaved; the kernel self-check's choice for this host is printed by the first
- * line): what the choice is worth on this CPU.
+ * `--eigen-ab` instead times the plain model's step (`--refconv`: the refocused model's) with TF's
+ * Eigen filter-gradient speed route off and on for `--maps small|large|all` output maps
+ * (interleaved; the kernel self-check's choice for this host is printed by the first line): what
+ * the choice is worth on this CPU.
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
@@ -99,12 +100,20 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** The plain step with the Eigen filter-gradient route off, then on, interleaved; restores the host's plan. */
+/**
+ * A model's training step with the Eigen filter-gradient route off, then on for the output maps
+ * `maps` (`small`: <= 7x7, e.g. RefConv's 3x3 transform maps; `large`; `all`), interleaved;
+ * restores the host's plan.
+ */
 function eigenAB(name: string, model: tf.LayersModel, size: number, batch: number, steps: number,
-  plan: { eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean } | undefined, json: boolean): Record<string, number | string> {
+  plan: { eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean; eigenFilterGradientMaps?: { small: boolean; large: boolean } } | undefined,
+  json: boolean, maps: 'small' | 'large' | 'all'): Record<string, number | string> {
   if (!plan?.eigenFilterGradientCorrect) throw new Error("--eigen-ab: TF's Eigen filter gradient did not pass the kernel self-check on this host (or oneDNN is off)");
   const routes = activeKernelRoutes();
-  const route = (on: boolean) => applyKernelPlan({ routes, eigenFilterGradient: on, eigenFilterGradientCorrect: true });
+  const route = (on: boolean) => applyKernelPlan({
+    routes, eigenFilterGradient: on, eigenFilterGradientCorrect: true,
+    eigenFilterGradientMaps: { small: on && maps !== 'large', large: on && maps !== 'small' },
+  });
   const x = tf.randomNormal([batch, size, size, 3]);
   const y = tf.oneHot(tf.randomUniform([batch], 0, 1000, 'int32'), 1000);
   const step = makeStep(model, x, y);
@@ -120,11 +129,11 @@ function eigenAB(name: string, model: tf.LayersModel, size: number, batch: numbe
       on.push(b);
     }
   }
-  route(plan.eigenFilterGradient);
+  applyKernelPlan({ routes, eigenFilterGradient: plan.eigenFilterGradient, eigenFilterGradientCorrect: true, eigenFilterGradientMaps: plan.eigenFilterGradientMaps });
   tf.dispose([x, y]);
   const row = { model: name, size, batch, oneDnnFilterGradMs: median(off), eigenFilterGradMs: median(on), ratio: median(on) / median(off) };
   if (!json) {
-    console.log(`${name} ${size}px batch ${batch}: filter gradients on oneDNN ${row.oneDnnFilterGradMs.toFixed(0)} ms/step, on Eigen (>= 64 channels) ${row.eigenFilterGradMs.toFixed(0)} ms/step, Eigen/oneDNN step time ${row.ratio.toFixed(3)}x`);
+    console.log(`${name} ${size}px batch ${batch}: filter gradients on oneDNN ${row.oneDnnFilterGradMs.toFixed(0)} ms/step, on Eigen (>= 64 channels, ${maps} maps) ${row.eigenFilterGradMs.toFixed(0)} ms/step, Eigen/oneDNN step time ${row.ratio.toFixed(3)}x`);
   }
   return row;
 }
@@ -139,6 +148,8 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       backend: { type: 'string' },
       'eigen-ab': { type: 'boolean', default: false },
+      maps: { type: 'string', default: 'all' },
+      refconv: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -153,7 +164,9 @@ async function main(): Promise<void> {
     if (!build) throw new Error(`unknown model '${name}' (choose from ${Object.keys(BUILDERS).join(', ')})`);
     const plain = build(size);
     if (values['eigen-ab']) {
-      rows.push(eigenAB(name, plain, size, batch, steps, info.kernelPlan, Boolean(values.json)));
+      if (!['small', 'large', 'all'].includes(values.maps!)) throw new Error(`--maps ${values.maps}: choose small, large or all`);
+      const model = values.refconv ? refocus(plain, { seed: 1 }) : plain;
+      rows.push(eigenAB(values.refconv ? `${name} RefConv` : name, model, size, batch, steps, info.kernelPlan, Boolean(values.json), values.maps as 'small' | 'large' | 'all'));
       plain.dispose();
       continue;
     }

@@ -364,7 +364,8 @@ function makeOps(tf, refconvOps) {
   }
   /** The optimizer update or max-pool gradient alone (no concatenation), for timing. */
   function runSeparate(c, route, inp) {
-    return c.kind === 'sgd' ? sgdUpdate(c, route, inp, true) : [maxPoolGrad(c, route, inp)];
+    if (c.kind === 'sgd') return sgdUpdate(c, route, inp, true);
+    return [c.kind === 'maxPool' ? maxPoolGrad(c, route, inp) : run(c, route, inp)];
   }
   return { run, inputsOf, refconvOps, runSeparate };
 }
@@ -557,12 +558,15 @@ function timeSpeedSet(ops, results, avoid, timed) {
 /**
  * Speed, for the one kernel choice made for speed (kernel-check.ts: `eigenFilterGradient`): the
  * filter gradient of every spatial conv case on oneDNN's kernel and on TF's Eigen kernel (EXPLICIT
- * padding), one warm-up each, then 3 rounds alternating the two; median ms per route.
+ * padding), one warm-up each, then 5 rounds alternating the two; median ms per route. Timed without
+ * reading the gradient back (tfjs-node runs kernels synchronously; in training it stays in
+ * TensorFlow): for RefConv's transforms the gradient is a C x C x 3 x 3 tensor (33 MB at C = 960)
+ * whose read-back made the times of that case swing from 11 to 107 ms between runs.
  */
 function timeFilterGradients(cases, ops, results, skip, timed) {
   for (const c of cases) {
     if (c.cls !== 'conv.filterGrad' || skip.has(`${c.id}|native`) || skip.has(`${c.id}|explicit`)) continue;
-    const ms = timeRoutes(c, ['native', 'explicit'], ops, timed);
+    const ms = timeRoutes(c, ['native', 'explicit'], ops, timed, { rounds: 6, readBack: false });
     const { out } = convGeometry(c.h, c.k, c.stride, c.pad);
     fs.appendFileSync(results, `${JSON.stringify({ timing: c.id, cin: c.cin, k: c.k, outPositions: out * out, ...ms })}\n`);
   }
