@@ -267,7 +267,7 @@ async function main(): Promise<void> {
       console.log(` done (${r.row.verification.join('; ')})`);
     }
   }
-  if (torchInfo) console.log(`PyTorch ${String(torchInfo.torch)} CPU, ${String(torchInfo.threads)} threads, channels_last, inference_mode; ORT torch: onnxruntime ${String(torchInfo.onnxruntime)} (Python), ${String(torchInfo.ort_options)}, on torch.onnx.export (opset 17)`);
+  if (torchInfo) console.log(`PyTorch ${String(torchInfo.torch)} CPU, ${String(torchInfo.threads)} threads, channels_last, inference_mode; ORT torch: onnxruntime ${String(torchInfo.onnxruntime)} (Python), ${String(torchInfo.ort_options)}, on torch.onnx.export (opset 17); GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'} on both sides`);
   printTables(rows, argv.rounds, argv.latencyRuns, Boolean(python));
   if (argv.json) {
     fs.writeFileSync(argv.json, JSON.stringify({ tfjs: describeBackend(info), torch: torchInfo, rounds: argv.rounds, latencyRuns: argv.latencyRuns, rows }, null, 2));

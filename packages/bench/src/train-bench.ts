@@ -218,7 +218,8 @@ async function main(): Promise<void> {
       console.log(' done');
     }
   }
-  if (torchInfo) console.log(`PyTorch: ${torchInfo}`);
+  // the Python side inherits this process's environment, GLIBC_TUNABLES (huge pages) included
+  if (torchInfo) console.log(`PyTorch: ${torchInfo}; GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset)'} on both sides`);
   let leak: { steps: number; before: number; after: number } | undefined;
   if (argv.leakSteps > 0) {
     leak = leakCheck(argv.leakSteps);
