@@ -551,7 +551,7 @@ function timeSpeedSet(ops, results, avoid, timed) {
       y.dispose();
     }
     for (const t of Object.values(inp)) t.dispose();
-    fs.appendFileSync(results, `${JSON.stringify({ speed: c.id, ms: median(times) })}\n`);
+    fs.appendFileSync(results, `${JSON.stringify({ speed: c.id, cls: c.cls, ms: median(times) })}\n`);
   }
 }
 

@@ -84,7 +84,6 @@ export function applyKernelPlan(plan: {
 }): void {
   state.routes = { ...plan.routes };
   state.refconvOps = { sgdUpdate: plan.refconvOps?.sgdUpdate ?? false, maxPoolGrad: plan.refconvOps?.maxPoolGrad ?? false };
-  state.eigenFilterGradientVerified = plan.eigenFilterGradient;
   state.eigenFilterGradientMaps = plan.eigenFilterGradientMaps ?? { small: plan.eigenFilterGradient, large: plan.eigenFilterGradient };
   state.eigenFilterGradientCorrect = plan.eigenFilterGradientCorrect ?? plan.eigenFilterGradient;
   state.batchNormInferenceAffine = plan.batchNormInference === 'affine' || plan.routes['batchNorm.inference'] === 'affine';

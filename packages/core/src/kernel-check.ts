@@ -253,7 +253,7 @@ interface ChildRun {
   results: KernelCaseResult[];
   timings: FilterGradientTiming[];
   /** Median ms per case of the speed set (a ResNet-18 / MobileNetV2 step's kernels at batch 8). */
-  speed: Array<{ speed: string; ms: number }>;
+  speed: Array<{ speed: string; cls?: KernelClass; ms: number }>;
   bnTimings: BatchNormInferenceTiming[];
   opTimings: RefconvOpTiming[];
   tfVersion?: string;

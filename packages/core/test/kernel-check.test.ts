@@ -256,7 +256,7 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
     // every speed case is timed with oneDNN on, except those of a class whose kernel crashed here
     // (the AVX-512 EPYC host's 1x1 forward and filter gradient): those are routed around anyway
     const crashed = new Set(Object.entries(verdict.classes).filter(([, r]) => (r.native?.crashed ?? 0) > 0).map(([c]) => c));
-    expect(verdict.speed!.on.map((r) => r.speed)).toEqual(verdict.speed!.off.map((r) => r.speed).filter((id) => !crashed.has(speedCaseClass(id))));
+    expect(verdict.speed!.on.map((r) => r.speed)).toEqual(verdict.speed!.off.filter((r) => !crashed.has(r.cls!)).map((r) => r.speed));
     expect(verdict.speed!.on.length).toBeGreaterThan(30);
     const t = verdict.filterGradientTimings;
     const eigen = { small: eigenFilterGradientSpeedup(t, 'small'), large: eigenFilterGradientSpeedup(t, 'large') };
@@ -278,8 +278,9 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
     const crashed = new Set(Object.entries(verdict.classes).filter(([, r]) => (r.native?.crashed ?? 0) > 0).map(([c]) => c));
     expect(crashed.has('conv1x1.forward')).toBe(true);
     const on = verdict.speed!.on.map((r) => r.speed);
-    expect(on).toEqual(verdict.speed!.off.map((r) => r.speed).filter((id) => !crashed.has(speedCaseClass(id))));
-    expect(on.some((id) => speedCaseClass(id) === 'conv1x1.forward')).toBe(false);
+    expect(on).toEqual(verdict.speed!.off.filter((r) => !crashed.has(r.cls!)).map((r) => r.speed));
+    expect(verdict.speed!.on.some((r) => r.cls === 'conv1x1.forward')).toBe(false);
+    expect(verdict.speed!.off.some((r) => r.cls === 'conv1x1.forward')).toBe(true);
     expect(on.length).toBeGreaterThan(30);
     expect(verdict.plan.reason).toMatch(/oneDNN on \(\d\.\d\dx TF's own kernels' speed here\)/);
     expect(verdict.batchNormInferenceTimings!.on.length).toBe(5);
@@ -325,12 +326,3 @@ describe('the kernel self-check on this host, with deliberately wrong kernels', 
     expect(skipped.stdout).toContain('oneDNN off: kernel self-check skipped (REFCONV_KERNEL_CHECK=0)');
   });
 });
-
-/** The kernel class of a speed-set case id ("conv k1 56x56x24->144 s1 inputGrad", "batchNorm k0 ... training"). */
-function speedCaseClass(id: string): string {
-  const [kind, k] = id.split(' ');
-  const op = id.split(' ').pop()!;
-  if (kind === 'batchNorm') return 'batchNorm.training';
-  const family = kind === 'depthwise' ? 'depthwise' : k === 'k1' ? 'conv1x1' : 'conv';
-  return `${family}.${op}`;
-}

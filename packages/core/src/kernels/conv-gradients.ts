@@ -173,7 +173,7 @@ function preferEigenFilterGradient(filterShape: number[], dyShape: number[]): bo
   if (forced === '1') {
     if (!state.eigenFilterGradientCorrect) warnOnce('REFCONV_EIGEN_FILTER_GRADIENT=1 ignored: TF\'s Eigen filter gradient did not pass the kernel self-check on this CPU');
     if (!state.eigenFilterGradientCorrect) return false;
-  } else if (!state.eigenFilterGradientVerified || !state.eigenFilterGradientMaps[mapBucket(dyShape[1]! * dyShape[2]!)]) return false;
+  } else if (!state.eigenFilterGradientMaps[mapBucket(dyShape[1]! * dyShape[2]!)]) return false;
   const [kh, kw, cin] = filterShape as [number, number, number];
   return oneDnnRequested() && kh * kw > 1 && cin >= 64;
 }

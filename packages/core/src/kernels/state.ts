@@ -13,9 +13,10 @@ export const state = {
    * routes they stay in force when the fast kernels are off.
    */
   routes: {} as Partial<Record<KernelClass, KernelRoute>>,
-  /** Whether the Eigen (EXPLICIT padding) filter-gradient speed route is used for some maps (verified and faster here). */
-  eigenFilterGradientVerified: false,
-  /** Per output-map bucket (kernel-check.ts `mapBucket`): whether that route is used there. */
+  /**
+   * Per output-map bucket (kernel-check.ts `mapBucket`): whether the Eigen (EXPLICIT padding)
+   * filter-gradient speed route is used there (verified and faster here).
+   */
   eigenFilterGradientMaps: { small: false, large: false },
   /** Whether TF's Eigen filter gradient passed the self-check here (`REFCONV_EIGEN_FILTER_GRADIENT=1` may force it then). */
   eigenFilterGradientCorrect: false,
