@@ -31,7 +31,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /** Bump when the cases, routes or tolerances change: cached verdicts of older versions are ignored. */
-export const CHECK_VERSION = 2;
+export const CHECK_VERSION = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Cases: the shapes of the backbones in @refconv/backbones at 224 px (ResNet-18/50/101 at full
@@ -87,6 +87,13 @@ const BATCH_NORM = [[56, 64], [28, 96], [14, 256], [14, 1024], [7, 2048], [7, 96
 
 /** Dense layers: [rows, in, out]. */
 const MATMUL = [[4, 512, 1000], [4, 1280, 1000], [4, 2048, 1000], [64, 256, 10]];
+
+/**
+ * RefConv's dense transforms as MatMuls (refconv-op.ts, refocusKernel): [C, rows] = forward
+ * (the basis' 9 x 9C patch columns times the 9C x C transform) and its transform gradient (the
+ * columns transposed times the 9 x C output gradient), at MobileNetV2's widest depthwise layers.
+ */
+const REFCONV_MATMUL = [960, 576];
 
 /** Max-pool gradients: [map size, channels, window, stride, padding] (ResNet's and ShuffleNetV2's stems; odd sizes, SAME). */
 const MAX_POOL = [[114, 64, 3, 2, 'valid'], [57, 24, 3, 2, 'valid'], [15, 8, 3, 2, 'same'], [10, 7, 3, 1, 'valid'], [8, 3, 2, 2, 'valid']];
@@ -164,6 +171,10 @@ export function listCases() {
   }
   for (const [m, k, n] of MATMUL) {
     cases.push({ kind: 'matmul', m, cin: k, cout: n, id: `matmul ${m}x${k}x${n}`, cls: 'matmul', op: 'forward', routes: ['native'] });
+  }
+  for (const c of REFCONV_MATMUL) {
+    cases.push({ kind: 'matmul', m: 9, cin: 9 * c, cout: c, id: `RefConv dense transform C=${c} forward matmul`, cls: 'matmul', op: 'forward', routes: ['native'] });
+    cases.push({ kind: 'matmul', m: 9 * c, cin: 9, cout: c, transposeA: true, id: `RefConv dense transform C=${c} gradient matmul (A transposed)`, cls: 'matmul', op: 'forward', routes: ['native'] });
   }
   for (const [h, c, k, stride, pad] of MAX_POOL) {
     cases.push({ kind: 'maxPool', h, cin: c, k, stride, pad, n: 2, id: `max-pool grad ${k}x${k} s${stride} ${h}x${h}x${c} ${pad}`, cls: 'maxPool.inputGrad', op: 'inputGrad', routes: ['native', 'refconv'] });
@@ -267,7 +278,8 @@ function makeOps(tf, refconvOps) {
       return { x, dy: tf.tensor4d(randomArray(c.n * out * out * c.cin, `${c.id} dy`), [c.n, out, out, c.cin]) };
     }
     if (c.kind === 'matmul') {
-      return { a: tf.tensor2d(randomArray(c.m * c.cin, `${c.id} a`), [c.m, c.cin]), w: tf.tensor2d(randomArray(c.cin * c.cout, `${c.id} w`), [c.cin, c.cout]) };
+      // transposeA: `a` is stored [cin, m] and the product is a^T w, as tfjs' MatMul gradient calls it
+      return { a: tf.tensor2d(randomArray(c.m * c.cin, `${c.id} a`), c.transposeA ? [c.cin, c.m] : [c.m, c.cin]), w: tf.tensor2d(randomArray(c.cin * c.cout, `${c.id} w`), [c.cin, c.cout]) };
     }
     if (c.kind === 'batchNorm') {
       const x = tf.tensor4d(randomArray(c.n * c.h * c.h * c.cin, `${c.id} x`).map((v) => 2 * v + 0.5), [c.n, c.h, c.h, c.cin]);
@@ -296,7 +308,7 @@ function makeOps(tf, refconvOps) {
   function run(c, route, given) {
     const inp = given ?? inputsOf(c);
     try {
-      if (c.kind === 'matmul') return tf.matMul(inp.a, inp.w);
+      if (c.kind === 'matmul') return tf.matMul(inp.a, inp.w, c.transposeA ?? false, false);
       if (c.kind === 'sgd') return sgdUpdate(c, route, inp);
       if (c.kind === 'maxPool') return maxPoolGrad(c, route, inp);
       if (c.kind === 'batchNorm') {
@@ -399,7 +411,7 @@ function naive(c, inp) {
   if (c.kind === 'matmul') {
     const a = inp.a.dataSync(), w = inp.w.dataSync();
     const out = new Float64Array(c.m * c.cout);
-    for (let i = 0; i < c.m; i++) for (let k = 0; k < c.cin; k++) { const av = a[i * c.cin + k]; for (let j = 0; j < c.cout; j++) out[i * c.cout + j] += av * w[k * c.cout + j]; }
+    for (let i = 0; i < c.m; i++) for (let k = 0; k < c.cin; k++) { const av = c.transposeA ? a[k * c.m + i] : a[i * c.cin + k]; for (let j = 0; j < c.cout; j++) out[i * c.cout + j] += av * w[k * c.cout + j]; }
     return out;
   }
   if (c.kind === 'batchNorm') return null;

@@ -9,6 +9,7 @@ import {
   type Grouping,
   type KernelGeometry,
   type TransformInit,
+  basisColumns,
   convWithKernel,
   refocusKernel,
   transformFanIn,
@@ -94,6 +95,8 @@ export class RefConv2D extends tf.layers.Layer {
   private bias: tf.LayerVariable | null = null;
   private activationLayer: tf.layers.Layer | null = null;
   private geometry: KernelGeometry | null = null;
+  /** `basisColumns` of the current basis value (dense transforms), keyed by the variable's data id, which changes on every write. */
+  private columnsCache: { dataId: object; columns: tf.Tensor2D } | null = null;
 
   constructor(args: RefConv2DArgs) {
     super(args);
@@ -193,7 +196,26 @@ export class RefConv2D extends tf.layers.Layer {
   /** The kernel the layer convolves with: basis + Transform(basis). */
   refocusedKernel(): tf.Tensor4D {
     if (!this.basis || !this.transform) throw new Error(`RefConv2D '${this.name}' is not built yet`);
-    return refocusKernel(this.basis.read() as tf.Tensor4D, this.transform.read() as tf.Tensor4D);
+    const basis = this.basis.read() as tf.Tensor4D;
+    const transform = this.transform.read() as tf.Tensor4D;
+    const dense = transform.shape[2] === transform.shape[3] && transform.shape[3] === basis.shape[2] * basis.shape[3];
+    return refocusKernel(basis, transform, dense ? this.columns(basis) : undefined);
+  }
+
+  /** The basis' patch columns for a dense transform, computed once per basis value (the basis is frozen, so once per model load). */
+  private columns(basis: tf.Tensor4D): tf.Tensor2D {
+    const dataId = (basis as unknown as { dataId: object }).dataId;
+    if (this.columnsCache?.dataId !== dataId) {
+      this.columnsCache?.columns.dispose();
+      this.columnsCache = { dataId, columns: tf.keep(basisColumns(basis, this.mapK)) };
+    }
+    return this.columnsCache.columns;
+  }
+
+  override dispose(): ReturnType<tf.layers.Layer["dispose"]> {
+    this.columnsCache?.columns.dispose();
+    this.columnsCache = null;
+    return super.dispose();
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

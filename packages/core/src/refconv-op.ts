@@ -91,13 +91,46 @@ export function validateRefocus(where: string, g: KernelGeometry, mapK: number):
 }
 
 /**
+ * The basis image's mapK x mapK patches as a [K*K, mapK*mapK*N] matrix (im2col with 'same' zero
+ * padding, stride 1): row p = kernel position, column (dy * mapK + dx) * N + c = channel c of the
+ * image at position p shifted by (dy - mapK//2, dx - mapK//2). That column order is the row order
+ * of a [mapK, mapK, N, N] transform reshaped to [mapK*mapK*N, N], so a dense transform is one
+ * MatMul of these columns with the reshaped transform.
+ *
+ * It depends on the basis only, which is frozen, so a layer computes it once per basis value
+ * ({@link RefConv2D} caches it); it holds K^2 * mapK^2 * N floats (81 N for 3x3 over 3x3).
+ *
+ * @param basis [K, K, Cin, Cout] or [K, K, C, mult]
+ */
+export function basisColumns(basis: tf.Tensor4D, mapK: number): tf.Tensor2D {
+  const [k, k2, a, b] = basis.shape;
+  const n = a * b;
+  if (k !== k2) throw new Error(`basisColumns: basis must be square, got ${k}x${k2}`);
+  if (!(Number.isInteger(mapK) && mapK % 2 === 1 && mapK > 0 && mapK <= k)) throw new Error(`basisColumns: map_k must be an odd integer no larger than the ${k}x${k} kernel, got ${mapK}`);
+  return tf.tidy(() => {
+    const p = (mapK - 1) / 2;
+    const padded = tf.pad(tf.reshape(basis, [1, k, k, n]), [[0, 0], [p, p], [p, p], [0, 0]]);
+    const shifted: tf.Tensor[] = [];
+    for (let dy = 0; dy < mapK; dy++) for (let dx = 0; dx < mapK; dx++) shifted.push(tf.slice(padded, [0, dy, dx, 0], [1, k, k, n]));
+    return tf.reshape(shifted.length === 1 ? shifted[0]! : tf.concat(shifted, 3), [k * k, mapK * mapK * n]) as tf.Tensor2D;
+  });
+}
+
+/**
  * W_t = W_b + Transform(W_b).
+ *
+ * A dense transform (G = 1, the official choice for depthwise convs) is computed as a MatMul of
+ * the basis' patch columns ({@link basisColumns}) with the transform, the same sums as the
+ * convolution: a conv over a K x K "image" with batch 1 is a poor fit for the conv kernels (its
+ * filter gradient, a [mapK^2 N, N] outer product summed over K^2 positions, took 5x the time of
+ * the MatMul form, `tf.matMul(columns, dy, true)`, for MobileNetV2's transforms).
  *
  * @param basis [K, K, Cin, Cout] or [K, K, C, mult]
  * @param transform [mapK, mapK, N, 1] (per-kernel) or [mapK, mapK, N, N] (dense), N = product of the basis' last two dims
+ * @param columns `basisColumns(basis, mapK)` when the caller has it cached (used for dense transforms only)
  * @returns the refocused kernel, same shape as `basis`
  */
-export function refocusKernel(basis: tf.Tensor4D, transform: tf.Tensor4D): tf.Tensor4D {
+export function refocusKernel(basis: tf.Tensor4D, transform: tf.Tensor4D, columns?: tf.Tensor2D): tf.Tensor4D {
   const [k, k2, a, b] = basis.shape;
   const n = a * b;
   const [m, m2, tn, tOut] = transform.shape;
@@ -109,18 +142,19 @@ export function refocusKernel(basis: tf.Tensor4D, transform: tf.Tensor4D): tf.Te
   }
   const groups = perKernel ? n : n / tn;
   return tf.tidy(() => {
-    const image = tf.reshape(basis, [1, k, k, n]) as tf.Tensor4D;
-    let refocused: tf.Tensor4D;
-    if (perKernel && n > 1) {
+    let refocused: tf.Tensor;
+    if (groups === 1) {
+      const cols = columns ?? basisColumns(basis, m);
+      if (cols.shape[0] !== k * k || cols.shape[1] !== m * m * n) throw new Error(`refocusKernel: columns must have shape [${k * k}, ${m * m * n}], got [${cols.shape}]`);
+      refocused = tf.matMul(cols, tf.reshape(transform, [m * m * n, n]));
+    } else if (perKernel) {
       // Per-kernel maps are a depthwise conv over the basis image.
-      refocused = tf.depthwiseConv2d(image, transform, 1, 'same');
-    } else if (groups === 1 || perKernel) {
-      refocused = tf.conv2d(image, transform, 1, 'same');
+      refocused = tf.depthwiseConv2d(tf.reshape(basis, [1, k, k, n]) as tf.Tensor4D, transform, 1, 'same');
     } else {
       // G contiguous groups: tfjs has no grouped conv, so convolve each slice of kernels.
-      const images = tf.split(image, groups, 3);
+      const images = tf.split(tf.reshape(basis, [1, k, k, n]) as tf.Tensor4D, groups, 3);
       const filters = tf.split(transform, groups, 3);
-      refocused = tf.concat(images.map((im, i) => tf.conv2d(im as tf.Tensor4D, filters[i] as tf.Tensor4D, 1, 'same')), 3) as tf.Tensor4D;
+      refocused = tf.concat(images.map((im, i) => tf.conv2d(im as tf.Tensor4D, filters[i] as tf.Tensor4D, 1, 'same')), 3);
     }
     return tf.add(basis, tf.reshape(refocused, basis.shape)) as tf.Tensor4D;
   });

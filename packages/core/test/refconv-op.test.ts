@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { convWithKernel, refConv2d, refocusKernel, transformShape, type Grouping } from '../src/refconv-op.js';
+import { RefConv2D } from '../src/refconv-layer.js';
+import { basisColumns, convWithKernel, refConv2d, refocusKernel, transformShape, type Grouping } from '../src/refconv-op.js';
 import { maxRelErr, naiveConv, officialRefocus, oihwToHwio, randomArray } from './naive.js';
 
 interface Case {
@@ -53,6 +54,7 @@ const cases: Case[] = [
   { name: 'regular 3x3, full grouping', cin: 2, cout: 3, k: 3, mapK: 3, depthwise: false, grouping: 'full' },
   { name: 'depthwise 3x3, map 3 (official dense)', cin: 4, cout: 4, k: 3, mapK: 3, depthwise: true, grouping: 'official' },
   { name: 'depthwise 5x5, map 5', cin: 3, cout: 3, k: 5, mapK: 5, depthwise: true, grouping: 'official' },
+  { name: 'depthwise 5x5, map 1 (official dense)', cin: 3, cout: 3, k: 5, mapK: 1, depthwise: true, grouping: 'official' },
   { name: 'depthwise 3x3 multiplier 2 (official G = 2)', cin: 3, cout: 6, k: 3, mapK: 3, depthwise: true, grouping: 'official' },
   { name: 'depthwise 3x3, per-kernel grouping', cin: 4, cout: 4, k: 3, mapK: 3, depthwise: true, grouping: 'per-kernel' },
   { name: 'depthwise 7x7 multiplier 2, full grouping', cin: 2, cout: 4, k: 7, mapK: 3, depthwise: true, grouping: 'full' },
@@ -171,6 +173,39 @@ describe('dilated RefConv layers train (space-to-batch route)', () => {
       }
     });
   }
+});
+
+describe('dense transforms as a MatMul of the basis columns', () => {
+  it('basisColumns is im2col with zero padding (hand-indexed)', () => {
+    const k = 3, m = 3, n = 2;
+    const data = randomArray(k * k * n, 5);
+    const cols = basisColumns(tf.tensor4d(data, [k, k, n, 1]), m).arraySync();
+    expect(cols.length).toBe(k * k);
+    for (let y = 0; y < k; y++)
+      for (let x = 0; x < k; x++)
+        for (let dy = 0; dy < m; dy++)
+          for (let dx = 0; dx < m; dx++)
+            for (let c = 0; c < n; c++) {
+              const sy = y + dy - 1, sx = x + dx - 1;
+              const want = sy < 0 || sx < 0 || sy >= k || sx >= k ? 0 : data[(sy * k + sx) * n + c]!;
+              expect(cols[y * k + x]![(dy * m + dx) * n + c]).toBe(want);
+            }
+  });
+
+  it('the RefConv2D layer follows a new basis (its cached columns are recomputed after setBasis)', () => {
+    const c = cases.find((x) => x.name.startsWith('depthwise 3x3, map 3'))!;
+    const layer = new RefConv2D({ kernelSize: 3, depthwise: true, padding: 'same', useBias: false, mapK: 3 });
+    layer.apply(tf.input({ shape: [6, 6, c.cin] }));
+    for (const seed of [21, 22]) {
+      const s = setup(c, seed);
+      layer.setBasis(tf.tensor4d(s.basisHwio, s.basisShape as [number, number, number, number]));
+      layer.setTransform(tf.tensor4d(s.transform.data, s.transform.shape as [number, number, number, number]));
+      const wt = layer.refocusedKernel();
+      expect(maxRelErr(wt.dataSync(), oihwToHwio(s.expectedOihw, c.cout, s.ig, c.k))).toBeLessThan(1e-5);
+      wt.dispose();
+    }
+    layer.dispose();
+  });
 });
 
 describe('refocusKernel rejects shapes that do not fit', () => {
