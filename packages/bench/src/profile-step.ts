@@ -1,6 +1,6 @@
 /**
  * `nx run bench:profile`: where the time of one training step goes. Runs `tf.profile` over one
- * SGD step (after a warm-up step) of a @refconv/backbones model and prints kernel time per kernel
+ * SGD step (after two warm-up steps) of a @refconv/backbones model and prints kernel time per kernel
  * name, its share of the summed kernel time, and the call count, so a missed speed target can be
  * traced to the kernels that bound it.
  *
@@ -31,6 +31,11 @@ async function main(): Promise<void> {
   const plain = createModel(argv.arch, { inputSize: argv.size, numClasses: 1000 });
   const model = argv.refconv ? refocus(plain, { seed: 1 }) : plain;
   const step = argv.infer ? makeInferStep(model, argv.batch) : makeTrainStep(model, argv.batch);
+  // Two warm-up runs: the first builds kernels and caches, and the heap still grows during the
+  // second (for RefConv MobileNetV2, 500-600 page faults and ~1.8 s of system CPU in step 2,
+  // ~100-200 faults and ~0.1-0.2 s from step 3 on, on the AMD EPYC AVX-512 host), which a
+  // profile of the second step mistook for a steady cost.
+  step.run();
   step.run();
   const usage0 = process.resourceUsage();
   const t0 = performance.now();

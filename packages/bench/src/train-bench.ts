@@ -113,7 +113,7 @@ class TorchSteps {
   }
 }
 
-async function measureRow(arch: string, config: string, rounds: number, python: string | null, runtime: 'graph' | 'eager'): Promise<{ row: Row; torchInfo?: string }> {
+async function measureRow(arch: string, config: string, rounds: number, warmup: number, python: string | null, runtime: 'graph' | 'eager'): Promise<{ row: Row; torchInfo?: string }> {
   const { size, batch } = CONFIGS[config]!;
   const cpu0 = readCpuTimes();
   const ours = await ourSteps(arch, size, batch, runtime);
@@ -124,8 +124,10 @@ async function measureRow(arch: string, config: string, rounds: number, python: 
       ours: { trainPlain: [], trainRefconv: [], inferPlain: [], inferFused: [] },
       torch: { trainPlain: [], trainRefconv: [], inferPlain: [], inferFused: [] },
     };
-    // Round 0 is the warm-up (first-call allocation, kernel selection) and is not recorded.
-    for (let round = 0; round <= rounds; round++) {
+    // The first `warmup` rounds are not recorded: the first allocates and selects kernels, and
+    // during the second the heap still grows (a RefConv step's page faults and system CPU fall
+    // ~10x only from the third on, `bench:profile`'s comment).
+    for (let round = 1 - warmup; round <= rounds; round++) {
       for (const kind of KINDS) {
         const t = timeOnce(() => ours.steps[kind].run());
         const tt = torch ? await torch.time(kind) : NaN;
@@ -192,7 +194,8 @@ async function main(): Promise<void> {
     .scriptName('bench:train')
     .option('archs', { type: 'string', default: 'resnet18,mobilenet_v2,mobilenet_v3_large' })
     .option('configs', { type: 'string', default: 'imagenet,small' })
-    .option('steps', { type: 'number', default: 5, describe: 'timed rounds per arch/config (each: one step of every workload, ours then PyTorch), after one warm-up round' })
+    .option('steps', { type: 'number', default: 5, describe: 'timed rounds per arch/config (each: one step of every workload, ours then PyTorch), after the warm-up rounds' })
+    .option('warmup', { type: 'number', default: 2, describe: 'untimed rounds first (both sides)' })
     .option('torch', { type: 'boolean', default: true, describe: 'also run PyTorch (--no-torch to skip)' })
     .option('json', { type: 'string', describe: 'write the results (rates and every step time) as one JSON object to this file' })
     .option('leak-steps', { type: 'number', default: 1000, describe: 'RefConv training steps of a small model over which tf.memory() must stay constant (0 to skip)' })
@@ -212,7 +215,7 @@ async function main(): Promise<void> {
     for (const arch of argv.archs.split(',')) {
       const c = CONFIGS[config]!;
       process.stdout.write(`measuring ${arch} ${config} (${c.size}px, batch ${c.batch}), rounds:`);
-      const r = await measureRow(arch, config, argv.steps, python, argv.inferRuntime as 'graph' | 'eager');
+      const r = await measureRow(arch, config, argv.steps, Math.max(1, argv.warmup), python, argv.inferRuntime as 'graph' | 'eager');
       rows.push(r.row);
       if (r.torchInfo) torchInfo = r.torchInfo;
       console.log(' done');

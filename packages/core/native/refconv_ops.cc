@@ -9,6 +9,12 @@
 //   * TF's CPU `MaxPoolGrad` (Eigen) takes ~4x PyTorch's time for ResNet's stem pool.
 //     `RefconvMaxPoolGrad` recomputes each window's argmax vectorised over channels (NHWC) and
 //     adds the gradient there, with TF's tie rule (the first maximum in row-major window order).
+//   * RefConv's per-kernel transform (the official choice for regular convs: one mapK x mapK
+//     filter per 2-D kernel) is a depthwise conv over a K x K "image" of Cin * Cout channels
+//     (1.2 M for ResNet-18). TF's depthwise kernels are built for large maps and few channels;
+//     here they took ~20 ms (forward) and ~70 ms (filter gradient) per ResNet-18 step for work
+//     that is a few passes over 44 MB. `RefconvRefocusPerKernel` and its transform gradient
+//     `RefconvRefocusPerKernelGrad` are those two loops, vectorised over the channels.
 //
 // Arithmetic is written to match what the tfjs op sequence computes, operation by operation in
 // float32 (built with -ffp-contract=off, so no fused multiply-adds change the rounding): results
@@ -304,6 +310,150 @@ void PoolCompute(void* kernel, TF_OpKernelContext* ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// RefconvRefocusPerKernel(image [1, K, K, N], transform [M, M, N, 1]) -> out [1, K, K, N]:
+//   out[y, x, c] = sum over (dy, dx) of image[y + dy - M/2, x + dx - M/2, c] * transform[dy, dx, c]
+// with zero padding, i.e. tf.depthwiseConv2d(image, transform, 1, 'same') for an odd M <= K.
+// RefconvRefocusPerKernelGrad(image [1, K, K, N], dy [1, K, K, N]; map_k = M) -> [M, M, N, 1]:
+//   grad[dy, dx, c] = sum over (y, x) of image[y + dy - M/2, x + dx - M/2, c] * dy[y, x, c]
+// the transform's gradient (TF's DepthwiseConv2dNativeBackpropFilter for the same conv).
+// Threads split the channels; every loop runs over a contiguous channel range.
+bool ImageDims(TF_OpKernelContext* ctx, TF_Tensor* t, const char* what, int64_t* k, int64_t* n, TF_Status* s) {
+  const std::vector<int64_t> d = Dims(t);
+  if (d.size() != 4 || d[0] != 1 || d[1] != d[2]) {
+    Fail(ctx, s, (std::string("RefconvRefocusPerKernel: ") + what + " must be [1, K, K, N]").c_str());
+    return false;
+  }
+  *k = d[1];
+  *n = d[3];
+  return true;
+}
+
+// Channel blocks small enough that a block's K*K image values, M*M transform values and K*K
+// outputs stay in L1 while every (position, shift) pair is visited: each value is read from memory once.
+constexpr int64_t kChannelBlock = 256;
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void RefocusPerKernelRange(const float* __restrict img, const float* __restrict t, float* __restrict out, int64_t K, int64_t M,
+                           int64_t N, int64_t c0, int64_t c1) {
+  const int64_t p = M / 2;
+  for (int64_t b0 = c0; b0 < c1; b0 += kChannelBlock) {
+    const int64_t b1 = std::min(c1, b0 + kChannelBlock);
+    for (int64_t y = 0; y < K; ++y) {
+      for (int64_t x = 0; x < K; ++x) {
+        float* __restrict o = out + (y * K + x) * N;
+        for (int64_t c = b0; c < b1; ++c) o[c] = 0.0f;
+        for (int64_t dy = 0; dy < M; ++dy) {
+          const int64_t sy = y + dy - p;
+          if (sy < 0 || sy >= K) continue;
+          for (int64_t dx = 0; dx < M; ++dx) {
+            const int64_t sx = x + dx - p;
+            if (sx < 0 || sx >= K) continue;
+            const float* __restrict v = img + (sy * K + sx) * N;
+            const float* __restrict w = t + (dy * M + dx) * N;
+            for (int64_t c = b0; c < b1; ++c) o[c] += v[c] * w[c];
+          }
+        }
+      }
+    }
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void RefocusPerKernelGradRange(const float* __restrict img, const float* __restrict g, float* __restrict out, int64_t K, int64_t M,
+                               int64_t N, int64_t c0, int64_t c1) {
+  const int64_t p = M / 2;
+  for (int64_t b0 = c0; b0 < c1; b0 += kChannelBlock) {
+    const int64_t b1 = std::min(c1, b0 + kChannelBlock);
+    for (int64_t dy = 0; dy < M; ++dy) {
+      for (int64_t dx = 0; dx < M; ++dx) {
+        float* __restrict o = out + (dy * M + dx) * N;
+        for (int64_t c = b0; c < b1; ++c) o[c] = 0.0f;
+        for (int64_t y = 0; y < K; ++y) {
+          const int64_t sy = y + dy - p;
+          if (sy < 0 || sy >= K) continue;
+          for (int64_t x = 0; x < K; ++x) {
+            const int64_t sx = x + dx - p;
+            if (sx < 0 || sx >= K) continue;
+            const float* __restrict v = img + (sy * K + sx) * N;
+            const float* __restrict w = g + (y * K + x) * N;
+            for (int64_t c = b0; c < b1; ++c) o[c] += v[c] * w[c];
+          }
+        }
+      }
+    }
+  }
+}
+
+void* NoAttrsCreate(TF_OpKernelConstruction*) { return nullptr; }
+void NoAttrsDelete(void*) {}
+
+void RefocusCompute(void*, TF_OpKernelContext* ctx) {
+  TF_Status* s = TF_NewStatus();
+  Inputs keep;
+  int64_t K = 0, N = 0;
+  if (FloatInputs(ctx, 2, &keep, s) && ImageDims(ctx, keep.t[0], "image", &K, &N, s)) {
+    const std::vector<int64_t> td = Dims(keep.t[1]);
+    const int64_t M = td.size() == 4 ? td[0] : 0;
+    if (td.size() != 4 || td[1] != M || td[2] != N || td[3] != 1 || M % 2 == 0 || M > K) {
+      Fail(ctx, s, "RefconvRefocusPerKernel: transform must be [M, M, N, 1] with an odd M no larger than K");
+    } else {
+      const int64_t dims[4] = {1, K, K, N};
+      TF_Tensor* out = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, K * K * N * sizeof(float), s);
+      if (TF_GetCode(s) != TF_OK) {
+        TF_OpKernelContext_Failure(ctx, s);
+      } else {
+        const float* img = static_cast<const float*>(TF_TensorData(keep.t[0]));
+        const float* t = static_cast<const float*>(TF_TensorData(keep.t[1]));
+        float* o = static_cast<float*>(TF_TensorData(out));
+        ParallelFor(N, 1 << 12, [=](int64_t c0, int64_t c1) { RefocusPerKernelRange(img, t, o, K, M, N, c0, c1); });
+      }
+      TF_DeleteTensor(out);
+    }
+  }
+  TF_DeleteStatus(s);
+}
+
+struct MapAttrs {
+  int64_t m = 3;
+};
+
+void* RefocusGradCreate(TF_OpKernelConstruction* ctx) {
+  auto* a = new MapAttrs;
+  TF_Status* s = TF_NewStatus();
+  int64_t unused = 0;
+  if (!GetInt2(ctx, "map_k", &a->m, &unused, s)) TF_OpKernelConstruction_Failure(ctx, s);
+  TF_DeleteStatus(s);
+  return a;
+}
+
+void RefocusGradDelete(void* kernel) { delete static_cast<MapAttrs*>(kernel); }
+
+void RefocusGradCompute(void* kernel, TF_OpKernelContext* ctx) {
+  const int64_t M = static_cast<MapAttrs*>(kernel)->m;
+  TF_Status* s = TF_NewStatus();
+  Inputs keep;
+  int64_t K = 0, N = 0, K2 = 0, N2 = 0;
+  if (FloatInputs(ctx, 2, &keep, s) && ImageDims(ctx, keep.t[0], "image", &K, &N, s) && ImageDims(ctx, keep.t[1], "dy", &K2, &N2, s)) {
+    if (K2 != K || N2 != N || M % 2 == 0 || M < 1 || M > K) {
+      Fail(ctx, s, "RefconvRefocusPerKernelGrad: dy must have the image's shape and map_k must be odd and no larger than K");
+    } else {
+      const int64_t dims[4] = {M, M, N, 1};
+      TF_Tensor* out = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, M * M * N * sizeof(float), s);
+      if (TF_GetCode(s) != TF_OK) {
+        TF_OpKernelContext_Failure(ctx, s);
+      } else {
+        const float* img = static_cast<const float*>(TF_TensorData(keep.t[0]));
+        const float* g = static_cast<const float*>(TF_TensorData(keep.t[1]));
+        float* o = static_cast<float*>(TF_TensorData(out));
+        ParallelFor(N, 1 << 12, [=](int64_t c0, int64_t c1) { RefocusPerKernelGradRange(img, g, o, K, M, N, c0, c1); });
+      }
+      TF_DeleteTensor(out);
+    }
+  }
+  TF_DeleteStatus(s);
+}
+
+// ---------------------------------------------------------------------------------------------
 bool RegisterOp(const char* name, const std::vector<const char*>& inputs, const std::vector<const char*>& outputs,
                 const std::vector<const char*>& attrs, TF_Status* s) {
   TF_OpDefinitionBuilder* b = TF_NewOpDefinitionBuilder(name);
@@ -333,7 +483,11 @@ bool RegisterAll() {
             RegisterKernel("RefconvSgdUpdate", SgdCreate, SgdCompute, SgdDelete, s) &&
             RegisterOp("RefconvMaxPoolGrad", {"input: float", "dy: float"}, {"dx: float"},
                        {"ksize: list(int) >= 2", "strides: list(int) >= 2", "pads: list(int) >= 2"}, s) &&
-            RegisterKernel("RefconvMaxPoolGrad", PoolCreate, PoolCompute, PoolDelete, s);
+            RegisterKernel("RefconvMaxPoolGrad", PoolCreate, PoolCompute, PoolDelete, s) &&
+            RegisterOp("RefconvRefocusPerKernel", {"image: float", "transform: float"}, {"out: float"}, {}, s) &&
+            RegisterKernel("RefconvRefocusPerKernel", NoAttrsCreate, RefocusCompute, NoAttrsDelete, s) &&
+            RegisterOp("RefconvRefocusPerKernelGrad", {"image: float", "dy: float"}, {"grad: float"}, {"map_k: list(int) >= 1"}, s) &&
+            RegisterKernel("RefconvRefocusPerKernelGrad", RefocusGradCreate, RefocusGradCompute, RefocusGradDelete, s);
   if (!ok) g_error = TF_Message(s);
   TF_DeleteStatus(s);
   done = ok;
@@ -350,8 +504,8 @@ napi_value JsRegister(napi_env env, napi_callback_info) {
   if (!RegisterAll()) return Throw(env, ("RefConv ops: registration failed: " + g_error).c_str());
   napi_value arr;
   napi_create_array(env, &arr);
-  const char* names[] = {"RefconvSgdUpdate", "RefconvMaxPoolGrad"};
-  for (uint32_t i = 0; i < 2; ++i) {
+  const char* names[] = {"RefconvSgdUpdate", "RefconvMaxPoolGrad", "RefconvRefocusPerKernel", "RefconvRefocusPerKernelGrad"};
+  for (uint32_t i = 0; i < 4; ++i) {
     napi_value v;
     napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &v);
     napi_set_element(env, arr, i, v);

@@ -31,7 +31,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /** Bump when the cases, routes or tolerances change: cached verdicts of older versions are ignored. */
-export const CHECK_VERSION = 3;
+export const CHECK_VERSION = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Cases: the shapes of the backbones in @refconv/backbones at 224 px (ResNet-18/50/101 at full
@@ -81,6 +81,13 @@ const DEPTHWISE = [
   // RefConv's per-kernel transform: one 3x3 map per 2-D kernel of a 64x64 and a 256x256 3x3 conv
   [3, 3, 4096, 1], [3, 3, 65536, 1],
 ];
+
+/**
+ * RefConv's per-kernel transform on RefConv's own kernels (`refconv` route) against TF's depthwise
+ * conv (`native`): [kernel K, map M, kernels N] (3x3 convs of 64x64 and 256x256 channels, ResNet's
+ * 7x7 stem, a 1x1 map, a 5x5 map over a 5x5 kernel).
+ */
+const REFOCUS = [[3, 3, 4096], [3, 3, 65536], [7, 3, 192], [3, 1, 4096], [5, 5, 1000]];
 
 /** Batch norm: [map size, channels]. */
 const BATCH_NORM = [[56, 64], [28, 96], [14, 256], [14, 1024], [7, 2048], [7, 960]];
@@ -162,6 +169,12 @@ export function listCases() {
     cases.push({ ...base, id: `${id} forward`, cls: 'depthwise.forward', op: 'forward', routes: ['native'] });
     cases.push({ ...base, id: `${id} input-grad`, cls: 'depthwise.inputGrad', op: 'inputGrad', routes: ['native'] });
     cases.push({ ...base, id: `${id} filter-grad`, cls: 'depthwise.filterGrad', op: 'filterGrad', routes: ['native'] });
+  }
+  for (const [k, m, n] of REFOCUS) {
+    // a depthwise conv (stride 1, SAME) of the M x M transform over the K x K basis image of N channels
+    const base = { kind: 'depthwise', h: k, cin: n, cout: n, k: m, stride: 1, pad: 'same', n: 1, cls: 'refocus.perKernel', routes: ['native', 'refconv'] };
+    cases.push({ ...base, id: `per-kernel refocus ${k}x${k}x${n} map ${m} forward`, op: 'forward' });
+    cases.push({ ...base, id: `per-kernel refocus ${k}x${k}x${n} map ${m} transform grad`, op: 'filterGrad' });
   }
   for (const [h, c] of BATCH_NORM) {
     const base = { kind: 'batchNorm', h, cin: c, n: 2 };
@@ -329,6 +342,11 @@ function makeOps(tf, refconvOps) {
         return tf.concat([tf.reshape(dx, [-1]), dscale, doffset]);
       }
       const depthwise = c.kind === 'depthwise';
+      if (route === 'refconv' && c.cls === 'refocus.perKernel') {
+        return c.op === 'forward'
+          ? b.executeSingleOutput('RefconvRefocusPerKernel', [], [inp.x, inp.w])
+          : b.executeSingleOutput('RefconvRefocusPerKernelGrad', [ints('map_k', [c.k])], [inp.x, inp.dy]);
+      }
       if (route === 'matmul') return pointwiseMatmul(c, c.op, inp.x, inp.w, inp.dy);
       const explicit = route === 'explicit' ? explicitPadding(c) : null;
       const name = depthwise ? 'DepthwiseConv2dNative' : 'Conv2D';
@@ -630,6 +648,8 @@ function timeRefconvOps(cases, ops, results, skip, timed) {
   const timedCases = [
     { kind: 'maxPool', h: 114, cin: 64, k: 3, stride: 2, pad: 'valid', n: 8, id: 'max-pool grad 3x3 s2 114x114x64, batch 8', cls: 'maxPool.inputGrad' },
     { kind: 'sgd', size: 4 << 20, momentum: 0.9, dampening: 0, weightDecay: 1e-4, nesterov: false, id: 'sgd update 4M weights, weight decay', cls: 'sgd.update' },
+    // ResNet-18's widest per-kernel transform (512 x 512 kernels), forward and transform gradient
+    ...['forward', 'filterGrad'].map((op) => ({ kind: 'depthwise', h: 3, cin: 262144, cout: 262144, k: 3, stride: 1, pad: 'same', n: 1, op, id: `per-kernel refocus 3x3x262144 ${op}`, cls: 'refocus.perKernel' })),
   ];
   for (const c of timedCases) {
     if (cases.some((x) => x.cls === c.cls && skip.has(`${x.id}|refconv`))) continue;

@@ -37,7 +37,9 @@ export { fusedBatchNormTraining } from './kernels/batch-norm.js';
 export { conv2dFilterGradientExplicit, conv2dInputGradient, conv2dInputGradientExplicit } from './kernels/conv-gradients.js';
 export { oneDnnRequested } from './kernels/native.js';
 export { pointwiseConv, pointwiseFilterGradient, pointwiseInputGradient } from './kernels/pointwise-matmul.js';
-export { loadRefconvOps, nativeSgdUpdate, refconvMaxPoolGrad, refconvSgdUpdate, type SgdUpdateOptions } from './kernels/refconv-ops.js';
+export {
+  loadRefconvOps, nativePerKernelRefocus, nativeSgdUpdate, refconvMaxPoolGrad, refconvRefocusPerKernel, refconvRefocusPerKernelGrad, refconvSgdUpdate, type SgdUpdateOptions,
+} from './kernels/refconv-ops.js';
 
 /**
  * Switches on the speed routes. Only has an effect on the `tensorflow` backend; idempotent.
@@ -80,10 +82,12 @@ export function fastKernelsEnabled(): boolean {
 export function applyKernelPlan(plan: {
   routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean;
   eigenFilterGradientMaps?: { small: boolean; large: boolean };
-  batchNormInference?: 'native' | 'affine'; refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean };
+  batchNormInference?: 'native' | 'affine'; refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean; perKernelRefocus?: boolean };
 }): void {
   state.routes = { ...plan.routes };
-  state.refconvOps = { sgdUpdate: plan.refconvOps?.sgdUpdate ?? false, maxPoolGrad: plan.refconvOps?.maxPoolGrad ?? false };
+  state.refconvOps = {
+    sgdUpdate: plan.refconvOps?.sgdUpdate ?? false, maxPoolGrad: plan.refconvOps?.maxPoolGrad ?? false, perKernelRefocus: plan.refconvOps?.perKernelRefocus ?? false,
+  };
   state.eigenFilterGradientMaps = plan.eigenFilterGradientMaps ?? { small: plan.eigenFilterGradient, large: plan.eigenFilterGradient };
   state.eigenFilterGradientCorrect = plan.eigenFilterGradientCorrect ?? plan.eigenFilterGradient;
   state.batchNormInferenceAffine = plan.batchNormInference === 'affine' || plan.routes['batchNorm.inference'] === 'affine';

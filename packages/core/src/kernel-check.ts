@@ -44,14 +44,15 @@ export type KernelClass =
   | 'conv.forward' | 'conv.inputGrad' | 'conv.filterGrad'
   | 'depthwise.forward' | 'depthwise.inputGrad' | 'depthwise.filterGrad'
   | 'batchNorm.training' | 'batchNorm.inference' | 'matmul'
-  | 'maxPool.inputGrad' | 'sgd.update';
+  | 'maxPool.inputGrad' | 'sgd.update' | 'refocus.perKernel';
 
 /**
  * Ways to compute a kernel class: `native` = TF's op as tfjs calls it (oneDNN's kernel when oneDNN
  * is on); `explicit` = TF's gradient op with EXPLICIT padding, which TF's oneDNN rewrite leaves to
  * its Eigen kernel; `matmul` = a 1x1 conv as a MatMul over the (strided) input; `affine` =
  * inference-mode batch norm as a per-channel scale and shift (two elementwise passes); `refconv` =
- * RefConv's own kernel (native/refconv_ops.cc: the one-pass SGD update, the max-pool gradient).
+ * RefConv's own kernel (native/refconv_ops.cc: the one-pass SGD update, the max-pool gradient, the per-kernel
+ * RefConv transform and its gradient).
  */
 export type KernelRoute = 'native' | 'explicit' | 'matmul' | 'affine' | 'refconv';
 
@@ -65,6 +66,7 @@ const FALLBACK_ROUTES: Partial<Record<KernelClass, KernelRoute[]>> = {
   'batchNorm.inference': ['affine'],
   'maxPool.inputGrad': ['refconv'],
   'sgd.update': ['refconv'],
+  'refocus.perKernel': ['refconv'],
 };
 
 /** Relative L1 error above which a kernel is wrong (float32 reorderings stay near 1e-6). */
@@ -117,7 +119,7 @@ export interface KernelPlan {
    * RefConv's own kernels in use (kernels/refconv-ops.ts): each where it passed the check and is
    * at least 5 % faster than TF's ops for the same work on this host, or where TF's op failed.
    */
-  refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean };
+  refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean; perKernelRefocus?: boolean };
   /** Why, in one line (for describeBackend). */
   reason: string;
   /** Where the plan came from. */
@@ -259,10 +261,13 @@ interface ChildRun {
   tfVersion?: string;
 }
 
+/** Kernel classes that RefConv's own TF kernels can take over. */
+export type RefconvOpClass = 'maxPool.inputGrad' | 'sgd.update' | 'refocus.perKernel';
+
 /** Median ms of one training-size job on TF's ops (`native`) and on RefConv's own kernel (`refconv`). */
 export interface RefconvOpTiming {
   opTiming: string;
-  cls: 'maxPool.inputGrad' | 'sgd.update';
+  cls: RefconvOpClass;
   native: number;
   refconv: number;
 }
@@ -439,8 +444,8 @@ const ROUTE_WORDS: Record<KernelRoute, string> = { native: 'oneDNN', explicit: '
 /** Human words for a class: `conv1x1.inputGrad` -> `1x1 conv input gradients`. */
 export function describeClass(cls: string): string {
   const [kind, op] = cls.split('.');
-  const k = kind === 'conv1x1' ? '1x1 conv' : kind === 'conv' ? 'spatial conv' : kind === 'batchNorm' ? 'batch norm' : kind === 'maxPool' ? 'max pool' : kind === 'sgd' ? 'SGD' : kind;
-  const o = op === 'inputGrad' ? 'input gradients' : op === 'filterGrad' ? 'filter gradients' : op === 'forward' ? 'forward' : op ?? '';
+  const k = kind === 'conv1x1' ? '1x1 conv' : kind === 'conv' ? 'spatial conv' : kind === 'batchNorm' ? 'batch norm' : kind === 'maxPool' ? 'max pool' : kind === 'sgd' ? 'SGD' : kind === 'refocus' ? 'per-kernel RefConv transform' : kind;
+  const o = op === 'inputGrad' ? 'input gradients' : op === 'filterGrad' ? 'filter gradients' : op === 'forward' ? 'forward' : op === 'perKernel' ? '(forward and gradient)' : op ?? '';
   return `${k} ${o}`.trim();
 }
 
@@ -525,15 +530,19 @@ export function planOf(verdict: Pick<KernelCheckVerdict, 'classes' | 'filterGrad
  */
 export function chooseRefconvOps(plan: Omit<KernelPlan, 'source'>, classes: Record<string, Record<string, RouteSummary>>, timings: RefconvOpTiming[] | undefined): Omit<KernelPlan, 'source'> {
   const words: string[] = [];
-  const pick = (cls: 'maxPool.inputGrad' | 'sgd.update', name: string): boolean => {
+  const pick = (cls: RefconvOpClass, name: string): boolean => {
     if (plan.routes[cls] === 'refconv') return true;
-    const t = timings?.find((x) => x.cls === cls);
-    if (!t || !routeOk(classes[cls]?.refconv)) return false;
-    const speedup = t.native / t.refconv;
+    // a class may be timed in several jobs (the per-kernel transform: forward and gradient): their sum
+    const ts = timings?.filter((x) => x.cls === cls) ?? [];
+    if (ts.length === 0 || !routeOk(classes[cls]?.refconv)) return false;
+    const speedup = ts.reduce((a, x) => a + x.native, 0) / ts.reduce((a, x) => a + x.refconv, 0);
     words.push(`${name} ${speedup >= 1.05 ? 'on' : 'not on'} RefConv's kernel (${speedup.toFixed(2)}x TF's ops' speed here)`);
     return speedup >= 1.05;
   };
-  const refconvOps = { sgdUpdate: pick('sgd.update', 'SGD update'), maxPoolGrad: pick('maxPool.inputGrad', 'max-pool gradient') };
+  const refconvOps = {
+    sgdUpdate: pick('sgd.update', 'SGD update'), maxPoolGrad: pick('maxPool.inputGrad', 'max-pool gradient'),
+    perKernelRefocus: pick('refocus.perKernel', 'per-kernel RefConv transform'),
+  };
   return { ...plan, refconvOps, reason: words.length > 0 ? `${plan.reason}; ${words.join(', ')}` : plan.reason };
 }
 

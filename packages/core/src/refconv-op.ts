@@ -22,6 +22,7 @@
  * tfjs channel order equals PyTorch's, so contiguous groups mean the same kernels in both.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativePerKernelRefocus } from './kernels/refconv-ops.js';
 
 /**
  * How kernel channels are grouped in the refocusing transform.
@@ -148,8 +149,11 @@ export function refocusKernel(basis: tf.Tensor4D, transform: tf.Tensor4D, column
       if (cols.shape[0] !== k * k || cols.shape[1] !== m * m * n) throw new Error(`refocusKernel: columns must have shape [${k * k}, ${m * m * n}], got [${cols.shape}]`);
       refocused = tf.matMul(cols, tf.reshape(transform, [m * m * n, n]));
     } else if (perKernel) {
-      // Per-kernel maps are a depthwise conv over the basis image.
-      refocused = tf.depthwiseConv2d(tf.reshape(basis, [1, k, k, n]) as tf.Tensor4D, transform, 1, 'same');
+      // Per-kernel maps are a depthwise conv over the basis image: on RefConv's own kernel where
+      // the self-check chose it (TF's depthwise kernels are slow for a K x K map of ~10^5 channels).
+      const image = tf.reshape(basis, [1, k, k, n]) as tf.Tensor4D;
+      const route = nativePerKernelRefocus();
+      refocused = route ? route(image, transform) : tf.depthwiseConv2d(image, transform, 1, 'same');
     } else {
       // G contiguous groups: tfjs has no grouped conv, so convolve each slice of kernels.
       const images = tf.split(tf.reshape(basis, [1, k, k, n]) as tf.Tensor4D, groups, 3);

@@ -1,7 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { applyKernelPlan, disableFastKernels, enableFastKernels, loadRefconvOps, nativeSgdUpdate, refconvMaxPoolGrad, refconvSgdUpdate } from '../src/fast-kernels.js';
+import {
+  applyKernelPlan, disableFastKernels, enableFastKernels, loadRefconvOps, nativePerKernelRefocus, nativeSgdUpdate, refconvMaxPoolGrad, refconvRefocusPerKernel,
+  refconvRefocusPerKernelGrad, refconvSgdUpdate,
+} from '../src/fast-kernels.js';
+import { refocusKernel } from '../src/refconv-op.js';
 import { randomArray } from './naive.js';
 
 /** torch.optim.SGD's step in float32, one rounding per operation (Math.fround), as an independent loop. */
@@ -41,6 +45,28 @@ function maxPoolGradLoop(x: Float32Array, [n, h, w, c]: number[], dy: Float32Arr
   }
   return dx;
 }
+
+/** The per-kernel refocus of a [K, K, N] image with [M, M, N] maps (zero padding) and its transform gradient, by float64 loops. */
+function refocusLoops(img: Float32Array, t: Float32Array, dy: Float32Array, k: number, m: number, n: number) {
+  const out = new Float64Array(k * k * n);
+  const grad = new Float64Array(m * m * n);
+  const p = (m - 1) / 2;
+  for (let y = 0; y < k; y++) for (let x = 0; x < k; x++) for (let u = 0; u < m; u++) for (let v = 0; v < m; v++) {
+    const sy = y + u - p, sx = x + v - p;
+    if (sy < 0 || sx < 0 || sy >= k || sx >= k) continue;
+    for (let c = 0; c < n; c++) {
+      out[(y * k + x) * n + c] += img[(sy * k + sx) * n + c] * t[(u * m + v) * n + c];
+      grad[(u * m + v) * n + c] += img[(sy * k + sx) * n + c] * dy[(y * k + x) * n + c];
+    }
+  }
+  return { out, grad };
+}
+
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+};
 
 const mismatches = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let n = 0;
@@ -121,6 +147,62 @@ describe("RefConv's own TF kernels (native/refconv_ops.cc)", () => {
     expect(calls.filter((c) => c === 'RefconvMaxPoolGrad')).toHaveLength(2);
     expect(calls).not.toContain('MaxPoolGrad');
     x.dispose();
+  });
+
+  // N above the threading threshold and not a multiple of the channel block; N below one block; a 1x1 map; a 5x5 map over a 5x5 kernel
+  for (const [k, m, n] of [[3, 3, 9001], [3, 3, 100], [7, 3, 300], [3, 1, 64], [5, 5, 33]]) {
+    it(`RefconvRefocusPerKernel and its transform gradient equal loops (${k}x${k} kernels, ${m}x${m} maps, ${n} channels)`, () => {
+      const img = new Float32Array(randomArray(k * k * n, 51));
+      const t = new Float32Array(randomArray(m * m * n, 52));
+      const dy = new Float32Array(randomArray(k * k * n, 53));
+      const want = refocusLoops(img, t, dy, k, m, n);
+      const [out, grad] = tf.tidy(() => {
+        const image = tf.tensor4d(img, [1, k, k, n]);
+        return [refconvRefocusPerKernel(image, tf.tensor4d(t, [m, m, n, 1])), refconvRefocusPerKernelGrad(image, tf.tensor4d(dy, [1, k, k, n]), m)].map((x) => tf.keep(x));
+      });
+      expect(out.shape).toEqual([1, k, k, n]);
+      expect(grad.shape).toEqual([m, m, n, 1]);
+      expect(maxAbsDiff(out.dataSync(), want.out)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(grad.dataSync(), want.grad)).toBeLessThan(1e-5);
+      tf.dispose([out, grad]);
+    });
+  }
+
+  it('with the route on, per-kernel refocusKernel and its gradients (transform and basis) run the native kernels and equal the depthwise-conv route', async () => {
+    const basis = tf.tensor4d(randomArray(3 * 3 * 24 * 40, 61), [3, 3, 24, 40]);
+    const transform = tf.tensor4d(randomArray(3 * 3 * 960, 62), [3, 3, 960, 1]);
+    const r = tf.tensor4d(randomArray(3 * 3 * 960, 63), [3, 3, 24, 40]);
+    const run = () => tf.tidy(() => {
+      const [gb, gt] = tf.grads((b, t) => tf.sum(tf.mul(tf.square(refocusKernel(b as tf.Tensor4D, t as tf.Tensor4D)), r)))([basis, transform]);
+      return [refocusKernel(basis, transform), gb!, gt!].map((x) => tf.keep(x));
+    });
+    const plan = (await initBackend()).kernelPlan!;
+    enableFastKernels();
+    applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: false, perKernelRefocus: false } });
+    expect(nativePerKernelRefocus()).toBeNull();
+    const viaDepthwise = run();
+    applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: false, perKernelRefocus: true } });
+    expect(nativePerKernelRefocus()).not.toBeNull();
+    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, ...rest: unknown[]) => unknown };
+    const calls: string[] = [];
+    const orig = backend.executeSingleOutput;
+    backend.executeSingleOutput = function (this: unknown, name: string, ...rest: unknown[]) {
+      calls.push(name);
+      return orig.call(this, name, ...rest);
+    };
+    let viaNative: tf.Tensor[];
+    try {
+      viaNative = run();
+    } finally {
+      backend.executeSingleOutput = orig;
+    }
+    expect(calls).toContain('RefconvRefocusPerKernel');
+    expect(calls).toContain('RefconvRefocusPerKernelGrad');
+    for (let i = 0; i < 3; i++) expect(maxAbsDiff(viaNative[i]!.dataSync(), viaDepthwise[i]!.dataSync())).toBeLessThan(1e-4);
+    disableFastKernels();
+    expect(nativePerKernelRefocus()).toBeNull();
+    enableFastKernels();
+    tf.dispose([basis, transform, r, ...viaDepthwise, ...viaNative]);
   });
 
   it('nativeSgdUpdate follows the plan: off where the self-check did not choose it, and with the fast kernels off', async () => {

@@ -7,9 +7,13 @@
  *   param and buffer out) instead of 4-6 tfjs elementwise ops, each a full pass with its own
  *   allocation; bit-identical to the tfjs ops (`@refconv/engine`'s SGD);
  * - `RefconvMaxPoolGrad`: the NHWC max-pool gradient with TF's tie rule, vectorised over channels
- *   (TF's CPU MaxPoolGrad takes ~4x PyTorch's time for ResNet's stem pool).
+ *   (TF's CPU MaxPoolGrad takes ~4x PyTorch's time for ResNet's stem pool);
+ * - `RefconvRefocusPerKernel` / `RefconvRefocusPerKernelGrad`: RefConv's per-kernel transform (a
+ *   depthwise conv over the K x K basis image of Cin * Cout channels) and its transform gradient,
+ *   vectorised over the channels (TF's depthwise kernels, built for large maps, took ~90 ms of a
+ *   ResNet-18 step for them).
  *
- * Both are speed routes: the kernel self-check verifies each against TF's own op on this host and
+ * All are speed routes: the kernel self-check verifies each against TF's own op on this host and
  * times it, and the route is taken only where it passed and is faster (`state.refconvOps`).
  */
 import fs from 'node:fs';
@@ -96,6 +100,71 @@ export function refconvMaxPoolGrad(input: tf.Tensor, dy: tf.Tensor, ksize: [numb
 export function nativeSgdUpdate(): typeof refconvSgdUpdate | null {
   const chosen = state.routes['sgd.update'] === 'refconv' || (state.fastKernels && state.refconvOps.sgdUpdate);
   return chosen && tf.getBackend() === 'tensorflow' && loadRefconvOps().ok ? refconvSgdUpdate : null;
+}
+
+/**
+ * RefConv's per-kernel transform of a basis image: `tf.depthwiseConv2d(image, transform, 1, 'same')`
+ * for image [1, K, K, N] and transform [M, M, N, 1] (odd M <= K), as one native pass. Requires
+ * {@link loadRefconvOps}.
+ */
+export function refconvRefocusPerKernel(image: tf.Tensor4D, transform: tf.Tensor4D): tf.Tensor4D {
+  return native().executeSingleOutput('RefconvRefocusPerKernel', [], [image, transform]) as tf.Tensor4D;
+}
+
+/**
+ * The gradient of {@link refconvRefocusPerKernel} with respect to the transform: [M, M, N, 1] from
+ * the image [1, K, K, N] and the output gradient `dy` (same shape as the image). Requires
+ * {@link loadRefconvOps}.
+ */
+export function refconvRefocusPerKernelGrad(image: tf.Tensor4D, dy: tf.Tensor4D, mapK: number): tf.Tensor4D {
+  const b = native();
+  return b.executeSingleOutput('RefconvRefocusPerKernelGrad', [{ name: 'map_k', type: b.binding.TF_ATTR_INT, value: [mapK] }], [image, dy]) as tf.Tensor4D;
+}
+
+const PER_KERNEL_REFOCUS = 'RefconvRefocusPerKernel';
+let perKernelRegistered = false;
+
+/**
+ * Registers {@link refconvRefocusPerKernel} as a tfjs kernel of the `tensorflow` backend with its
+ * gradient: the transform's by {@link refconvRefocusPerKernelGrad}; the image's (only computed when
+ * asked for: RefConv's basis is frozen) as the depthwise conv of `dy` with the transform flipped in
+ * both spatial axes, the transpose of a stride-1 'same' correlation with an odd map.
+ */
+function registerPerKernelRefocus(): void {
+  if (perKernelRegistered) return;
+  tf.registerKernel({
+    kernelName: PER_KERNEL_REFOCUS,
+    backendName: 'tensorflow',
+    kernelFunc: ({ inputs }) => {
+      const { image, transform } = inputs as { image: tf.Tensor4D; transform: tf.Tensor4D };
+      return refconvRefocusPerKernel(image, transform) as unknown as tf.TensorInfo;
+    },
+  });
+  tf.registerGradient({
+    kernelName: PER_KERNEL_REFOCUS,
+    inputsToSave: ['image', 'transform'],
+    gradFunc: (dy, saved) => {
+      const [image, transform] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const g = dy as tf.Tensor4D;
+      return {
+        image: () => tf.depthwiseConv2d(g, tf.reverse(transform, [0, 1]), 1, 'same'),
+        transform: () => refconvRefocusPerKernelGrad(image, g, transform.shape[0]),
+      };
+    },
+  });
+  perKernelRegistered = true;
+}
+
+/**
+ * The per-kernel transform route for `refocusKernel`: a function computing
+ * `tf.depthwiseConv2d(image, transform, 1, 'same')` (differentiable) on RefConv's kernels where the
+ * self-check chose them on this host, else null (tfjs' depthwise conv is used).
+ */
+export function nativePerKernelRefocus(): ((image: tf.Tensor4D, transform: tf.Tensor4D) => tf.Tensor4D) | null {
+  const chosen = state.routes['refocus.perKernel'] === 'refconv' || (state.fastKernels && state.refconvOps.perKernelRefocus);
+  if (!chosen || tf.getBackend() !== 'tensorflow' || !loadRefconvOps().ok) return null;
+  registerPerKernelRefocus();
+  return (image, transform) => tf.engine().runKernel(PER_KERNEL_REFOCUS, { image, transform }, {}) as tf.Tensor4D;
 }
 
 const originals = new Map<string, tf.KernelConfig>();
