@@ -4,7 +4,7 @@
  * name, its share of the summed kernel time, and the call count, so a missed speed target can be
  * traced to the kernels that bound it.
  *
- *   npx nx run bench:profile -- --arch resnet18 [--size 224] [--batch 32] [--refconv] [--infer] [--top 15]
+ *   npx nx run bench:profile -- --arch resnet18 [--size 224] [--batch 32] [--refconv] [--infer] [--top 15] [--trace 8]
  *
  * `--infer` profiles one inference batch (eager `predict`, kernel by kernel) instead of a training
  * step, then times the same batch compiled (`compileForInference`, what the evaluators run).
@@ -25,12 +25,20 @@ async function main(): Promise<void> {
     .option('refconv', { type: 'boolean', default: false, describe: 'profile the refocused model' })
     .option('infer', { type: 'boolean', default: false, describe: 'profile one inference batch instead of a training step' })
     .option('top', { type: 'number', default: 15, describe: 'kernel names to list' })
+    .option('trace', { type: 'number', default: 0, describe: 'first print wall time, CPU time and page faults of each of this many steps from the first (warm-up visible)' })
     .strict()
     .parseAsync();
   console.log(describeBackend(await initBackend()));
   const plain = createModel(argv.arch, { inputSize: argv.size, numClasses: 1000 });
   const model = argv.refconv ? refocus(plain, { seed: 1 }) : plain;
   const step = argv.infer ? makeInferStep(model, argv.batch) : makeTrainStep(model, argv.batch);
+  for (let i = 0; i < argv.trace; i++) {
+    const [u0, t0] = [process.resourceUsage(), performance.now()];
+    step.run();
+    const [u1, ms] = [process.resourceUsage(), performance.now() - t0];
+    console.log(`step ${i + 1}: ${ms.toFixed(0)} ms wall, user CPU ${((u1.userCPUTime - u0.userCPUTime) / 1000).toFixed(0)} ms, ` +
+      `system CPU ${((u1.systemCPUTime - u0.systemCPUTime) / 1000).toFixed(0)} ms, minor page faults ${u1.minorPageFault - u0.minorPageFault}`);
+  }
   // Two warm-up runs: the first builds kernels and caches, and the heap still grows during the
   // second (for RefConv MobileNetV2, 500-600 page faults and ~1.8 s of system CPU in step 2,
   // ~100-200 faults and ~0.1-0.2 s from step 3 on, on the AMD EPYC AVX-512 host), which a

@@ -1,6 +1,7 @@
 /**
  * `nx run bench:ops-ab`: what RefConv's own TF kernels (`@refconv/core` native/refconv_ops.cc: the
- * one-pass SGD update and the max-pool gradient) are worth in a training step on this host. The
+ * one-pass SGD update, the max-pool gradient and, with `--refconv`, the per-kernel transform and
+ * its gradient) are worth in a training step on this host. The
  * same model's training step (engine's SGD, momentum 0.9) runs with the kernels on and off,
  * alternating step by step in one process; prints the median step times and their ratio.
  *
@@ -30,7 +31,7 @@ for (const arch of argv.archs.split(',')) {
   const plain = createModel(arch, { inputSize: argv.size, numClasses: 1000 });
   const model = argv.refconv ? refocus(plain, { seed: 1 }) : plain;
   const step = makeTrainStep(model, argv.batch);
-  const set = (on: boolean) => applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: on, maxPoolGrad: on } });
+  const set = (on: boolean) => applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: on, maxPoolGrad: on, perKernelRefocus: on } });
   const times: Record<'off' | 'on', number[]> = { off: [], on: [] };
   set(true);
   step.run(); // warm-up (creates the momentum buffers)
