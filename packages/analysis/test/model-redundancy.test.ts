@@ -48,6 +48,11 @@ describe('modelRedundancy', () => {
     const ref = refocus(model, { mapK: 3, seed: 4 });
     const convs = convLayersOf(ref);
     expect(convs.map((c) => [c.name, c.refconv, c.depthwise])).toEqual([['c1', true, false], ['dw', true, true], ['pw', false, false]]);
+    // The first call fills each dense RefConv layer's cache of its basis' patch columns (one tensor
+    // per layer, held until the layer is disposed); after that, calls allocate nothing that stays.
+    const cached = tf.memory().numTensors;
+    modelRedundancy(ref, batch(3), { label: false });
+    expect(tf.memory().numTensors - cached).toBe(1); // 'dw', the one dense (depthwise) RefConv layer
     const before = tf.memory().numTensors;
     const r = modelRedundancy(ref, batch(3), { label: false });
     expect(tf.memory().numTensors).toBe(before);
