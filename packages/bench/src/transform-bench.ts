@@ -7,7 +7,10 @@
  *   and TF's depthwise filter gradient, against RefConv's own kernels (`RefconvRefocusPerKernel`);
  * - dense transforms (depthwise convs, MobileNetV2): a conv over the K x K basis image and TF's
  *   conv filter gradient at batch 1, against the MatMul of the basis' patch columns
- *   (`basisColumns`) and its A-transposed MatMul, the route `refocusKernel` takes.
+ *   (`basisColumns`) and its A-transposed MatMul, the route `refocusKernel` takes;
+ * - and the optimizer's momentum update of the transforms' weights (`RefconvSgdUpdate`: reads
+ *   parameter, momentum and gradient, writes parameter and momentum) next to one elementwise pass
+ *   over the same tensors (`x + 0`: one read, one write), the memory-bandwidth yardstick.
  *
  *   npx nx run bench:transforms -- [--archs resnet18,mobilenet_v2] [--rounds 7]
  */
@@ -16,7 +19,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createModel } from '@refconv/backbones';
 import {
-  RefConv2D, basisColumns, cpuDescription, initBackend, loadRefconvOps, refconvRefocusPerKernel, refconvRefocusPerKernelGrad, refocus,
+  RefConv2D, basisColumns, cpuDescription, initBackend, loadRefconvOps, refconvRefocusPerKernel, refconvRefocusPerKernelGrad, refconvSgdUpdate, refocus,
 } from '@refconv/core';
 import { median } from './measure.js';
 
@@ -69,9 +72,16 @@ function jobsOf(arch: string): { kind: 'perKernel' | 'dense'; jobs: Job[] }[] {
 await initBackend();
 if (!loadRefconvOps().ok) throw new Error(`bench:transforms needs RefConv's own kernels: ${JSON.stringify(loadRefconvOps())}`);
 console.log(`${cpuDescription()}; one training step's transforms, summed over the model's RefConv layers; median of ${argv.rounds} alternating rounds`);
-console.log('| arch, transforms | route | forward ms | transform gradient ms |\n|---|---|---:|---:|');
+console.log('| arch, transforms | route | forward ms (update: ms) | transform gradient ms (update: bandwidth) |\n|---|---|---:|---:|');
 for (const arch of argv.archs.split(',')) {
   for (const { kind, jobs } of jobsOf(arch)) {
+    const weights = jobs.reduce((s, j) => s + j.transform.size, 0);
+    if (weights < 1e5) {
+      // e.g. MobileNetV2's stem (96 kernels): too small to time meaningfully
+      console.log(`| ${arch}, ${jobs.length} ${kind === 'dense' ? 'dense' : 'per-kernel'} (${weights} weights) | not timed (under 100 k weights) | | |`);
+      for (const j of jobs) tf.dispose([j.image, j.transform, j.dy, ...(j.columns ? [j.columns] : [])]);
+      continue;
+    }
     const routes = ROUTES[kind];
     const times = routes.map(() => ({ forward: [] as number[], gradient: [] as number[] }));
     for (let round = -1; round < argv.rounds; round++) {
@@ -86,10 +96,30 @@ for (const arch of argv.archs.split(',')) {
         }
       });
     }
-    const weights = jobs.reduce((s, j) => s + j.transform.size, 0);
     routes.forEach((route, r) => {
       console.log(`| ${arch}, ${jobs.length} ${kind === 'dense' ? 'dense' : 'per-kernel'} (${(weights / 1e6).toFixed(1)} M weights) | ${route.name} | ${median(times[r]!.forward).toFixed(1)} | ${median(times[r]!.gradient).toFixed(1)} |`);
     });
+    // The momentum update of these weights, on fresh outputs as in training, against a copy pass.
+    const state = jobs.map((j) => ({ p: j.transform, buf: tf.zerosLike(j.transform), g: tf.randomNormal(j.transform.shape, 0, 1e-3) }));
+    const upd: number[] = [];
+    const copy: number[] = [];
+    for (let round = -1; round < argv.rounds; round++) {
+      let t0 = performance.now();
+      const outs = state.flatMap((x) => refconvSgdUpdate(x.p, x.buf, x.g, 0.01, { momentum: 0.9 }));
+      const u = performance.now() - t0;
+      tf.dispose(outs);
+      t0 = performance.now();
+      const copies = state.map((x) => tf.add(x.p, 0));
+      const c = performance.now() - t0;
+      tf.dispose(copies);
+      if (round >= 0) {
+        upd.push(u);
+        copy.push(c);
+      }
+    }
+    const [u, c] = [median(upd), median(copy)];
+    console.log(`| ${arch}, momentum update of the ${kind === 'dense' ? 'dense' : 'per-kernel'} transforms | RefConv's SGD kernel; one elementwise pass | ${u.toFixed(1)}; ${c.toFixed(1)} (${(u / c).toFixed(1)}x) | ${((5 * 4 * weights) / (u * 1e6)).toFixed(1)} GB/s |`);
+    tf.dispose(state.flatMap((x) => [x.buf, x.g]));
     for (const j of jobs) tf.dispose([j.image, j.transform, j.dy, ...(j.columns ? [j.columns] : [])]);
   }
 }
