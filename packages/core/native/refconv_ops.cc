@@ -25,6 +25,7 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -333,24 +334,30 @@ bool ImageDims(TF_OpKernelContext* ctx, TF_Tensor* t, const char* what, int64_t*
 // outputs stay in L1 while every (position, shift) pair is visited: each value is read from memory once.
 constexpr int64_t kChannelBlock = 256;
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void RefocusPerKernelRange(const float* __restrict img, const float* __restrict t, float* __restrict out, int64_t K, int64_t M,
-                           int64_t N, int64_t c0, int64_t c1) {
-  const int64_t p = M / 2;
+// Both ops are sums over (output position, map shift) pairs of image[position + shift] times a
+// second factor, vectorised over a block of channels:
+//   forward  (grad = false): out[position] += image[position + shift] * transform[shift]
+//   gradient (grad = true):  out[shift]    += image[position + shift] * dy[position]
+// `outer` indexes the output (K x K positions or M x M shifts), `inner` the summed-over pairs.
+// One body, instantiated per op (kGrad is a compile-time constant, so the index selects fold
+// away) and inlined into each op's per-ISA clones.
+template <bool kGrad>
+__attribute__((always_inline)) inline void RefocusPerKernelBody(const float* __restrict img, const float* __restrict factor, float* __restrict out, int64_t K,
+                                 int64_t M, int64_t N, int64_t c0, int64_t c1) {
+  const int64_t p = M / 2, outer = kGrad ? M : K, inner = kGrad ? K : M;
   for (int64_t b0 = c0; b0 < c1; b0 += kChannelBlock) {
     const int64_t b1 = std::min(c1, b0 + kChannelBlock);
-    for (int64_t y = 0; y < K; ++y) {
-      for (int64_t x = 0; x < K; ++x) {
-        float* __restrict o = out + (y * K + x) * N;
+    for (int64_t a = 0; a < outer; ++a) {
+      for (int64_t b = 0; b < outer; ++b) {
+        float* __restrict o = out + (a * outer + b) * N;
         for (int64_t c = b0; c < b1; ++c) o[c] = 0.0f;
-        for (int64_t dy = 0; dy < M; ++dy) {
-          const int64_t sy = y + dy - p;
-          if (sy < 0 || sy >= K) continue;
-          for (int64_t dx = 0; dx < M; ++dx) {
-            const int64_t sx = x + dx - p;
-            if (sx < 0 || sx >= K) continue;
+        for (int64_t i = 0; i < inner; ++i) {
+          for (int64_t j = 0; j < inner; ++j) {
+            const int64_t y = kGrad ? i : a, x = kGrad ? j : b, dy = kGrad ? a : i, dx = kGrad ? b : j;
+            const int64_t sy = y + dy - p, sx = x + dx - p;
+            if (sy < 0 || sy >= K || sx < 0 || sx >= K) continue;
             const float* __restrict v = img + (sy * K + sx) * N;
-            const float* __restrict w = t + (dy * M + dx) * N;
+            const float* __restrict w = factor + (kGrad ? y * K + x : dy * M + dx) * N;
             for (int64_t c = b0; c < b1; ++c) o[c] += v[c] * w[c];
           }
         }
@@ -360,29 +367,29 @@ void RefocusPerKernelRange(const float* __restrict img, const float* __restrict 
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
-void RefocusPerKernelGradRange(const float* __restrict img, const float* __restrict g, float* __restrict out, int64_t K, int64_t M,
-                               int64_t N, int64_t c0, int64_t c1) {
-  const int64_t p = M / 2;
-  for (int64_t b0 = c0; b0 < c1; b0 += kChannelBlock) {
-    const int64_t b1 = std::min(c1, b0 + kChannelBlock);
-    for (int64_t dy = 0; dy < M; ++dy) {
-      for (int64_t dx = 0; dx < M; ++dx) {
-        float* __restrict o = out + (dy * M + dx) * N;
-        for (int64_t c = b0; c < b1; ++c) o[c] = 0.0f;
-        for (int64_t y = 0; y < K; ++y) {
-          const int64_t sy = y + dy - p;
-          if (sy < 0 || sy >= K) continue;
-          for (int64_t x = 0; x < K; ++x) {
-            const int64_t sx = x + dx - p;
-            if (sx < 0 || sx >= K) continue;
-            const float* __restrict v = img + (sy * K + sx) * N;
-            const float* __restrict w = g + (y * K + x) * N;
-            for (int64_t c = b0; c < b1; ++c) o[c] += v[c] * w[c];
-          }
-        }
-      }
-    }
+void RefocusPerKernelRange(const float* __restrict img, const float* __restrict t, float* __restrict out, int64_t K, int64_t M, int64_t N, int64_t c0, int64_t c1) {
+  RefocusPerKernelBody<false>(img, t, out, K, M, N, c0, c1);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void RefocusPerKernelGradRange(const float* __restrict img, const float* __restrict dy, float* __restrict out, int64_t K, int64_t M, int64_t N, int64_t c0, int64_t c1) {
+  RefocusPerKernelBody<true>(img, dy, out, K, M, N, c0, c1);
+}
+
+// The two ops' common tail: allocates output 0 with `dims` and runs `range(input0, input1, out,
+// c0, c1)` over channel ranges [c0, c1) of the N channels, split across threads.
+template <typename Range>
+void RefocusOutput(TF_OpKernelContext* ctx, TF_Status* s, const Inputs& keep, std::array<int64_t, 4> dims, int64_t n, Range range) {
+  TF_Tensor* out = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims.data(), 4, dims[0] * dims[1] * dims[2] * dims[3] * sizeof(float), s);
+  if (TF_GetCode(s) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, s);
+  } else {
+    const float* a = static_cast<const float*>(TF_TensorData(keep.t[0]));
+    const float* b = static_cast<const float*>(TF_TensorData(keep.t[1]));
+    float* o = static_cast<float*>(TF_TensorData(out));
+    ParallelFor(n, 1 << 12, [=](int64_t c0, int64_t c1) { range(a, b, o, c0, c1); });
   }
+  TF_DeleteTensor(out);
 }
 
 void* NoAttrsCreate(TF_OpKernelConstruction*) { return nullptr; }
@@ -398,17 +405,9 @@ void RefocusCompute(void*, TF_OpKernelContext* ctx) {
     if (td.size() != 4 || td[1] != M || td[2] != N || td[3] != 1 || M % 2 == 0 || M > K) {
       Fail(ctx, s, "RefconvRefocusPerKernel: transform must be [M, M, N, 1] with an odd M no larger than K");
     } else {
-      const int64_t dims[4] = {1, K, K, N};
-      TF_Tensor* out = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, K * K * N * sizeof(float), s);
-      if (TF_GetCode(s) != TF_OK) {
-        TF_OpKernelContext_Failure(ctx, s);
-      } else {
-        const float* img = static_cast<const float*>(TF_TensorData(keep.t[0]));
-        const float* t = static_cast<const float*>(TF_TensorData(keep.t[1]));
-        float* o = static_cast<float*>(TF_TensorData(out));
-        ParallelFor(N, 1 << 12, [=](int64_t c0, int64_t c1) { RefocusPerKernelRange(img, t, o, K, M, N, c0, c1); });
-      }
-      TF_DeleteTensor(out);
+      RefocusOutput(ctx, s, keep, {1, K, K, N}, N, [=](const float* img, const float* t, float* o, int64_t c0, int64_t c1) {
+        RefocusPerKernelRange(img, t, o, K, M, N, c0, c1);
+      });
     }
   }
   TF_DeleteStatus(s);
@@ -438,17 +437,9 @@ void RefocusGradCompute(void* kernel, TF_OpKernelContext* ctx) {
     if (K2 != K || N2 != N || M % 2 == 0 || M < 1 || M > K) {
       Fail(ctx, s, "RefconvRefocusPerKernelGrad: dy must have the image's shape and map_k must be odd and no larger than K");
     } else {
-      const int64_t dims[4] = {M, M, N, 1};
-      TF_Tensor* out = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, M * M * N * sizeof(float), s);
-      if (TF_GetCode(s) != TF_OK) {
-        TF_OpKernelContext_Failure(ctx, s);
-      } else {
-        const float* img = static_cast<const float*>(TF_TensorData(keep.t[0]));
-        const float* g = static_cast<const float*>(TF_TensorData(keep.t[1]));
-        float* o = static_cast<float*>(TF_TensorData(out));
-        ParallelFor(N, 1 << 12, [=](int64_t c0, int64_t c1) { RefocusPerKernelGradRange(img, g, o, K, M, N, c0, c1); });
-      }
-      TF_DeleteTensor(out);
+      RefocusOutput(ctx, s, keep, {M, M, N, 1}, N, [=](const float* img, const float* g, float* o, int64_t c0, int64_t c1) {
+        RefocusPerKernelGradRange(img, g, o, K, M, N, c0, c1);
+      });
     }
   }
   TF_DeleteStatus(s);

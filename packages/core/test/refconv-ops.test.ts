@@ -68,6 +68,22 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return worst;
 };
 
+/** Runs `f` and returns its result with the names of the TF ops the native backend executed meanwhile. */
+function withExecutedOps<T>(f: () => T): { result: T; ops: string[] } {
+  const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, ...rest: unknown[]) => unknown };
+  const ops: string[] = [];
+  const orig = backend.executeSingleOutput;
+  backend.executeSingleOutput = function (this: unknown, name: string, ...rest: unknown[]) {
+    ops.push(name);
+    return orig.call(this, name, ...rest);
+  };
+  try {
+    return { result: f(), ops };
+  } finally {
+    backend.executeSingleOutput = orig;
+  }
+}
+
 const mismatches = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let n = 0;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
@@ -132,25 +148,16 @@ describe("RefConv's own TF kernels (native/refconv_ops.cc)", () => {
     const tfOwn = { same: gradOf('same').dataSync(), valid: gradOf('valid').dataSync() };
     enableFastKernels();
     applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: true } });
-    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, ...rest: unknown[]) => unknown };
-    const calls: string[] = [];
-    const orig = backend.executeSingleOutput;
-    backend.executeSingleOutput = function (this: unknown, name: string, ...rest: unknown[]) {
-      calls.push(name);
-      return orig.call(this, name, ...rest);
-    };
-    try {
+    const { ops: calls } = withExecutedOps(() => {
       for (const pad of ['same', 'valid'] as const) expect(mismatches(gradOf(pad).dataSync(), tfOwn[pad])).toBe(0);
-    } finally {
-      backend.executeSingleOutput = orig;
-    }
+    });
     expect(calls.filter((c) => c === 'RefconvMaxPoolGrad')).toHaveLength(2);
     expect(calls).not.toContain('MaxPoolGrad');
     x.dispose();
   });
 
-  // N above the threading threshold and not a multiple of the channel block; N below one block; a 1x1 map; a 5x5 map over a 5x5 kernel
-  for (const [k, m, n] of [[3, 3, 9001], [3, 3, 100], [7, 3, 300], [3, 1, 64], [5, 5, 33]]) {
+  // N above the threading threshold and not a multiple of the channel block; N below one block; a 1x1 map; a 5x5 map over a 5x5 kernel; fewer channels than positions
+  for (const [k, m, n] of [[3, 3, 9001], [3, 3, 100], [7, 3, 300], [3, 1, 64], [5, 5, 33], [5, 3, 2]]) {
     it(`RefconvRefocusPerKernel and its transform gradient equal loops (${k}x${k} kernels, ${m}x${m} maps, ${n} channels)`, () => {
       const img = new Float32Array(randomArray(k * k * n, 51));
       const t = new Float32Array(randomArray(m * m * n, 52));
@@ -183,19 +190,7 @@ describe("RefConv's own TF kernels (native/refconv_ops.cc)", () => {
     const viaDepthwise = run();
     applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: false, perKernelRefocus: true } });
     expect(nativePerKernelRefocus()).not.toBeNull();
-    const backend = tf.backend() as unknown as { executeSingleOutput: (name: string, ...rest: unknown[]) => unknown };
-    const calls: string[] = [];
-    const orig = backend.executeSingleOutput;
-    backend.executeSingleOutput = function (this: unknown, name: string, ...rest: unknown[]) {
-      calls.push(name);
-      return orig.call(this, name, ...rest);
-    };
-    let viaNative: tf.Tensor[];
-    try {
-      viaNative = run();
-    } finally {
-      backend.executeSingleOutput = orig;
-    }
+    const { result: viaNative, ops: calls } = withExecutedOps(run);
     expect(calls).toContain('RefconvRefocusPerKernel');
     expect(calls).toContain('RefconvRefocusPerKernelGrad');
     for (let i = 0; i < 3; i++) expect(maxAbsDiff(viaNative[i]!.dataSync(), viaDepthwise[i]!.dataSync())).toBeLessThan(1e-4);
