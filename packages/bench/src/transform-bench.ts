@@ -19,7 +19,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createModel } from '@refconv/backbones';
 import {
-  RefConv2D, basisColumns, cpuDescription, initBackend, loadRefconvOps, refconvRefocusPerKernel, refconvRefocusPerKernelGrad, refconvSgdUpdate, refocus,
+  RefConv2D, basisColumns, cpuDescription, initBackend, kernelChannels, loadRefconvOps, refconvRefocusPerKernel, refconvRefocusPerKernelGrad, refconvSgdUpdate,
+  refocus, transformGroups,
 } from '@refconv/core';
 import { median } from './measure.js';
 
@@ -57,17 +58,21 @@ function jobsOf(arch: string): { kind: 'perKernel' | 'dense'; jobs: Job[] }[] {
   for (const layer of model.layers) {
     if (!(layer instanceof RefConv2D)) continue;
     const basis = layer.getBasis();
-    const transform = layer.getTransform();
-    const [k, , a, b] = basis.shape;
-    const n = a * b;
+    const [k, , inChannels, outPerGroup] = basis.shape;
+    const geometry = { kernelSize: k, inChannels, outPerGroup, depthwise: layer.depthwise };
+    const n = kernelChannels(geometry);
+    const g = transformGroups(layer.grouping, geometry);
+    if (g !== 1 && g !== n) continue; // grouped transforms (1 < G < N) are not timed here
     const image = tf.randomNormal([1, k, k, n]) as tf.Tensor4D;
-    const job = { image, transform: tf.clone(transform), dy: tf.randomNormal([1, k, k, n]) as tf.Tensor4D, columns: null as tf.Tensor2D | null };
-    if (transform.shape[3] === 1 && transform.shape[2] === n) groups.perKernel.push(job);
-    else if (transform.shape[3] === n && transform.shape[2] === n) groups.dense.push({ ...job, columns: basisColumns(tf.reshape(image, basis.shape) as tf.Tensor4D, transform.shape[0]) });
+    const job = { image, transform: tf.clone(layer.getTransform()), dy: tf.randomNormal([1, k, k, n]) as tf.Tensor4D, columns: null as tf.Tensor2D | null };
+    if (g === n) groups.perKernel.push(job);
+    else groups.dense.push({ ...job, columns: basisColumns(tf.reshape(image, basis.shape) as tf.Tensor4D, layer.mapK) });
   }
   model.dispose();
   return (['perKernel', 'dense'] as const).filter((kind) => groups[kind].length > 0).map((kind) => ({ kind, jobs: groups[kind] }));
 }
+
+const disposeJobs = (jobs: Job[]) => tf.dispose(jobs.flatMap((j) => [j.image, j.transform, j.dy, ...(j.columns ? [j.columns] : [])]));
 
 await initBackend();
 if (!loadRefconvOps().ok) throw new Error(`bench:transforms needs RefConv's own kernels: ${JSON.stringify(loadRefconvOps())}`);
@@ -76,10 +81,11 @@ console.log('| arch, transforms | route | forward ms (update: ms) | transform gr
 for (const arch of argv.archs.split(',')) {
   for (const { kind, jobs } of jobsOf(arch)) {
     const weights = jobs.reduce((s, j) => s + j.transform.size, 0);
+    const label = kind === 'dense' ? 'dense' : 'per-kernel';
     if (weights < 1e5) {
       // e.g. MobileNetV2's stem (96 kernels): too small to time meaningfully
-      console.log(`| ${arch}, ${jobs.length} ${kind === 'dense' ? 'dense' : 'per-kernel'} (${weights} weights) | not timed (under 100 k weights) | | |`);
-      for (const j of jobs) tf.dispose([j.image, j.transform, j.dy, ...(j.columns ? [j.columns] : [])]);
+      console.log(`| ${arch}, ${jobs.length} ${label} (${weights} weights) | not timed (under 100 k weights) | | |`);
+      disposeJobs(jobs);
       continue;
     }
     const routes = ROUTES[kind];
@@ -97,7 +103,7 @@ for (const arch of argv.archs.split(',')) {
       });
     }
     routes.forEach((route, r) => {
-      console.log(`| ${arch}, ${jobs.length} ${kind === 'dense' ? 'dense' : 'per-kernel'} (${(weights / 1e6).toFixed(1)} M weights) | ${route.name} | ${median(times[r]!.forward).toFixed(1)} | ${median(times[r]!.gradient).toFixed(1)} |`);
+      console.log(`| ${arch}, ${jobs.length} ${label} (${(weights / 1e6).toFixed(1)} M weights) | ${route.name} | ${median(times[r]!.forward).toFixed(1)} | ${median(times[r]!.gradient).toFixed(1)} |`);
     });
     // The momentum update of these weights, on fresh outputs as in training, against a copy pass.
     const state = jobs.map((j) => ({ p: j.transform, buf: tf.zerosLike(j.transform), g: tf.randomNormal(j.transform.shape, 0, 1e-3) }));
@@ -118,8 +124,8 @@ for (const arch of argv.archs.split(',')) {
       }
     }
     const [u, c] = [median(upd), median(copy)];
-    console.log(`| ${arch}, momentum update of the ${kind === 'dense' ? 'dense' : 'per-kernel'} transforms | RefConv's SGD kernel; one elementwise pass | ${u.toFixed(1)}; ${c.toFixed(1)} (${(u / c).toFixed(1)}x) | ${((5 * 4 * weights) / (u * 1e6)).toFixed(1)} GB/s |`);
+    console.log(`| ${arch}, momentum update of the ${label} transforms | RefConv's SGD kernel; one elementwise pass | ${u.toFixed(1)}; ${c.toFixed(1)} (${(u / c).toFixed(1)}x) | ${((5 * 4 * weights) / (u * 1e6)).toFixed(1)} GB/s |`);
     tf.dispose(state.flatMap((x) => [x.buf, x.g]));
-    for (const j of jobs) tf.dispose([j.image, j.transform, j.dy, ...(j.columns ? [j.columns] : [])]);
+    disposeJobs(jobs);
   }
 }

@@ -13,6 +13,7 @@ import {
   convWithKernel,
   refocusKernel,
   transformFanIn,
+  transformGroups,
   transformShape,
   validateRefocus,
 } from './refconv-op.js';
@@ -195,11 +196,10 @@ export class RefConv2D extends tf.layers.Layer {
 
   /** The kernel the layer convolves with: basis + Transform(basis). */
   refocusedKernel(): tf.Tensor4D {
-    if (!this.basis || !this.transform) throw new Error(`RefConv2D '${this.name}' is not built yet`);
+    if (!this.basis || !this.transform || !this.geometry) throw new Error(`RefConv2D '${this.name}' is not built yet`);
     const basis = this.basis.read() as tf.Tensor4D;
-    const transform = this.transform.read() as tf.Tensor4D;
-    const dense = transform.shape[2] === transform.shape[3] && transform.shape[3] === basis.shape[2] * basis.shape[3];
-    return refocusKernel(basis, transform, dense ? this.columns(basis) : undefined);
+    const dense = transformGroups(this.grouping, this.geometry) === 1;
+    return refocusKernel(basis, this.transform.read() as tf.Tensor4D, dense ? this.columns(basis) : undefined);
   }
 
   /** The basis' patch columns for a dense transform, computed once per basis value (the basis is frozen, so once per model load). */
