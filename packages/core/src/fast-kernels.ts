@@ -12,7 +12,8 @@
  *   to a correctness route, a speed route or TF's own kernel;
  * - `kernels/conv-forward.ts` + `kernels/pointwise-matmul.ts`: 1x1 convs as MatMul where this
  *   host's oneDNN 1x1 conv failed;
- * - `kernels/refconv-ops.ts`: RefConv's own TF kernels (one-pass SGD update, max-pool gradient),
+ * - `kernels/refconv-ops.ts`: RefConv's own TF kernels (one-pass SGD update, max-pool gradient,
+ *   per-kernel transforms, training-mode batch norm),
  *   each used where the self-check verified it and timed it faster on this host.
  *
  * Two kinds of route. *Speed routes* ({@link enableFastKernels}, on by default on the native
@@ -38,7 +39,7 @@ export { conv2dFilterGradientExplicit, conv2dInputGradient, conv2dInputGradientE
 export { oneDnnRequested } from './kernels/native.js';
 export { pointwiseConv, pointwiseFilterGradient, pointwiseInputGradient } from './kernels/pointwise-matmul.js';
 export {
-  loadRefconvOps, nativePerKernelRefocus, nativeSgdUpdate, refconvMaxPoolGrad, refconvRefocusPerKernel, refconvRefocusPerKernelGrad, refconvSgdUpdate, type SgdUpdateOptions,
+  loadRefconvOps, nativePerKernelRefocus, refconvBatchNormTraining, refconvBatchNormTrainingGrad, nativeSgdUpdate, refconvMaxPoolGrad, refconvRefocusPerKernel, refconvRefocusPerKernelGrad, refconvSgdUpdate, type SgdUpdateOptions,
 } from './kernels/refconv-ops.js';
 
 /**
@@ -82,11 +83,12 @@ export function fastKernelsEnabled(): boolean {
 export function applyKernelPlan(plan: {
   routes: Partial<Record<KernelClass, KernelRoute>>; eigenFilterGradient: boolean; eigenFilterGradientCorrect?: boolean;
   eigenFilterGradientMaps?: { small: boolean; large: boolean };
-  batchNormInference?: 'native' | 'affine'; refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean; perKernelRefocus?: boolean };
+  batchNormInference?: 'native' | 'affine'; refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean; perKernelRefocus?: boolean; batchNormTraining?: boolean };
 }): void {
   state.routes = { ...plan.routes };
   state.refconvOps = {
     sgdUpdate: plan.refconvOps?.sgdUpdate ?? false, maxPoolGrad: plan.refconvOps?.maxPoolGrad ?? false, perKernelRefocus: plan.refconvOps?.perKernelRefocus ?? false,
+    batchNormTraining: plan.refconvOps?.batchNormTraining ?? false,
   };
   state.eigenFilterGradientMaps = plan.eigenFilterGradientMaps ?? { small: plan.eigenFilterGradient, large: plan.eigenFilterGradient };
   state.eigenFilterGradientCorrect = plan.eigenFilterGradientCorrect ?? plan.eigenFilterGradient;

@@ -52,7 +52,7 @@ export type KernelClass =
  * its Eigen kernel; `matmul` = a 1x1 conv as a MatMul over the (strided) input; `affine` =
  * inference-mode batch norm as a per-channel scale and shift (two elementwise passes); `refconv` =
  * RefConv's own kernel (native/refconv_ops.cc: the one-pass SGD update, the max-pool gradient, the per-kernel
- * RefConv transform and its gradient).
+ * RefConv transform and its gradient, training-mode batch norm and its gradient).
  */
 export type KernelRoute = 'native' | 'explicit' | 'matmul' | 'affine' | 'refconv';
 
@@ -67,6 +67,7 @@ const FALLBACK_ROUTES: Partial<Record<KernelClass, KernelRoute[]>> = {
   'maxPool.inputGrad': ['refconv'],
   'sgd.update': ['refconv'],
   'refocus.perKernel': ['refconv'],
+  'batchNorm.training': ['refconv'],
 };
 
 /** Relative L1 error above which a kernel is wrong (float32 reorderings stay near 1e-6). */
@@ -119,7 +120,7 @@ export interface KernelPlan {
    * RefConv's own kernels in use (kernels/refconv-ops.ts): each where it passed the check and is
    * at least 5 % faster than TF's ops for the same work on this host, or where TF's op failed.
    */
-  refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean; perKernelRefocus?: boolean };
+  refconvOps?: { sgdUpdate: boolean; maxPoolGrad: boolean; perKernelRefocus?: boolean; batchNormTraining?: boolean };
   /** Why, in one line (for describeBackend). */
   reason: string;
   /** Where the plan came from. */
@@ -262,7 +263,7 @@ interface ChildRun {
 }
 
 /** Kernel classes that RefConv's own TF kernels can take over. */
-export type RefconvOpClass = 'maxPool.inputGrad' | 'sgd.update' | 'refocus.perKernel';
+export type RefconvOpClass = 'maxPool.inputGrad' | 'sgd.update' | 'refocus.perKernel' | 'batchNorm.training';
 
 /** Median ms of one training-size job on TF's ops (`native`) and on RefConv's own kernel (`refconv`). */
 export interface RefconvOpTiming {
@@ -542,6 +543,7 @@ export function chooseRefconvOps(plan: Omit<KernelPlan, 'source'>, classes: Reco
   const refconvOps = {
     sgdUpdate: pick('sgd.update', 'SGD update'), maxPoolGrad: pick('maxPool.inputGrad', 'max-pool gradient'),
     perKernelRefocus: pick('refocus.perKernel', 'per-kernel RefConv transform'),
+    batchNormTraining: pick('batchNorm.training', 'training batch norm'),
   };
   return { ...plan, refconvOps, reason: words.length > 0 ? `${plan.reason}; ${words.join(', ')}` : plan.reason };
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { mapBucket } from '../src/kernel-check.js';
-import { conv2dInputGradient, disableFastKernels, enableFastKernels } from '../src/fast-kernels.js';
+import { applyKernelPlan, conv2dInputGradient, disableFastKernels, enableFastKernels } from '../src/fast-kernels.js';
 import { maxRelErr, randomArray } from './naive.js';
 
 /** Runs one training-mode forward/backward of conv -> BN -> ReLU -> ReLU6 and returns everything observable. */
@@ -32,24 +32,30 @@ function trainStep(seed: number) {
 describe('fused native kernels (BatchNorm training, ReLU/ReLU6 gradients)', () => {
   afterAll(() => enableFastKernels());
 
-  it("give tfjs' own results for loss, every gradient and the BN moving statistics", () => {
-    disableFastKernels();
-    const reference = trainStep(3);
-    expect(enableFastKernels()).toBe(true);
-    const backend = tf.backend() as unknown as { executeMultipleOutputs: (name: string, ...rest: unknown[]) => unknown };
-    const calls: string[] = [];
-    const orig = backend.executeMultipleOutputs;
-    backend.executeMultipleOutputs = function (name: string, ...rest: unknown[]) {
-      calls.push(name);
-      return orig.call(this, name, ...rest);
-    };
-    const fast = trainStep(3);
-    backend.executeMultipleOutputs = orig;
-    expect(calls).toEqual(['FusedBatchNormV3', 'FusedBatchNormGradV3']);
-    expect(Math.abs(fast.loss - reference.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(reference.loss)));
-    reference.grads.forEach((g, i) => expect(maxRelErr(fast.grads[i], g)).toBeLessThan(1e-4));
-    reference.moving.forEach((m, i) => expect(maxRelErr(fast.moving[i], m)).toBeLessThan(1e-5));
-  });
+  for (const own of [false, true]) {
+    const ops = own ? ['RefconvBatchNormTraining', 'RefconvBatchNormTrainingGrad'] : ['FusedBatchNormV3', 'FusedBatchNormGradV3'];
+    it(`give tfjs' own results for loss, every gradient and the BN moving statistics (batch norm on ${ops.join(' / ')})`, async () => {
+      const plan = (await initBackend()).kernelPlan!;
+      applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: false, ...plan.refconvOps, batchNormTraining: own } });
+      disableFastKernels();
+      const reference = trainStep(3);
+      expect(enableFastKernels()).toBe(true);
+      const backend = tf.backend() as unknown as { executeMultipleOutputs: (name: string, ...rest: unknown[]) => unknown };
+      const calls: string[] = [];
+      const orig = backend.executeMultipleOutputs;
+      backend.executeMultipleOutputs = function (name: string, ...rest: unknown[]) {
+        calls.push(name);
+        return orig.call(this, name, ...rest);
+      };
+      const fast = trainStep(3);
+      backend.executeMultipleOutputs = orig;
+      applyKernelPlan(plan);
+      expect(calls).toEqual(ops);
+      expect(Math.abs(fast.loss - reference.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(reference.loss)));
+      reference.grads.forEach((g, i) => expect(maxRelErr(fast.grads[i], g)).toBeLessThan(1e-4));
+      reference.moving.forEach((m, i) => expect(maxRelErr(fast.moving[i], m)).toBeLessThan(1e-5));
+    });
+  }
 
   it('does not leak tensors over repeated steps', () => {
     enableFastKernels();

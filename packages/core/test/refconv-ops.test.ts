@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import {
-  applyKernelPlan, disableFastKernels, enableFastKernels, loadRefconvOps, nativePerKernelRefocus, nativeSgdUpdate, refconvMaxPoolGrad, refconvRefocusPerKernel,
-  refconvRefocusPerKernelGrad, refconvSgdUpdate,
+  applyKernelPlan, disableFastKernels, enableFastKernels, loadRefconvOps, nativePerKernelRefocus, nativeSgdUpdate, refconvBatchNormTraining,
+  refconvBatchNormTrainingGrad, refconvMaxPoolGrad, refconvRefocusPerKernel, refconvRefocusPerKernelGrad, refconvSgdUpdate,
 } from '../src/fast-kernels.js';
 import { refocusKernel } from '../src/refconv-op.js';
 import { randomArray } from './naive.js';
@@ -61,6 +61,53 @@ function refocusLoops(img: Float32Array, t: Float32Array, dy: Float32Array, k: n
   }
   return { out, grad };
 }
+
+/**
+ * Training-mode batch norm of [rows, C] data and its gradient by float64 loops, straight from the
+ * definitions: two-pass mean and biased variance, y = (x - mean) / sqrt(var + eps) * scale + offset,
+ * and the gradient of sum(y * dy) through the batch statistics.
+ */
+function batchNormLoops(x: Float32Array, dy: Float32Array, scale: Float32Array, offset: Float32Array, C: number, eps: number) {
+  const rows = x.length / C;
+  const mean = new Float64Array(C), variance = new Float64Array(C), inv = new Float64Array(C);
+  const y = new Float64Array(x.length), dx = new Float64Array(x.length), dscale = new Float64Array(C), doffset = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += x[r * C + c];
+    mean[c] = s / rows;
+    let v = 0;
+    for (let r = 0; r < rows; r++) v += (x[r * C + c] - mean[c]) ** 2;
+    variance[c] = v / rows;
+    inv[c] = 1 / Math.sqrt(variance[c] + eps);
+    let sdy = 0, sdyxhat = 0;
+    for (let r = 0; r < rows; r++) {
+      const i = r * C + c;
+      const xhat = (x[i] - mean[c]) * inv[c];
+      y[i] = xhat * scale[c] + offset[c];
+      sdy += dy[i];
+      sdyxhat += dy[i] * xhat;
+    }
+    dscale[c] = sdyxhat;
+    doffset[c] = sdy;
+    // d/dx of sum(dy * y): scale * inv * (dy - mean(dy) - xhat * mean(dy * xhat))
+    for (let r = 0; r < rows; r++) {
+      const i = r * C + c;
+      const xhat = (x[i] - mean[c]) * inv[c];
+      dx[i] = scale[c] * inv[c] * (dy[i] - sdy / rows - xhat * sdyxhat / rows);
+    }
+  }
+  return { y, mean, variance, inv, dx, dscale, doffset };
+}
+
+/** Largest |a - b| relative to the largest |b| (one scale for a whole tensor). */
+const scaledDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let worst = 0, big = 0;
+  for (let i = 0; i < a.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    big = Math.max(big, Math.abs(b[i]));
+  }
+  return worst / Math.max(big, 1e-30);
+};
 
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let worst = 0;
@@ -198,6 +245,42 @@ describe("RefConv's own TF kernels (native/refconv_ops.cc)", () => {
     expect(nativePerKernelRefocus()).toBeNull();
     enableFastKernels();
     tf.dispose([basis, transform, r, ...viaDepthwise, ...viaNative]);
+  });
+
+  // a vector-multiple and an odd channel count; rows above the threading threshold (two chunks);
+  // a mean 1000x the spread (the variance must not cancel); a 2-D input; one row per channel block
+  for (const [shape, shift] of [[[2, 5, 5, 16], 0], [[4, 9, 9, 70], 0.5], [[2, 30, 30, 17], 0], [[3, 6, 6, 8], 1000], [[300, 5], 2], [[1, 1, 1, 33], 0]] as Array<[number[], number]>) {
+    it(`RefconvBatchNormTraining and its gradient equal float64 loops (${shape.join('x')}, mean offset ${shift})`, () => {
+      const C = shape[shape.length - 1]!;
+      const size = shape.reduce((a, v) => a * v, 1);
+      const x = new Float32Array(randomArray(size, 71).map((v) => shift + 2 * v));
+      const dy = new Float32Array(randomArray(size, 72));
+      const scale = new Float32Array(randomArray(C, 73).map((v) => 1 + 0.5 * v));
+      const offset = new Float32Array(randomArray(C, 74));
+      const want = batchNormLoops(x, dy, scale, offset, C, 1e-3);
+      const got = tf.tidy(() => {
+        const xt = tf.tensor(x, shape);
+        const [y, mean, variance, inv] = refconvBatchNormTraining(xt, tf.tensor1d(scale), tf.tensor1d(offset), 1e-3);
+        const [dx, dscale, doffset] = refconvBatchNormTrainingGrad(tf.tensor(dy, shape), xt, tf.tensor1d(scale), mean, inv);
+        expect(y.shape).toEqual(shape);
+        expect(dx.shape).toEqual(shape);
+        return [y, mean, variance, inv, dx, dscale, doffset].map((t) => t.dataSync());
+      });
+      const names = ['y', 'mean', 'variance', 'inv', 'dx', 'dscale', 'doffset'] as const;
+      // one row per channel: the variance is 0 and dx is 0 up to rounding, so it is compared absolutely
+      names.forEach((name, i) => {
+        const err = size === C ? maxAbsDiff(got[i]!, want[name]) : scaledDiff(got[i]!, want[name]);
+        // with a large mean, x and the mean themselves carry float32 rounding of that magnitude
+        expect(err, name).toBeLessThan(size === C ? 1e-4 : 2e-6 + 2 ** -23 * shift);
+      });
+    });
+  }
+
+  it('RefconvBatchNormTraining rejects mismatched shapes with a message naming the op and the input', () => {
+    const x = tf.zeros([2, 3, 3, 4]);
+    expect(() => refconvBatchNormTraining(x, tf.ones([5]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D, 1e-3)).toThrow(/RefconvBatchNormTraining: input 1 must be a vector of the channel count/);
+    expect(() => refconvBatchNormTrainingGrad(tf.zeros([2, 3, 3, 5]), x, tf.ones([4]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D, tf.ones([4]) as tf.Tensor1D)).toThrow(/RefconvBatchNormTrainingGrad: input 0 must have x's shape/);
+    x.dispose();
   });
 
   it('nativeSgdUpdate follows the plan: off where the self-check did not choose it, and with the fast kernels off', async () => {

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { floatTypeAttr, native, type NativeBackend } from './native.js';
+import { refconvBatchNormChosen, refconvBatchNormTraining, refconvBatchNormTrainingGrad } from './refconv-ops.js';
 import { state } from './state.js';
 
 type LayerCall = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor;
@@ -24,14 +25,30 @@ function bnAttrs(b: NativeBackend, epsilon: number, training: boolean) {
 }
 
 /**
- * Training-mode batch norm of a 4-D NHWC tensor as one native op, with a one-op native gradient.
- * `onStats(mean, biasedVariance)` receives the batch statistics (for the moving averages).
+ * Training-mode batch norm of a 4-D NHWC tensor as one native op, with a one-op native gradient:
+ * RefConv's own kernels where the self-check chose them on this host (`RefconvBatchNormTraining`,
+ * two passes over x), else TF's `FusedBatchNormV3`. `onStats(mean, biasedVariance)` receives the
+ * batch statistics (for the moving averages).
  */
 export function fusedBatchNormTraining(
   x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number,
   onStats?: (mean: tf.Tensor1D, variance: tf.Tensor1D) => void,
 ): tf.Tensor4D {
+  const own = refconvBatchNormChosen();
   const f = tf.customGrad(((xx: tf.Tensor, g: tf.Tensor, bb: tf.Tensor, save: tf.GradSaveFunc) => {
+    if (own) {
+      const [y, mean, variance, invStd] = refconvBatchNormTraining(xx, g as tf.Tensor1D, bb as tf.Tensor1D, epsilon);
+      onStats?.(mean, variance);
+      variance.dispose();
+      save([xx, g, mean, invStd]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sx, sg, sm, si] = saved as [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+          return refconvBatchNormTrainingGrad(dy, sx!, sg!, sm!, si!);
+        },
+      };
+    }
     const b = native();
     const empty = tf.tensor1d([], 'float32');
     const [y, batchMean, batchVar, r1, r2, r3] = b.executeMultipleOutputs(

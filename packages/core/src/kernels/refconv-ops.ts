@@ -11,7 +11,10 @@
  * - `RefconvRefocusPerKernel` / `RefconvRefocusPerKernelGrad`: RefConv's per-kernel transform (a
  *   depthwise conv over the K x K basis image of Cin * Cout channels) and its transform gradient,
  *   vectorised over the channels (TF's depthwise kernels, built for large maps and few channels:
- *   35 ms against 21 ms per ResNet-18 step on the AVX-512 EPYC, `nx run bench:transforms`).
+ *   35 ms against 21 ms per ResNet-18 step on the AVX-512 EPYC, `nx run bench:transforms`);
+ * - `RefconvBatchNormTraining` / `RefconvBatchNormTrainingGrad`: training-mode batch norm and its
+ *   gradient in two passes each over the activations (TF's FusedBatchNormV3 forward took 1.3-4x
+ *   as long on an AVX2 EPYC, and was the largest single kernel of a MobileNetV2 step there).
  *
  * All are speed routes: the kernel self-check verifies each against TF's own op on this host and
  * times it, and the route is taken only where it passed and is faster (`state.refconvOps`).
@@ -119,6 +122,34 @@ export function refconvRefocusPerKernel(image: tf.Tensor4D, transform: tf.Tensor
 export function refconvRefocusPerKernelGrad(image: tf.Tensor4D, dy: tf.Tensor4D, mapK: number): tf.Tensor4D {
   const b = native();
   return b.executeSingleOutput('RefconvRefocusPerKernelGrad', [{ name: 'map_k', type: b.binding.TF_ATTR_INT, value: [mapK] }], [image, dy]) as tf.Tensor4D;
+}
+
+/**
+ * Training-mode batch norm of `x` over all axes but the last (C channels): returns
+ * `[y, mean, variance, invStd]` with the batch mean, the biased batch variance and
+ * `invStd = 1 / sqrt(variance + epsilon)`, and `y = (x - mean) * invStd * scale + offset`. Requires
+ * {@link loadRefconvOps}.
+ */
+export function refconvBatchNormTraining(x: tf.Tensor, scale: tf.Tensor1D, offset: tf.Tensor1D, epsilon: number): [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D] {
+  const b = native();
+  const [y, mean, variance, invStd] = b.executeMultipleOutputs('RefconvBatchNormTraining', [{ name: 'epsilon', type: b.binding.TF_ATTR_FLOAT, value: epsilon }], [x, scale, offset], 4);
+  return [y!, mean as tf.Tensor1D, variance as tf.Tensor1D, invStd as tf.Tensor1D];
+}
+
+/**
+ * The gradient of {@link refconvBatchNormTraining} (batch statistics as functions of x): `[dx,
+ * dscale, doffset]` from the output gradient `dy`, `x`, `scale` and the forward's `mean` and
+ * `invStd`. Requires {@link loadRefconvOps}.
+ */
+export function refconvBatchNormTrainingGrad(dy: tf.Tensor, x: tf.Tensor, scale: tf.Tensor1D, mean: tf.Tensor1D, invStd: tf.Tensor1D): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
+  const [dx, dscale, doffset] = native().executeMultipleOutputs('RefconvBatchNormTrainingGrad', [], [dy, x, scale, mean, invStd], 3);
+  return [dx!, dscale as tf.Tensor1D, doffset as tf.Tensor1D];
+}
+
+/** Whether training-mode batch norm runs on RefConv's kernels (the self-check's choice on this host, or its correctness route). */
+export function refconvBatchNormChosen(): boolean {
+  const chosen = state.routes['batchNorm.training'] === 'refconv' || (state.fastKernels && state.refconvOps.batchNormTraining);
+  return chosen && tf.getBackend() === 'tensorflow' && loadRefconvOps().ok;
 }
 
 const PER_KERNEL_REFOCUS = 'RefconvRefocusPerKernel';

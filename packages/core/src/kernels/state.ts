@@ -26,5 +26,5 @@ export const state = {
    * RefConv's own TF kernels (kernels/refconv-ops.ts) in use: each where the self-check verified
    * it against TF's op and timed it faster on this host.
    */
-  refconvOps: { sgdUpdate: false, maxPoolGrad: false, perKernelRefocus: false },
+  refconvOps: { sgdUpdate: false, maxPoolGrad: false, perKernelRefocus: false, batchNormTraining: false },
 };
