@@ -4,10 +4,15 @@
  * name, its share of the summed kernel time, and the call count, so a missed speed target can be
  * traced to the kernels that bound it.
  *
- *   npx nx run bench:profile -- --arch resnet18 [--size 224] [--batch 32] [--refconv] [--infer] [--top 15] [--trace 8]
+ *   npx nx run bench:profile -- --arch resnet18 [--size 224] [--batch 32] [--refconv] [--infer] [--native] [--top 15] [--trace 8]
  *
  * `--infer` profiles one inference batch (eager `predict`, kernel by kernel) instead of a training
  * step, then times the same batch compiled (`compileForInference`, what the evaluators run).
+ *
+ * `--native` also lists the time of every TensorFlow op the step executes, by op name: tf.profile
+ * sees tfjs kernels only, and the native routes' gradient functions (batch norm, ReLU, the conv
+ * gradients' routes) call TF ops directly, outside any kernel. tfjs-node runs CPU ops
+ * synchronously, so the wall time of each call is the op's time.
  */
 import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
@@ -25,6 +30,7 @@ async function main(): Promise<void> {
     .option('refconv', { type: 'boolean', default: false, describe: 'profile the refocused model' })
     .option('infer', { type: 'boolean', default: false, describe: 'profile one inference batch instead of a training step' })
     .option('top', { type: 'number', default: 15, describe: 'kernel names to list' })
+    .option('native', { type: 'boolean', default: false, describe: 'also time every TensorFlow op call by op name (gradient functions included)' })
     .option('trace', { type: 'number', default: 0, describe: 'first print wall time, CPU time and page faults of each of this many steps from the first (warm-up visible)' })
     .strict()
     .parseAsync();
@@ -70,6 +76,7 @@ async function main(): Promise<void> {
   for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, argv.top)) {
     console.log(`| ${name} | ${e.ms.toFixed(0)} | ${((100 * e.ms) / total).toFixed(1)}% | ${e.calls} |`);
   }
+  if (argv.native) printNativeOps(step.run, argv.top);
   if (argv.infer) {
     // What the evaluators run: the model compiled for TensorFlow's graph runtime, which tf.profile
     // cannot look into (one session call); its wall time per batch next to the eager one above.
@@ -103,6 +110,49 @@ async function main(): Promise<void> {
       `(${(phases.updateMs / copyMs).toFixed(1)}x one elementwise pass over as many floats, ${copyMs.toFixed(0)} ms here)`);
   }
   step.dispose();
+}
+
+/** The tfjs-node backend's two entry points into TensorFlow's eager runtime. */
+interface NativeEntryPoints {
+  executeSingleOutput: (name: string, ...rest: unknown[]) => unknown;
+  executeMultipleOutputs: (name: string, ...rest: unknown[]) => unknown;
+}
+
+/**
+ * Runs `run` once with every TensorFlow op call timed (wall time per call, by op name) and prints
+ * the table: what the step costs in TF ops, gradient functions included.
+ */
+function printNativeOps(run: () => void, top: number): void {
+  const backend = tf.backend() as unknown as NativeEntryPoints;
+  const byOp = new Map<string, { ms: number; calls: number }>();
+  const originals = { single: backend.executeSingleOutput, multiple: backend.executeMultipleOutputs };
+  const timed = <F extends (name: string, ...rest: unknown[]) => unknown>(f: F) => function (this: unknown, name: string, ...rest: unknown[]) {
+    const t0 = performance.now();
+    try {
+      return f.call(this, name, ...rest);
+    } finally {
+      const e = byOp.get(name) ?? { ms: 0, calls: 0 };
+      e.ms += performance.now() - t0;
+      e.calls += 1;
+      byOp.set(name, e);
+    }
+  };
+  backend.executeSingleOutput = timed(originals.single);
+  backend.executeMultipleOutputs = timed(originals.multiple);
+  const t0 = performance.now();
+  try {
+    run();
+  } finally {
+    backend.executeSingleOutput = originals.single;
+    backend.executeMultipleOutputs = originals.multiple;
+  }
+  const wall = performance.now() - t0;
+  const total = [...byOp.values()].reduce((a, e) => a + e.ms, 0);
+  console.log(`TensorFlow ops of one step: ${total.toFixed(0)} ms in ${[...byOp.values()].reduce((a, e) => a + e.calls, 0)} calls, wall ${wall.toFixed(0)} ms`);
+  console.log('| TF op | ms | share | calls |\n|---|---:|---:|---:|');
+  for (const [name, e] of [...byOp].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
+    console.log(`| ${name} | ${e.ms.toFixed(0)} | ${((100 * e.ms) / total).toFixed(1)}% | ${e.calls} |`);
+  }
 }
 
 await main();

@@ -56,6 +56,7 @@ void TF_OpKernelContext_Failure(TF_OpKernelContext* ctx, TF_Status* status);
 void TF_OpKernelConstruction_Failure(TF_OpKernelConstruction* ctx, TF_Status* status);
 void TF_OpKernelConstruction_GetAttrFloat(TF_OpKernelConstruction* ctx, const char* attr_name, float* val, TF_Status* status);
 void TF_OpKernelConstruction_GetAttrBool(TF_OpKernelConstruction* ctx, const char* attr_name, unsigned char* val, TF_Status* status);
+void TF_OpKernelConstruction_GetAttrInt64(TF_OpKernelConstruction* ctx, const char* attr_name, int64_t* val, TF_Status* status);
 void TF_OpKernelConstruction_GetAttrInt64List(TF_OpKernelConstruction* ctx, const char* attr_name, int64_t* vals, int max_vals,
                                               TF_Status* status);
 TF_OpDefinitionBuilder* TF_NewOpDefinitionBuilder(const char* op_name);
@@ -462,28 +463,45 @@ void RefocusGradCompute(void* kernel, TF_OpKernelContext* ctx) {
 // inv_std = 1 / sqrt(variance + epsilon). Two passes over x (statistics, then y): the traffic of
 // one elementwise op. TF's FusedBatchNormV3 took 2.5x an elementwise add over the same tensor on
 // an AMD EPYC (AVX2, oneDNN) and was 23 % of a MobileNetV2 training step's kernel time there.
-// RefconvBatchNormTrainingGrad(dy, x, scale, mean, inv_std) -> (dx, dscale, doffset): its gradient,
-// two passes over dy and x (sums, then dx).
+// RefconvBatchNormTrainingGrad(dy, x, scale, offset, mean, inv_std) -> (dx, dscale, doffset): its
+// gradient, two passes over dy and x (sums, then dx). Both take `activation` (see BnAttrs).
 // Sums are taken in float over blocks of rows, then in double across blocks and threads; the
 // statistics pass sums x - x[0] (the first row) so that a large mean does not cancel the variance.
 constexpr int64_t kRowBlock = 64;
 
-// Per-channel sums over rows [r0, r1) of a = x - shift and of a * a (forward), or of g = dy and
-// g * (x - shift) (gradient, kGrad), into double s1, s2; f1, f2 are C-float scratch.
-template <bool kGrad>
-__attribute__((always_inline)) inline void BnSumsBody(const float* __restrict x, const float* __restrict g, const float* __restrict shift, int64_t C,
-                                                      int64_t r0, int64_t r1, double* __restrict s1, double* __restrict s2, float* __restrict f1,
-                                                      float* __restrict f2) {
+// The activation fused after the normalisation: 0 none, 1 ReLU, 2 ReLU6.
+template <int kAct>
+inline float Activate(float v) {
+  return kAct == 0 ? v : kAct == 1 ? std::max(v, 0.0f) : std::min(std::max(v, 0.0f), 6.0f);
+}
+
+// Whether the gradient passes the activation at pre-activation v (TF's ReluGrad / Relu6Grad:
+// v > 0, and v < 6 for ReLU6).
+template <int kAct>
+inline bool Passes(float v) {
+  return kAct == 0 ? true : kAct == 1 ? v > 0.0f : (v > 0.0f && v < 6.0f);
+}
+
+// Per-channel sums over rows [r0, r1), into double s1, s2 (f1, f2: C-float scratch):
+//   statistics (kGrad false): of a = x - shift and of a * a (shift: the first row);
+//   gradient (kGrad true): of g and of g * (x - mean), g = dy masked by the activation at the
+//   forward's pre-activation (x - mean) * k + offset, recomputed with the forward's float ops.
+template <bool kGrad, int kAct>
+__attribute__((always_inline)) inline void BnSumsBody(const float* __restrict x, const float* __restrict dy, const float* __restrict shift,
+                                                      const float* __restrict k, const float* __restrict offset, int64_t C, int64_t r0, int64_t r1,
+                                                      double* __restrict s1, double* __restrict s2, float* __restrict f1, float* __restrict f2) {
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t re = std::min(r1, rb + kRowBlock);
     for (int64_t c = 0; c < C; ++c) f1[c] = f2[c] = 0.0f;
     for (int64_t r = rb; r < re; ++r) {
       const float* __restrict xr = x + r * C;
-      const float* __restrict gr = kGrad ? g + r * C : xr;
+      const float* __restrict gr = kGrad ? dy + r * C : xr;
       for (int64_t c = 0; c < C; ++c) {
         const float a = xr[c] - shift[c];
-        f1[c] += kGrad ? gr[c] : a;
-        f2[c] += kGrad ? gr[c] * a : a * a;
+        const float gv = gr[c];  // loaded unconditionally, so that the mask below is a vector select
+        const float g = kGrad && kAct != 0 ? (Passes<kAct>(a * k[c] + offset[c]) ? gv : 0.0f) : gv;
+        f1[c] += kGrad ? g : a;
+        f2[c] += kGrad ? g * a : a * a;
       }
     }
     for (int64_t c = 0; c < C; ++c) {
@@ -493,39 +511,64 @@ __attribute__((always_inline)) inline void BnSumsBody(const float* __restrict x,
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void BnStatsRange(const float* x, const float* shift, int64_t C, int64_t r0, int64_t r1, double* s1, double* s2, float* f1, float* f2) {
-  BnSumsBody<false>(x, nullptr, shift, C, r0, r1, s1, s2, f1, f2);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void BnGradSumsRange(const float* dy, const float* x, const float* mean, int64_t C, int64_t r0, int64_t r1, double* s1, double* s2, float* f1,
-                     float* f2) {
-  BnSumsBody<true>(x, dy, mean, C, r0, r1, s1, s2, f1, f2);
-}
-
-// y = (x - mean) * k + offset per channel over rows [r0, r1). x is centred before the scaling
-// (as tfjs' ops compute it): x * k + (offset - mean * k) loses the digits of a large mean.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void BnNormalizeRange(const float* __restrict x, const float* __restrict mean, const float* __restrict k, const float* __restrict offset,
-                      float* __restrict y, int64_t C, int64_t r0, int64_t r1) {
+// y = act((x - mean) * k + offset) per channel over rows [r0, r1). x is centred before the
+// scaling (as tfjs' ops compute it): x * k + (offset - mean * k) loses the digits of a large mean.
+template <int kAct>
+__attribute__((always_inline)) inline void BnNormalizeBody(const float* __restrict x, const float* __restrict mean, const float* __restrict k,
+                                                           const float* __restrict offset, float* __restrict y, int64_t C, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* __restrict xr = x + r * C;
     float* __restrict yr = y + r * C;
-    for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - mean[c]) * k[c] + offset[c];
+    for (int64_t c = 0; c < C; ++c) yr[c] = Activate<kAct>((xr[c] - mean[c]) * k[c] + offset[c]);
   }
 }
 
-// dx = dy * k1 + (x - mean) * k2 + k3 per channel over rows [r0, r1).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void BnGradInputRange(const float* __restrict dy, const float* __restrict x, const float* __restrict mean, const float* __restrict k1,
-                      const float* __restrict k2, const float* __restrict k3, float* __restrict dx, int64_t C, int64_t r0, int64_t r1) {
+// dx = g * k1 + (x - mean) * k2 + k3 per channel over rows [r0, r1), g = dy masked as in BnSumsBody.
+template <int kAct>
+__attribute__((always_inline)) inline void BnGradInputBody(const float* __restrict dy, const float* __restrict x, const float* __restrict mean,
+                                                           const float* __restrict k, const float* __restrict offset, const float* __restrict k1,
+                                                           const float* __restrict k2, const float* __restrict k3, float* __restrict dx, int64_t C,
+                                                           int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* __restrict gr = dy + r * C;
     const float* __restrict xr = x + r * C;
     float* __restrict o = dx + r * C;
-    for (int64_t c = 0; c < C; ++c) o[c] = gr[c] * k1[c] + (xr[c] - mean[c]) * k2[c] + k3[c];
+    for (int64_t c = 0; c < C; ++c) {
+      const float a = xr[c] - mean[c];
+      const float gv = gr[c];  // loaded unconditionally, so that the mask below is a vector select
+      const float g = kAct != 0 ? (Passes<kAct>(a * k[c] + offset[c]) ? gv : 0.0f) : gv;
+      o[c] = g * k1[c] + a * k2[c] + k3[c];
+    }
   }
+}
+
+// The per-ISA clones; `act` selects the instantiation.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void BnStatsRange(const float* x, int64_t C, int64_t r0, int64_t r1, double* s1, double* s2, float* f1, float* f2) {
+  BnSumsBody<false, 0>(x, nullptr, x, nullptr, nullptr, C, r0, r1, s1, s2, f1, f2);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void BnGradSumsRange(int64_t act, const float* dy, const float* x, const float* mean, const float* k, const float* offset, int64_t C, int64_t r0,
+                     int64_t r1, double* s1, double* s2, float* f1, float* f2) {
+  if (act == 1) BnSumsBody<true, 1>(x, dy, mean, k, offset, C, r0, r1, s1, s2, f1, f2);
+  else if (act == 2) BnSumsBody<true, 2>(x, dy, mean, k, offset, C, r0, r1, s1, s2, f1, f2);
+  else BnSumsBody<true, 0>(x, dy, mean, k, offset, C, r0, r1, s1, s2, f1, f2);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void BnNormalizeRange(int64_t act, const float* x, const float* mean, const float* k, const float* offset, float* y, int64_t C, int64_t r0, int64_t r1) {
+  if (act == 1) BnNormalizeBody<1>(x, mean, k, offset, y, C, r0, r1);
+  else if (act == 2) BnNormalizeBody<2>(x, mean, k, offset, y, C, r0, r1);
+  else BnNormalizeBody<0>(x, mean, k, offset, y, C, r0, r1);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void BnGradInputRange(int64_t act, const float* dy, const float* x, const float* mean, const float* k, const float* offset, const float* k1,
+                      const float* k2, const float* k3, float* dx, int64_t C, int64_t r0, int64_t r1) {
+  if (act == 1) BnGradInputBody<1>(dy, x, mean, k, offset, k1, k2, k3, dx, C, r0, r1);
+  else if (act == 2) BnGradInputBody<2>(dy, x, mean, k, offset, k1, k2, k3, dx, C, r0, r1);
+  else BnGradInputBody<0>(dy, x, mean, k, offset, k1, k2, k3, dx, C, r0, r1);
 }
 
 // Per-channel sums of the rows of one or two [rows, C] arrays, split across threads by rows:
@@ -547,14 +590,20 @@ void BnChannelSums(int64_t rows, int64_t C, Range range, std::vector<double>* t1
   }
 }
 
+// activation: 0 none, 1 ReLU, 2 ReLU6, applied to the normalised output (the forward) and its mask
+// to the incoming gradient (the gradient), so that a BN layer and the activation after it are one
+// op each way: TF's Relu6 and Relu6Grad are a full pass over the activations each.
 struct BnAttrs {
   float epsilon = 1e-3f;
+  int64_t activation = 0;
 };
 
 void* BnCreate(TF_OpKernelConstruction* ctx) {
   auto* a = new BnAttrs;
   TF_Status* s = TF_NewStatus();
   TF_OpKernelConstruction_GetAttrFloat(ctx, "epsilon", &a->epsilon, s);
+  if (TF_GetCode(s) == TF_OK) TF_OpKernelConstruction_GetAttrInt64(ctx, "activation", &a->activation, s);
+  if (TF_GetCode(s) == TF_OK && (a->activation < 0 || a->activation > 2)) TF_SetStatus(s, TF_INVALID_ARGUMENT, "activation must be 0 (none), 1 (ReLU) or 2 (ReLU6)");
   if (TF_GetCode(s) != TF_OK) TF_OpKernelConstruction_Failure(ctx, s);
   TF_DeleteStatus(s);
   return a;
@@ -602,8 +651,15 @@ bool AllocateOutputs(TF_OpKernelContext* ctx, const std::vector<std::vector<int6
   return true;
 }
 
+// The per-channel factor k = inv_std * scale, in float, so that the gradient recomputes the
+// forward's pre-activation bit for bit from the inv_std output.
+void BnFactor(const float* inv, const float* scale, int64_t C, std::vector<float>* k) {
+  k->resize(C);
+  for (int64_t c = 0; c < C; ++c) (*k)[c] = inv[c] * scale[c];
+}
+
 void BnCompute(void* kernel, TF_OpKernelContext* ctx) {
-  const float eps = static_cast<BnAttrs*>(kernel)->epsilon;
+  const BnAttrs attrs = *static_cast<BnAttrs*>(kernel);
   TF_Status* s = TF_NewStatus();
   Inputs keep;
   std::vector<TF_Tensor*> outs;
@@ -615,44 +671,50 @@ void BnCompute(void* kernel, TF_OpKernelContext* ctx) {
     const float* scale = static_cast<const float*>(TF_TensorData(keep.t[1]));
     const float* offset = static_cast<const float*>(TF_TensorData(keep.t[2]));
     std::vector<double> s1, s2;
-    BnChannelSums(rows, C, [=](int64_t r0, int64_t r1, double* a, double* b, float* f1, float* f2) { BnStatsRange(x, x, C, r0, r1, a, b, f1, f2); },
+    BnChannelSums(rows, C, [=](int64_t r0, int64_t r1, double* a, double* b, float* f1, float* f2) { BnStatsRange(x, C, r0, r1, a, b, f1, f2); },
                   &s1, &s2);
-    std::vector<float> k(C);
     for (int64_t c = 0; c < C; ++c) {
       const double d = s1[c] / rows;  // mean - x[0]
       const double var = std::max(0.0, s2[c] / rows - d * d);
-      const double mean = x[c] + d;
-      const double inv = 1.0 / std::sqrt(var + eps);
-      o[1][c] = static_cast<float>(mean);
+      o[1][c] = static_cast<float>(x[c] + d);
       o[2][c] = static_cast<float>(var);
-      o[3][c] = static_cast<float>(inv);
-      k[c] = static_cast<float>(inv * scale[c]);
+      o[3][c] = static_cast<float>(1.0 / std::sqrt(var + attrs.epsilon));
     }
+    std::vector<float> k;
+    BnFactor(o[3], scale, C, &k);
     float *y = o[0], *m = o[1];
     const float* kp = k.data();
-    ParallelFor(rows, 4 * kRowBlock, [=](int64_t r0, int64_t r1) { BnNormalizeRange(x, m, kp, offset, y, C, r0, r1); });
+    const int64_t act = attrs.activation;
+    ParallelFor(rows, 4 * kRowBlock, [=](int64_t r0, int64_t r1) { BnNormalizeRange(act, x, m, kp, offset, y, C, r0, r1); });
   }
   for (TF_Tensor* t : outs) TF_DeleteTensor(t);
   TF_DeleteStatus(s);
 }
 
-void BnGradCompute(void*, TF_OpKernelContext* ctx) {
+void BnGradCompute(void* kernel, TF_OpKernelContext* ctx) {
+  const int64_t act = static_cast<BnAttrs*>(kernel)->activation;
   TF_Status* s = TF_NewStatus();
   Inputs keep;
   std::vector<TF_Tensor*> outs;
   std::vector<float*> o;
   int64_t rows = 0, C = 0;
-  if (FloatInputs(ctx, 5, &keep, s) && BnShapes(ctx, keep, 1, 2, "RefconvBatchNormTrainingGrad", &rows, &C, s) &&
+  if (FloatInputs(ctx, 6, &keep, s) && BnShapes(ctx, keep, 1, 2, "RefconvBatchNormTrainingGrad", &rows, &C, s) &&
       AllocateOutputs(ctx, {Dims(keep.t[0]), {C}, {C}}, &o, &outs, s)) {
     const float* dy = static_cast<const float*>(TF_TensorData(keep.t[0]));
     const float* x = static_cast<const float*>(TF_TensorData(keep.t[1]));
     const float* scale = static_cast<const float*>(TF_TensorData(keep.t[2]));
-    const float* mean = static_cast<const float*>(TF_TensorData(keep.t[3]));
-    const float* inv = static_cast<const float*>(TF_TensorData(keep.t[4]));
+    const float* offset = static_cast<const float*>(TF_TensorData(keep.t[3]));
+    const float* mean = static_cast<const float*>(TF_TensorData(keep.t[4]));
+    const float* inv = static_cast<const float*>(TF_TensorData(keep.t[5]));
+    std::vector<float> k;
+    BnFactor(inv, scale, C, &k);
+    const float* kp = k.data();
     std::vector<double> sdy, sdyx;
-    BnChannelSums(rows, C, [=](int64_t r0, int64_t r1, double* a, double* b, float* f1, float* f2) { BnGradSumsRange(dy, x, mean, C, r0, r1, a, b, f1, f2); },
-                  &sdy, &sdyx);
-    // dx = scale * inv * (dy - mean(dy) - (x - mean) * inv^2 * mean(dy * (x - mean))), centred as the forward
+    BnChannelSums(rows, C, [=](int64_t r0, int64_t r1, double* a, double* b, float* f1, float* f2) {
+      BnGradSumsRange(act, dy, x, mean, kp, offset, C, r0, r1, a, b, f1, f2);
+    }, &sdy, &sdyx);
+    // with g = dy masked by the activation:
+    // dx = scale * inv * (g - mean(g) - (x - mean) * inv^2 * mean(g * (x - mean))), centred as the forward
     std::vector<float> k1(C), k2(C), k3(C);
     for (int64_t c = 0; c < C; ++c) {
       const double a = static_cast<double>(scale[c]) * inv[c];
@@ -665,7 +727,7 @@ void BnGradCompute(void*, TF_OpKernelContext* ctx) {
     }
     float* dx = o[0];
     const float *p1 = k1.data(), *p2 = k2.data(), *p3 = k3.data();
-    ParallelFor(rows, 4 * kRowBlock, [=](int64_t r0, int64_t r1) { BnGradInputRange(dy, x, mean, p1, p2, p3, dx, C, r0, r1); });
+    ParallelFor(rows, 4 * kRowBlock, [=](int64_t r0, int64_t r1) { BnGradInputRange(act, dy, x, mean, kp, offset, p1, p2, p3, dx, C, r0, r1); });
   }
   for (TF_Tensor* t : outs) TF_DeleteTensor(t);
   TF_DeleteStatus(s);
@@ -707,11 +769,11 @@ bool RegisterAll() {
             RegisterOp("RefconvRefocusPerKernelGrad", {"image: float", "dy: float"}, {"grad: float"}, {"map_k: list(int) >= 1"}, s) &&
             RegisterKernel("RefconvRefocusPerKernelGrad", RefocusGradCreate, RefocusGradCompute, RefocusGradDelete, s) &&
             RegisterOp("RefconvBatchNormTraining", {"x: float", "scale: float", "offset: float"},
-                       {"y: float", "mean: float", "variance: float", "inv_std: float"}, {"epsilon: float = 0.001"}, s) &&
+                       {"y: float", "mean: float", "variance: float", "inv_std: float"}, {"epsilon: float = 0.001", "activation: int = 0"}, s) &&
             RegisterKernel("RefconvBatchNormTraining", BnCreate, BnCompute, BnDelete, s) &&
-            RegisterOp("RefconvBatchNormTrainingGrad", {"dy: float", "x: float", "scale: float", "mean: float", "inv_std: float"},
-                       {"dx: float", "dscale: float", "doffset: float"}, {}, s) &&
-            RegisterKernel("RefconvBatchNormTrainingGrad", NoAttrsCreate, BnGradCompute, NoAttrsDelete, s);
+            RegisterOp("RefconvBatchNormTrainingGrad", {"dy: float", "x: float", "scale: float", "offset: float", "mean: float", "inv_std: float"},
+                       {"dx: float", "dscale: float", "doffset: float"}, {"epsilon: float = 0.001", "activation: int = 0"}, s) &&
+            RegisterKernel("RefconvBatchNormTrainingGrad", BnCreate, BnGradCompute, BnDelete, s);
   if (!ok) g_error = TF_Message(s);
   TF_DeleteStatus(s);
   done = ok;

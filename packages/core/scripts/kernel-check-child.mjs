@@ -375,7 +375,7 @@ function makeOps(tf, refconvOps) {
         tf.dispose([v, inv]);
         return [y, m, corrected];
       }
-      const grads = b.executeMultipleOutputs('RefconvBatchNormTrainingGrad', [], [inp.dy, inp.x, inp.scale, m, inv], 3);
+      const grads = b.executeMultipleOutputs('RefconvBatchNormTrainingGrad', [float('epsilon', 1e-5)], [inp.dy, inp.x, inp.scale, inp.offset, m, inv], 3);
       tf.dispose([y, m, v, inv]);
       return grads;
     }

@@ -32,30 +32,80 @@ function trainStep(seed: number) {
 describe('fused native kernels (BatchNorm training, ReLU/ReLU6 gradients)', () => {
   afterAll(() => enableFastKernels());
 
+  /** Runs `f` and returns its result with the names of every TF op the native backend executed meanwhile. */
+  function recordingOps<T>(f: () => T): { result: T; single: string[]; multiple: string[] } {
+    const backend = tf.backend() as unknown as Record<'executeSingleOutput' | 'executeMultipleOutputs', (name: string, ...rest: unknown[]) => unknown>;
+    const single: string[] = [];
+    const multiple: string[] = [];
+    const orig = { s: backend.executeSingleOutput, m: backend.executeMultipleOutputs };
+    backend.executeSingleOutput = function (name: string, ...rest: unknown[]) {
+      single.push(name);
+      return orig.s.call(this, name, ...rest);
+    };
+    backend.executeMultipleOutputs = function (name: string, ...rest: unknown[]) {
+      multiple.push(name);
+      return orig.m.call(this, name, ...rest);
+    };
+    try {
+      return { result: f(), single, multiple };
+    } finally {
+      backend.executeSingleOutput = orig.s;
+      backend.executeMultipleOutputs = orig.m;
+    }
+  }
+
   for (const own of [false, true]) {
     const ops = own ? ['RefconvBatchNormTraining', 'RefconvBatchNormTrainingGrad'] : ['FusedBatchNormV3', 'FusedBatchNormGradV3'];
-    it(`give tfjs' own results for loss, every gradient and the BN moving statistics (batch norm on ${ops.join(' / ')})`, async () => {
+    it(`give tfjs' own results for loss, every gradient and the BN moving statistics (batch norm on ${ops.join(' / ')}${own ? ', the ReLU after it fused' : ''})`, async () => {
       const plan = (await initBackend()).kernelPlan!;
       applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: false, ...plan.refconvOps, batchNormTraining: own } });
       disableFastKernels();
       const reference = trainStep(3);
       expect(enableFastKernels()).toBe(true);
-      const backend = tf.backend() as unknown as { executeMultipleOutputs: (name: string, ...rest: unknown[]) => unknown };
-      const calls: string[] = [];
-      const orig = backend.executeMultipleOutputs;
-      backend.executeMultipleOutputs = function (name: string, ...rest: unknown[]) {
-        calls.push(name);
-        return orig.call(this, name, ...rest);
-      };
-      const fast = trainStep(3);
-      backend.executeMultipleOutputs = orig;
+      const { result: fast, single, multiple } = recordingOps(() => trainStep(3));
       applyKernelPlan(plan);
-      expect(calls).toEqual(ops);
+      expect(multiple).toEqual(ops);
+      // the BN -> ReLU pair: with RefConv's kernels the ReLU and its gradient are part of the BN op
+      expect(single.includes('Relu') && single.includes('ReluGrad')).toBe(!own);
+      expect(single).toContain('Relu6');
       expect(Math.abs(fast.loss - reference.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(reference.loss)));
       reference.grads.forEach((g, i) => expect(maxRelErr(fast.grads[i], g)).toBeLessThan(1e-4));
       reference.moving.forEach((m, i) => expect(maxRelErr(fast.moving[i], m)).toBeLessThan(1e-5));
     });
   }
+
+  it('fuse a BN with the ReLU6 after it only where that ReLU6 is its only consumer, with the same results as tfjs', async () => {
+    // conv -> bn1 -> relu6 (fusable); conv -> bn2 -> {relu6, add} (bn2's output is also read by the add: not fusable)
+    const input = tf.input({ shape: [6, 6, 3] });
+    const c1 = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', useBias: false }).apply(input) as tf.SymbolicTensor;
+    const a1 = tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization({ epsilon: 1e-5 }).apply(c1)) as tf.SymbolicTensor;
+    const c2 = tf.layers.conv2d({ filters: 4, kernelSize: 1, useBias: false }).apply(a1) as tf.SymbolicTensor;
+    const b2 = tf.layers.batchNormalization({ epsilon: 1e-5 }).apply(c2) as tf.SymbolicTensor;
+    const out = tf.layers.add().apply([tf.layers.reLU({ maxValue: 6 }).apply(b2) as tf.SymbolicTensor, b2]) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out });
+    model.setWeights(model.getWeights().map((w, i) => tf.tensor(randomArray(w.size, 80 + i).map((v) => (w.shape.length === 1 ? 2 + 2 * v : 1.5 * v)), w.shape)));
+    const x = tf.tensor4d(randomArray(3 * 6 * 6 * 3, 90).map((v) => 2 * v), [3, 6, 6, 3]);
+    const r = tf.tensor4d(randomArray(3 * 6 * 6 * 4, 91), [3, 6, 6, 4]);
+    const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+    const step = () => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.apply(x, { training: true }) as tf.Tensor, r)) as tf.Scalar, vars);
+      return { loss: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!.dataSync()) };
+    };
+    const plan = (await initBackend()).kernelPlan!;
+    disableFastKernels();
+    const reference = step();
+    enableFastKernels();
+    applyKernelPlan({ ...plan, refconvOps: { sgdUpdate: false, maxPoolGrad: false, ...plan.refconvOps, batchNormTraining: true } });
+    const { result: fast, single } = recordingOps(step);
+    applyKernelPlan(plan);
+    // one ReLU6 (bn2's) still runs on its own, forward and backward
+    expect(single.filter((n) => n === 'Relu6')).toHaveLength(1);
+    expect(single.filter((n) => n === 'Relu6Grad')).toHaveLength(1);
+    expect(Math.abs(fast.loss - reference.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(reference.loss)));
+    reference.grads.forEach((g, i) => expect(maxRelErr(fast.grads[i]!, g)).toBeLessThan(1e-4));
+    tf.dispose([x, r]);
+    model.dispose();
+  });
 
   it('does not leak tensors over repeated steps', () => {
     enableFastKernels();

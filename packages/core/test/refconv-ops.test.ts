@@ -67,7 +67,7 @@ function refocusLoops(img: Float32Array, t: Float32Array, dy: Float32Array, k: n
  * definitions: two-pass mean and biased variance, y = (x - mean) / sqrt(var + eps) * scale + offset,
  * and the gradient of sum(y * dy) through the batch statistics.
  */
-function batchNormLoops(x: Float32Array, dy: Float32Array, scale: Float32Array, offset: Float32Array, C: number, eps: number) {
+function batchNormLoops(x: Float32Array, dy: Float32Array, scale: Float32Array, offset: Float32Array, C: number, eps: number, act: 'none' | 'relu' | 'relu6' = 'none') {
   const rows = x.length / C;
   const mean = new Float64Array(C), variance = new Float64Array(C), inv = new Float64Array(C);
   const y = new Float64Array(x.length), dx = new Float64Array(x.length), dscale = new Float64Array(C), doffset = new Float64Array(C);
@@ -80,12 +80,16 @@ function batchNormLoops(x: Float32Array, dy: Float32Array, scale: Float32Array, 
     variance[c] = v / rows;
     inv[c] = 1 / Math.sqrt(variance[c] + eps);
     let sdy = 0, sdyxhat = 0;
+    const g = new Float64Array(rows);
     for (let r = 0; r < rows; r++) {
       const i = r * C + c;
       const xhat = (x[i] - mean[c]) * inv[c];
-      y[i] = xhat * scale[c] + offset[c];
-      sdy += dy[i];
-      sdyxhat += dy[i] * xhat;
+      const pre = xhat * scale[c] + offset[c];
+      y[i] = act === 'none' ? pre : act === 'relu' ? Math.max(pre, 0) : Math.min(Math.max(pre, 0), 6);
+      // the activation's gradient passes where its input is in the open active range
+      g[r] = act === 'none' || (pre > 0 && (act === 'relu' || pre < 6)) ? dy[i] : 0;
+      sdy += g[r];
+      sdyxhat += g[r] * xhat;
     }
     dscale[c] = sdyxhat;
     doffset[c] = sdy;
@@ -93,7 +97,7 @@ function batchNormLoops(x: Float32Array, dy: Float32Array, scale: Float32Array, 
     for (let r = 0; r < rows; r++) {
       const i = r * C + c;
       const xhat = (x[i] - mean[c]) * inv[c];
-      dx[i] = scale[c] * inv[c] * (dy[i] - sdy / rows - xhat * sdyxhat / rows);
+      dx[i] = scale[c] * inv[c] * (g[r] - sdy / rows - xhat * sdyxhat / rows);
     }
   }
   return { y, mean, variance, inv, dx, dscale, doffset };
@@ -249,19 +253,24 @@ describe("RefConv's own TF kernels (native/refconv_ops.cc)", () => {
 
   // a vector-multiple and an odd channel count; rows above the threading threshold (two chunks);
   // a mean 1000x the spread (the variance must not cancel); a 2-D input; one row per channel block
-  for (const [shape, shift] of [[[2, 5, 5, 16], 0], [[4, 9, 9, 70], 0.5], [[2, 30, 30, 17], 0], [[3, 6, 6, 8], 1000], [[300, 5], 2], [[1, 1, 1, 33], 0]] as Array<[number[], number]>) {
-    it(`RefconvBatchNormTraining and its gradient equal float64 loops (${shape.join('x')}, mean offset ${shift})`, () => {
+  // and with the fused ReLU / ReLU6 (scales up to 4.5 and offsets up to 2.5 put values past 6)
+  for (const [shape, shift, act] of [
+    [[2, 5, 5, 16], 0, 'none'], [[4, 9, 9, 70], 0.5, 'none'], [[2, 30, 30, 17], 0, 'none'], [[3, 6, 6, 8], 1000, 'none'], [[300, 5], 2, 'none'], [[1, 1, 1, 33], 0, 'none'],
+    [[2, 30, 30, 17], 0, 'relu'], [[4, 9, 9, 70], 3, 'relu6'], [[3, 6, 6, 8], 1000, 'relu6'],
+  ] as Array<[number[], number, 'none' | 'relu' | 'relu6']>) {
+    it(`RefconvBatchNormTraining and its gradient equal float64 loops (${shape.join('x')}, mean offset ${shift}, activation ${act})`, () => {
       const C = shape[shape.length - 1]!;
       const size = shape.reduce((a, v) => a * v, 1);
       const x = new Float32Array(randomArray(size, 71).map((v) => shift + 2 * v));
       const dy = new Float32Array(randomArray(size, 72));
-      const scale = new Float32Array(randomArray(C, 73).map((v) => 1 + 0.5 * v));
-      const offset = new Float32Array(randomArray(C, 74));
-      const want = batchNormLoops(x, dy, scale, offset, C, 1e-3);
+      const scale = new Float32Array(randomArray(C, 73).map((v) => (act === 'none' ? 1 + 0.5 * v : 3 + 1.5 * v)));
+      const offset = new Float32Array(randomArray(C, 74).map((v) => (act === 'none' ? v : 1 + 1.5 * v)));
+      const want = batchNormLoops(x, dy, scale, offset, C, 1e-3, act);
+      const activation = act === 'none' ? undefined : act;
       const got = tf.tidy(() => {
         const xt = tf.tensor(x, shape);
-        const [y, mean, variance, inv] = refconvBatchNormTraining(xt, tf.tensor1d(scale), tf.tensor1d(offset), 1e-3);
-        const [dx, dscale, doffset] = refconvBatchNormTrainingGrad(tf.tensor(dy, shape), xt, tf.tensor1d(scale), mean, inv);
+        const [y, mean, variance, inv] = refconvBatchNormTraining(xt, tf.tensor1d(scale), tf.tensor1d(offset), 1e-3, activation);
+        const [dx, dscale, doffset] = refconvBatchNormTrainingGrad(tf.tensor(dy, shape), xt, tf.tensor1d(scale), tf.tensor1d(offset), mean, inv, 1e-3, activation);
         expect(y.shape).toEqual(shape);
         expect(dx.shape).toEqual(shape);
         return [y, mean, variance, inv, dx, dscale, doffset].map((t) => t.dataSync());
@@ -279,7 +288,7 @@ describe("RefConv's own TF kernels (native/refconv_ops.cc)", () => {
   it('RefconvBatchNormTraining rejects mismatched shapes with a message naming the op and the input', () => {
     const x = tf.zeros([2, 3, 3, 4]);
     expect(() => refconvBatchNormTraining(x, tf.ones([5]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D, 1e-3)).toThrow(/RefconvBatchNormTraining: input 1 must be a vector of the channel count/);
-    expect(() => refconvBatchNormTrainingGrad(tf.zeros([2, 3, 3, 5]), x, tf.ones([4]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D, tf.ones([4]) as tf.Tensor1D)).toThrow(/RefconvBatchNormTrainingGrad: input 0 must have x's shape/);
+    expect(() => refconvBatchNormTrainingGrad(tf.zeros([2, 3, 3, 5]), x, tf.ones([4]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D, tf.ones([4]) as tf.Tensor1D, 1e-3)).toThrow(/RefconvBatchNormTrainingGrad: input 0 must have x's shape/);
     x.dispose();
   });
 

@@ -1,9 +1,11 @@
 /**
  * ReLU and ReLU6 on native kernels: their gradients as TF's ReluGrad / Relu6Grad (tfjs computes
  * them as Step + Multiply), and tf.layers ReLU with maxValue 6 as the native Relu6 op (tfjs runs
- * relu then clipByValue, whose gradient is five ops).
+ * relu then clipByValue, whose gradient is five ops); a ReLU layer whose input the
+ * BatchNormalization layer before it already activated (batch-norm.ts) passes it through.
  */
 import * as tf from '@tensorflow/tfjs';
+import { activatedByBatchNorm } from './batch-norm.js';
 import { floatTypeAttr, native } from './native.js';
 
 type LayerCall = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor;
@@ -33,8 +35,12 @@ function patchReluLayer(): void {
   originalReluLayerCall = proto.call;
   const original = originalReluLayerCall as NonNullable<typeof originalReluLayerCall>;
   proto.call = function patchedReluCall(this: { maxValue?: number | null }, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) {
-    if (this.maxValue !== 6) return original.call(this as never, inputs, kwargs);
     const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor;
+    // the BatchNormalization layer before this one already applied it (batch-norm.ts, fusableActivation);
+    // a clone shares the data (no copy) and passes the gradient through
+    const fused = activatedByBatchNorm.get(x);
+    if (fused !== undefined && fused === (this.maxValue == null ? 'relu' : this.maxValue === 6 ? 'relu6' : undefined)) return tf.clone(x);
+    if (this.maxValue !== 6) return original.call(this as never, inputs, kwargs);
     return tf.relu6(x);
   };
 }

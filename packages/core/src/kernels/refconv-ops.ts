@@ -124,25 +124,41 @@ export function refconvRefocusPerKernelGrad(image: tf.Tensor4D, dy: tf.Tensor4D,
   return b.executeSingleOutput('RefconvRefocusPerKernelGrad', [{ name: 'map_k', type: b.binding.TF_ATTR_INT, value: [mapK] }], [image, dy]) as tf.Tensor4D;
 }
 
+/** An activation fused into {@link refconvBatchNormTraining}: applied to its output, its mask to the gradient. */
+export type FusedActivation = 'relu' | 'relu6';
+
+const ACTIVATION_CODE: Record<FusedActivation | 'none', number> = { none: 0, relu: 1, relu6: 2 };
+
+function batchNormAttrs(epsilon: number, activation: FusedActivation | undefined) {
+  const b = native();
+  return [
+    { name: 'epsilon', type: b.binding.TF_ATTR_FLOAT, value: epsilon },
+    { name: 'activation', type: b.binding.TF_ATTR_INT, value: ACTIVATION_CODE[activation ?? 'none'] },
+  ];
+}
+
 /**
  * Training-mode batch norm of `x` over all axes but the last (C channels): returns
  * `[y, mean, variance, invStd]` with the batch mean, the biased batch variance and
- * `invStd = 1 / sqrt(variance + epsilon)`, and `y = (x - mean) * invStd * scale + offset`. Requires
- * {@link loadRefconvOps}.
+ * `invStd = 1 / sqrt(variance + epsilon)`, and `y = act((x - mean) * (invStd * scale) + offset)`
+ * (`act`: the identity, or the fused `activation`). Requires {@link loadRefconvOps}.
  */
-export function refconvBatchNormTraining(x: tf.Tensor, scale: tf.Tensor1D, offset: tf.Tensor1D, epsilon: number): [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D] {
-  const b = native();
-  const [y, mean, variance, invStd] = b.executeMultipleOutputs('RefconvBatchNormTraining', [{ name: 'epsilon', type: b.binding.TF_ATTR_FLOAT, value: epsilon }], [x, scale, offset], 4);
+export function refconvBatchNormTraining(
+  x: tf.Tensor, scale: tf.Tensor1D, offset: tf.Tensor1D, epsilon: number, activation?: FusedActivation,
+): [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D] {
+  const [y, mean, variance, invStd] = native().executeMultipleOutputs('RefconvBatchNormTraining', batchNormAttrs(epsilon, activation), [x, scale, offset], 4);
   return [y!, mean as tf.Tensor1D, variance as tf.Tensor1D, invStd as tf.Tensor1D];
 }
 
 /**
- * The gradient of {@link refconvBatchNormTraining} (batch statistics as functions of x): `[dx,
- * dscale, doffset]` from the output gradient `dy`, `x`, `scale` and the forward's `mean` and
- * `invStd`. Requires {@link loadRefconvOps}.
+ * The gradient of {@link refconvBatchNormTraining} (batch statistics as functions of x, the fused
+ * activation's mask included): `[dx, dscale, doffset]` from the output gradient `dy`, the
+ * forward's inputs and its `mean` and `invStd`. Requires {@link loadRefconvOps}.
  */
-export function refconvBatchNormTrainingGrad(dy: tf.Tensor, x: tf.Tensor, scale: tf.Tensor1D, mean: tf.Tensor1D, invStd: tf.Tensor1D): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
-  const [dx, dscale, doffset] = native().executeMultipleOutputs('RefconvBatchNormTrainingGrad', [], [dy, x, scale, mean, invStd], 3);
+export function refconvBatchNormTrainingGrad(
+  dy: tf.Tensor, x: tf.Tensor, scale: tf.Tensor1D, offset: tf.Tensor1D, mean: tf.Tensor1D, invStd: tf.Tensor1D, epsilon: number, activation?: FusedActivation,
+): [tf.Tensor, tf.Tensor1D, tf.Tensor1D] {
+  const [dx, dscale, doffset] = native().executeMultipleOutputs('RefconvBatchNormTrainingGrad', batchNormAttrs(epsilon, activation), [dy, x, scale, offset, mean, invStd], 3);
   return [dx!, dscale as tf.Tensor1D, doffset as tf.Tensor1D];
 }
 
