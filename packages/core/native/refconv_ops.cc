@@ -658,18 +658,31 @@ void BnFactor(const float* inv, const float* scale, int64_t C, std::vector<float
   for (int64_t c = 0; c < C; ++c) (*k)[c] = inv[c] * scale[c];
 }
 
-void BnCompute(void* kernel, TF_OpKernelContext* ctx) {
-  const BnAttrs attrs = *static_cast<BnAttrs*>(kernel);
+// The two BN kernels' common frame: fetches `inputs` float inputs, checks them (BnShapes: the
+// activations at `first`, [C] vectors from `vectors` on), allocates output 0 with the activations'
+// shape and `vector_outputs` [C] outputs after it, and runs body(inputs, outputs, rows, C).
+template <typename Body>
+void BnKernel(TF_OpKernelContext* ctx, int inputs, size_t first, size_t vectors, int vector_outputs, const char* op, Body body) {
   TF_Status* s = TF_NewStatus();
   Inputs keep;
   std::vector<TF_Tensor*> outs;
   std::vector<float*> o;
   int64_t rows = 0, C = 0;
-  if (FloatInputs(ctx, 3, &keep, s) && BnShapes(ctx, keep, 0, 1, "RefconvBatchNormTraining", &rows, &C, s) &&
-      AllocateOutputs(ctx, {Dims(keep.t[0]), {C}, {C}, {C}}, &o, &outs, s)) {
-    const float* x = static_cast<const float*>(TF_TensorData(keep.t[0]));
-    const float* scale = static_cast<const float*>(TF_TensorData(keep.t[1]));
-    const float* offset = static_cast<const float*>(TF_TensorData(keep.t[2]));
+  if (FloatInputs(ctx, inputs, &keep, s) && BnShapes(ctx, keep, first, vectors, op, &rows, &C, s)) {
+    std::vector<std::vector<int64_t>> dims(1 + vector_outputs, std::vector<int64_t>{C});
+    dims[0] = Dims(keep.t[first]);
+    std::vector<const float*> in;
+    for (TF_Tensor* t : keep.t) in.push_back(static_cast<const float*>(TF_TensorData(t)));
+    if (AllocateOutputs(ctx, dims, &o, &outs, s)) body(in, o, rows, C);
+  }
+  for (TF_Tensor* t : outs) TF_DeleteTensor(t);
+  TF_DeleteStatus(s);
+}
+
+void BnCompute(void* kernel, TF_OpKernelContext* ctx) {
+  const BnAttrs attrs = *static_cast<BnAttrs*>(kernel);
+  BnKernel(ctx, 3, 0, 1, 3, "RefconvBatchNormTraining", [&](const std::vector<const float*>& in, const std::vector<float*>& o, int64_t rows, int64_t C) {
+    const float *x = in[0], *scale = in[1], *offset = in[2];
     std::vector<double> s1, s2;
     BnChannelSums(rows, C, [=](int64_t r0, int64_t r1, double* a, double* b, float* f1, float* f2) { BnStatsRange(x, C, r0, r1, a, b, f1, f2); },
                   &s1, &s2);
@@ -686,26 +699,13 @@ void BnCompute(void* kernel, TF_OpKernelContext* ctx) {
     const float* kp = k.data();
     const int64_t act = attrs.activation;
     ParallelFor(rows, 4 * kRowBlock, [=](int64_t r0, int64_t r1) { BnNormalizeRange(act, x, m, kp, offset, y, C, r0, r1); });
-  }
-  for (TF_Tensor* t : outs) TF_DeleteTensor(t);
-  TF_DeleteStatus(s);
+  });
 }
 
 void BnGradCompute(void* kernel, TF_OpKernelContext* ctx) {
   const int64_t act = static_cast<BnAttrs*>(kernel)->activation;
-  TF_Status* s = TF_NewStatus();
-  Inputs keep;
-  std::vector<TF_Tensor*> outs;
-  std::vector<float*> o;
-  int64_t rows = 0, C = 0;
-  if (FloatInputs(ctx, 6, &keep, s) && BnShapes(ctx, keep, 1, 2, "RefconvBatchNormTrainingGrad", &rows, &C, s) &&
-      AllocateOutputs(ctx, {Dims(keep.t[0]), {C}, {C}}, &o, &outs, s)) {
-    const float* dy = static_cast<const float*>(TF_TensorData(keep.t[0]));
-    const float* x = static_cast<const float*>(TF_TensorData(keep.t[1]));
-    const float* scale = static_cast<const float*>(TF_TensorData(keep.t[2]));
-    const float* offset = static_cast<const float*>(TF_TensorData(keep.t[3]));
-    const float* mean = static_cast<const float*>(TF_TensorData(keep.t[4]));
-    const float* inv = static_cast<const float*>(TF_TensorData(keep.t[5]));
+  BnKernel(ctx, 6, 1, 2, 2, "RefconvBatchNormTrainingGrad", [&](const std::vector<const float*>& in, const std::vector<float*>& o, int64_t rows, int64_t C) {
+    const float *dy = in[0], *x = in[1], *scale = in[2], *offset = in[3], *mean = in[4], *inv = in[5];
     std::vector<float> k;
     BnFactor(inv, scale, C, &k);
     const float* kp = k.data();
@@ -728,9 +728,7 @@ void BnGradCompute(void* kernel, TF_OpKernelContext* ctx) {
     float* dx = o[0];
     const float *p1 = k1.data(), *p2 = k2.data(), *p3 = k3.data();
     ParallelFor(rows, 4 * kRowBlock, [=](int64_t r0, int64_t r1) { BnGradInputRange(act, dy, x, mean, kp, offset, p1, p2, p3, dx, C, r0, r1); });
-  }
-  for (TF_Tensor* t : outs) TF_DeleteTensor(t);
-  TF_DeleteStatus(s);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
